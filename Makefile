@@ -1,0 +1,24 @@
+# The two set-up commands of the README. Each creates .venv when needed (Python 3.11).
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+# dvc runs stage commands (`oak ...`) through the shell: they must find the venv's scripts.
+RUN := PATH="$(BIN):$$PATH"
+
+.PHONY: repro test
+
+repro: $(VENV)/.installed
+	$(RUN) dvc repro
+
+test: $(VENV)/.installed-test
+	$(RUN) pytest
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --editable .
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --editable '.[test]'
+	touch $@ $(VENV)/.installed

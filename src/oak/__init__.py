@@ -1,0 +1,1 @@
+"""Oak: a declarative pipeline that reproduces a comparative study of CNNs on ImageNet."""

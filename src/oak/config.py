@@ -1,0 +1,177 @@
+"""The typed schema of params.yaml, and loading it with `key=value` overrides.
+
+params.yaml is the single source of settings. OmegaConf merges it over the schema below, so an
+unknown key or a value of the wrong type is an error that names the key.
+"""
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from oak.errors import OakError
+
+PARAMS_FILE = Path("params.yaml")
+
+
+@dataclass
+class PathsConfig:
+    """Where each stage writes; dvc.yaml reads the same values, so they are written once."""
+
+    demo: str = "data/demo"
+    shards: str = "data/shards"
+    checkpoints: str = "models"  # <checkpoints>/<model>/last.ckpt
+    metrics: str = "metrics"  # <metrics>/train/<model>.json, <metrics>/eval/<model>.json
+    reports: str = "reports"
+
+
+@dataclass
+class DataConfig:
+    source: str = "data/demo"  # an image tree: train/<wnid>/*.JPEG and val/<wnid>/*.JPEG
+
+
+@dataclass
+class DemoConfig:
+    classes: int = 10
+    train_per_class: int = 100
+    val_per_class: int = 30
+    image_size: int = 72
+    seed: int = 0
+
+
+@dataclass
+class PrepareConfig:
+    samples_per_shard: int = 256
+    seed: int = 0  # shuffles training samples across classes before sharding
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 10  # Lightning's max_epochs
+    batch_size: int = 32
+    lr: float = 3e-3
+    weight_decay: float = 0.05
+    optimizer: str = "adamw"  # any name timm.optim.create_optimizer_v2 knows
+    warmup_epochs: int = 1
+    image_size: int = 64
+    scale_min: float = 0.8  # lower bound of RandomResizedCrop's area fraction
+    hflip: float = 0.5
+    color_jitter: float = 0.0
+    drop_rate: float = 0.0
+    num_workers: int = 1
+    shuffle_buffer: int = 1000
+
+
+@dataclass
+class TrainerConfig:
+    """Keyword arguments of lightning.Trainer, under Lightning's own names."""
+
+    accelerator: str = "auto"
+    devices: Any = 1
+    num_nodes: int = 1
+    strategy: str = "auto"
+    precision: str = "32-true"
+    deterministic: bool = False
+    accumulate_grad_batches: int = 1
+    gradient_clip_val: float | None = None
+    log_every_n_steps: int = 10
+    enable_progress_bar: bool = True
+
+
+@dataclass
+class EvaluateConfig:
+    batch_size: int = 64
+    num_workers: int = 1
+
+
+@dataclass
+class TrackingConfig:
+    uri: str | None = None  # None: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db
+    experiment: str = "oak-demo"
+
+
+@dataclass
+class ReportConfig:
+    title: str = "Oak results"
+
+
+@dataclass
+class OakConfig:
+    seed: int = 0
+    models: list[str] = field(default_factory=lambda: ["resnet18"])
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    demo: DemoConfig = field(default_factory=DemoConfig)
+    prepare: PrepareConfig = field(default_factory=PrepareConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    report: ReportConfig = field(default_factory=ReportConfig)
+
+
+def load_config(path: Path = PARAMS_FILE, overrides: list[str] = ()) -> DictConfig:
+    """The schema, merged with `path` (when it exists) and then with `key=value` overrides."""
+    config = OmegaConf.structured(OakConfig)
+    if path.exists():
+        config = _merge(config, _read_yaml(path), str(path))
+    if overrides:
+        config = _merge(config, _parse_overrides(overrides), "override")
+    OmegaConf.set_readonly(config, True)
+    return config
+
+
+def flatten(config: DictConfig) -> dict[str, Any]:
+    """`{"train.lr": 0.002, ...}`: the resolved config as dotted keys, for run params."""
+    flat: dict[str, Any] = {}
+
+    def walk(node: Any, prefix: str) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                walk(value, f"{prefix}{key}.")
+        else:
+            flat[prefix[:-1]] = node
+
+    walk(OmegaConf.to_container(config, resolve=True), "")
+    return flat
+
+
+def _read_yaml(path: Path) -> DictConfig:
+    try:
+        content = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise OakError(f"{path}: not valid YAML{where}; fix the syntax") from None
+    if content is None:
+        content = {}
+    if not isinstance(content, dict):
+        raise OakError(f"{path}: expected a mapping of settings at the top level")
+    return OmegaConf.create(content)
+
+
+def _parse_overrides(overrides: list[str]) -> DictConfig:
+    for item in overrides:
+        if "=" not in item:
+            raise OakError(f"override {item!r}: expected key=value, e.g. train.epochs=3")
+    try:
+        return OmegaConf.from_dotlist(list(overrides))
+    except OmegaConfBaseException as error:
+        raise OakError(f"override: {_first_line(error)}") from None
+
+
+def _merge(config: DictConfig, update: DictConfig, source: str) -> DictConfig:
+    try:
+        return OmegaConf.merge(config, update)
+    except OmegaConfBaseException as error:
+        key = getattr(error, "full_key", None) or "?"
+        if "not in" in str(error):
+            raise OakError(f"{source}: unknown key '{key}'; check its spelling against the schema in src/oak/config.py") from None
+        raise OakError(f"{source}: key '{key}': {_first_line(error)}") from None
+
+
+def _first_line(error: Exception) -> str:
+    return str(error).strip().splitlines()[0]

@@ -1,0 +1,174 @@
+"""The built-in demo set: synthetic images in the ImageNet folder layout.
+
+Each class is a kind of drawing (a shape, a texture or a layout) with random position, size,
+rotation, colours and noise, so a network must learn visual structure, not a colour. The classes
+carry real ImageNet-1k WordNet IDs so that everything downstream treats the set like ImageNet;
+the pictures have nothing to do with those classes' meaning, and the set is marked synthetic.
+"""
+
+import io
+import json
+import math
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from oak.data.imagenet import IMAGENET_1K_WNIDS
+from oak.errors import OakError
+
+DATASET_FILE = "dataset.json"
+SUPERSAMPLE = 2  # draw at twice the size, then downsample: anti-aliased edges
+JPEG_QUALITY = 90
+
+Draw = Callable[[ImageDraw.ImageDraw, int, np.random.Generator, tuple[int, int, int]], None]
+
+
+def _rotated(points: list[tuple[float, float]], cx: float, cy: float, angle: float) -> list[tuple[float, float]]:
+    cos, sin = math.cos(angle), math.sin(angle)
+    return [(cx + x * cos - y * sin, cy + x * sin + y * cos) for x, y in points]
+
+
+def _centre_and_radius(size: int, rng: np.random.Generator) -> tuple[float, float, float]:
+    radius = rng.uniform(0.2, 0.38) * size
+    cx, cy = (rng.uniform(radius, size - radius) for _ in range(2))
+    return cx, cy, radius
+
+
+def _disc(draw: ImageDraw.ImageDraw, size: int, rng: np.random.Generator, colour: tuple[int, int, int]) -> None:
+    cx, cy, r = _centre_and_radius(size, rng)
+    draw.ellipse((cx - r, cy - r, cx + r, cy + r), fill=colour)
+
+
+def _ring(draw: ImageDraw.ImageDraw, size: int, rng: np.random.Generator, colour: tuple[int, int, int]) -> None:
+    cx, cy, r = _centre_and_radius(size, rng)
+    draw.ellipse((cx - r, cy - r, cx + r, cy + r), outline=colour, width=max(2, int(r * 0.3)))
+
+
+def _polygon(corners: int) -> Draw:
+    def draw_polygon(draw: ImageDraw.ImageDraw, size: int, rng: np.random.Generator, colour: tuple[int, int, int]) -> None:
+        cx, cy, r = _centre_and_radius(size, rng)
+        unit = [(r * math.cos(2 * math.pi * k / corners), r * math.sin(2 * math.pi * k / corners)) for k in range(corners)]
+        draw.polygon(_rotated(unit, cx, cy, rng.uniform(0, 2 * math.pi)), fill=colour)
+
+    return draw_polygon
+
+
+def _cross(draw: ImageDraw.ImageDraw, size: int, rng: np.random.Generator, colour: tuple[int, int, int]) -> None:
+    cx, cy, r = _centre_and_radius(size, rng)
+    w = r * 0.3
+    angle = rng.uniform(0, math.pi / 2)
+    for bar in ([(-r, -w), (r, -w), (r, w), (-r, w)], [(-w, -r), (w, -r), (w, r), (-w, r)]):
+        draw.polygon(_rotated(bar, cx, cy, angle), fill=colour)
+
+
+def _bar(draw: ImageDraw.ImageDraw, size: int, rng: np.random.Generator, colour: tuple[int, int, int]) -> None:
+    cx, cy, r = _centre_and_radius(size, rng)
+    w = r * 0.25
+    draw.polygon(_rotated([(-1.4 * r, -w), (1.4 * r, -w), (1.4 * r, w), (-1.4 * r, w)], cx, cy, rng.uniform(0, math.pi)), fill=colour)
+
+
+def _stripes(draw: ImageDraw.ImageDraw, size: int, rng: np.random.Generator, colour: tuple[int, int, int]) -> None:
+    period = rng.uniform(0.12, 0.22) * size
+    angle = rng.uniform(0, math.pi)
+    for offset in np.arange(-size, size, period):
+        bar = [(offset, -size), (offset + period / 2, -size), (offset + period / 2, size), (offset, size)]
+        draw.polygon(_rotated(bar, size / 2, size / 2, angle), fill=colour)
+
+
+def _checkerboard(draw: ImageDraw.ImageDraw, size: int, rng: np.random.Generator, colour: tuple[int, int, int]) -> None:
+    cell = rng.uniform(0.12, 0.22) * size
+    angle = rng.uniform(0, math.pi / 2)
+    cells = int(size / cell) + 2
+    for i in range(-cells, cells):
+        for j in range(-cells, cells):
+            if (i + j) % 2 == 0:
+                square = [(i * cell, j * cell), ((i + 1) * cell, j * cell), ((i + 1) * cell, (j + 1) * cell), (i * cell, (j + 1) * cell)]
+                draw.polygon(_rotated(square, size / 2, size / 2, angle), fill=colour)
+
+
+def _dots(draw: ImageDraw.ImageDraw, size: int, rng: np.random.Generator, colour: tuple[int, int, int]) -> None:
+    for _ in range(int(rng.integers(12, 25))):
+        r = rng.uniform(0.03, 0.06) * size
+        cx, cy = rng.uniform(0, size, 2)
+        draw.ellipse((cx - r, cy - r, cx + r, cy + r), fill=colour)
+
+
+def _pair(draw: ImageDraw.ImageDraw, size: int, rng: np.random.Generator, colour: tuple[int, int, int]) -> None:
+    """Two equal discs side by side: a class defined by layout, not by a single shape."""
+    r = rng.uniform(0.1, 0.16) * size
+    cx, cy = size / 2 + rng.uniform(-0.1, 0.1, 2) * size
+    gap = rng.uniform(1.3, 1.8) * r
+    angle = rng.uniform(0, math.pi)
+    dx, dy = gap * math.cos(angle), gap * math.sin(angle)
+    for sx, sy in ((cx - dx, cy - dy), (cx + dx, cy + dy)):
+        draw.ellipse((sx - r, sy - r, sx + r, sy + r), fill=colour)
+
+
+KINDS: dict[str, Draw] = {
+    "disc": _disc,
+    "ring": _ring,
+    "triangle": _polygon(3),
+    "square": _polygon(4),
+    "cross": _cross,
+    "stripes": _stripes,
+    "checkerboard": _checkerboard,
+    "dots": _dots,
+    "pair": _pair,
+    "bar": _bar,
+}
+
+
+def demo_wnids(classes: int) -> list[str]:
+    """`classes` real ImageNet-1k WordNet IDs, spread evenly over the sorted list."""
+    if not 2 <= classes <= len(KINDS):
+        raise OakError(f"demo.classes={classes}: the demo set has between 2 and {len(KINDS)} classes")
+    return [IMAGENET_1K_WNIDS[i * len(IMAGENET_1K_WNIDS) // classes] for i in range(classes)]
+
+
+def render(kind: str, size: int, rng: np.random.Generator) -> Image.Image:
+    """One RGB picture of `kind`: random background and colour, light noise."""
+    background = rng.integers(0, 256, 3)
+    foreground = (background + rng.integers(80, 176, 3)) % 256  # never too close to the background
+    canvas = Image.new("RGB", (size * SUPERSAMPLE,) * 2, tuple(int(c) for c in background))
+    KINDS[kind](ImageDraw.Draw(canvas), size * SUPERSAMPLE, rng, tuple(int(c) for c in foreground))
+    pixels = np.asarray(canvas.resize((size, size), Image.Resampling.LANCZOS), dtype=np.float32)
+    pixels += rng.normal(0, 12, pixels.shape)
+    return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
+
+
+def write_demo(out: Path, *, classes: int, train_per_class: int, val_per_class: int, image_size: int, seed: int) -> dict:
+    """Write the demo set to `out` (replacing it) and return its description.
+
+    The set is built in a sibling temp folder and renamed into place, so `out` is either absent
+    or complete. The same arguments give the same bytes.
+    """
+    wnids = demo_wnids(classes)
+    kinds = list(KINDS)[:classes]
+    staging = out.with_name(out.name + ".tmp")
+    shutil.rmtree(staging, ignore_errors=True)
+    for split_index, (split, per_class) in enumerate((("train", train_per_class), ("val", val_per_class))):
+        for class_index, (wnid, kind) in enumerate(zip(wnids, kinds)):
+            folder = staging / split / wnid
+            folder.mkdir(parents=True)
+            for n in range(per_class):
+                rng = np.random.default_rng([seed, split_index, class_index, n])
+                buffer = io.BytesIO()
+                render(kind, image_size, rng).save(buffer, format="JPEG", quality=JPEG_QUALITY)
+                (folder / f"{wnid}_{n}.JPEG").write_bytes(buffer.getvalue())
+    description = {
+        "name": "oak-demo",
+        "synthetic": True,
+        "description": "Synthetic shapes, textures and layouts labelled with ImageNet-1k WordNet IDs; not ImageNet images.",
+        "seed": seed,
+        "image_size": image_size,
+        "classes": dict(zip(wnids, kinds)),
+        "train_per_class": train_per_class,
+        "val_per_class": val_per_class,
+    }
+    (staging / DATASET_FILE).write_text(json.dumps(description, indent=2) + "\n")
+    shutil.rmtree(out, ignore_errors=True)
+    staging.rename(out)
+    return description

@@ -1,0 +1,91 @@
+"""`oak train MODEL`: fit one model on the shards, checkpoint it, and record how it went."""
+
+import time
+from pathlib import Path
+
+import lightning as L
+from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
+from omegaconf import DictConfig, OmegaConf
+from timm.data import create_transform, resolve_data_config
+from torch import nn
+
+from oak.classifier import Classifier
+from oak.config import flatten
+from oak.data.loader import ShardDataModule
+from oak.data.shards import read_info
+from oak.files import write_atomic, write_json
+from oak.models import create_model
+from oak.tracking import mlflow_logger, tracking_uri
+
+CHECKPOINT = "last.ckpt"
+RUN_FILE = "run.json"  # which MLflow run the checkpoint belongs to, for `oak evaluate`
+
+
+def checkpoint_dir(config: DictConfig, model: str) -> Path:
+    return Path(config.paths.checkpoints) / model
+
+
+def train_metrics_path(config: DictConfig, model: str) -> Path:
+    return Path(config.paths.metrics) / "train" / f"{model}.json"
+
+
+def datamodule_for(config: DictConfig, net: nn.Module, *, batch_size: int, num_workers: int) -> ShardDataModule:
+    """The shards, with timm's transforms for `net` (its mean, std, interpolation, crop) at `train.image_size`."""
+    size = config.train.image_size
+    data_config = resolve_data_config({"input_size": (3, size, size)}, model=net)
+    return ShardDataModule(
+        Path(config.paths.shards),
+        train_transform=create_transform(
+            **data_config, is_training=True, scale=(config.train.scale_min, 1.0), hflip=config.train.hflip, color_jitter=config.train.color_jitter
+        ),
+        eval_transform=create_transform(**data_config, is_training=False),
+        batch_size=batch_size,
+        num_workers=num_workers,
+        seed=config.seed,
+        shuffle_buffer=config.train.shuffle_buffer,
+    )
+
+
+def train(config: DictConfig, model: str) -> dict:
+    """Train `model` from scratch; write its checkpoint folder and training metrics; return those metrics."""
+    info = read_info(Path(config.paths.shards))
+    L.seed_everything(config.seed, workers=True)
+    net = create_model(model, num_classes=info["num_classes"], drop_rate=config.train.drop_rate)
+    datamodule = datamodule_for(config, net, batch_size=config.train.batch_size, num_workers=config.train.num_workers)
+    classifier = Classifier(
+        net,
+        num_classes=info["num_classes"],
+        optimizer=config.train.optimizer,
+        lr=config.train.lr,
+        weight_decay=config.train.weight_decay,
+        epochs=config.train.epochs,
+        warmup_epochs=config.train.warmup_epochs,
+    )
+    out = checkpoint_dir(config, model)
+    logger = mlflow_logger(config, model, "train", info)
+    logger.log_hyperparams(flatten(config))
+    trainer = L.Trainer(
+        **OmegaConf.to_container(config.trainer),
+        max_epochs=config.train.epochs,
+        logger=logger,
+        callbacks=[ModelCheckpoint(dirpath=out, save_last=True, save_top_k=0), LearningRateMonitor("epoch")],
+        reload_dataloaders_every_n_epochs=1,  # a fresh shuffle per epoch, see ShardDataModule
+        default_root_dir=out,
+    )
+    start = time.perf_counter()
+    trainer.fit(classifier, datamodule=datamodule)
+    seconds = time.perf_counter() - start
+    logged = {name: float(value) for name, value in trainer.callback_metrics.items()}
+    metrics = {
+        "epochs": trainer.current_epoch,
+        "steps": trainer.global_step,
+        "train_seconds": round(seconds, 2),
+        "train_loss": logged["train/loss"],
+        "val_top1": logged["val/top1"],
+        "val_loss": logged["val/loss"],
+    }
+    write_atomic(out / "config.yaml", OmegaConf.to_yaml(config))
+    write_json(out / RUN_FILE, {"tracking_uri": tracking_uri(config), "experiment_id": logger.experiment_id, "run_id": logger.run_id})
+    logger.log_metrics({"train_seconds": seconds}, step=trainer.global_step)
+    write_json(train_metrics_path(config, model), metrics)
+    return metrics

@@ -1,0 +1,109 @@
+"""End to end: `dvc repro` in a copy of the repository, on a shrunken demo, with the real DVC and MLflow."""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from mlflow import MlflowClient
+
+REPO = Path(__file__).resolve().parents[1]
+MODELS = ["resnet18", "shufflenet_v2_x0_5"]
+SHRINK = {
+    "models": MODELS,
+    "demo": {"classes": 4, "train_per_class": 12, "val_per_class": 6, "image_size": 40},
+    "prepare": {"samples_per_shard": 16},
+    "train": {"epochs": 1, "batch_size": 8, "image_size": 32, "num_workers": 0},
+    "evaluate": {"num_workers": 0},
+}
+
+
+def merge(base: dict, update: dict) -> dict:
+    return {**base, **{k: merge(base[k], v) if isinstance(v, dict) else v for k, v in update.items()}}
+
+
+def run(command: list[str], cwd: Path) -> str:
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}  # exercise the default store
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, f"{command} failed:\n{result.stdout}\n{result.stderr}"
+    return result.stdout + result.stderr
+
+
+def stages_run(output: str) -> set[str]:
+    return set(re.findall(r"Running stage '([^']+)'", output))
+
+
+def set_params(repo: Path, update: dict) -> None:
+    params = repo / "params.yaml"
+    params.write_text(yaml.safe_dump(merge(yaml.safe_load(params.read_text()), update), sort_keys=False))
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The repository's files (committed or not, minus ignored ones) in a fresh git repo."""
+    copy = tmp_path_factory.mktemp("e2e") / "oak"
+    listed = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"], cwd=REPO, capture_output=True, text=True, check=True
+    ).stdout
+    for name in filter(None, listed.split("\0")):
+        if (REPO / name).is_file():
+            (copy / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / name, copy / name)
+    for tracked_output in ("dvc.lock", "reports"):
+        shutil.rmtree(copy / tracked_output, ignore_errors=True) if (copy / tracked_output).is_dir() else (copy / tracked_output).unlink(missing_ok=True)
+    set_params(copy, SHRINK)
+    git = ["git", "-c", "user.name=oak", "-c", "user.email=oak@localhost"]
+    run(["git", "init", "-q"], copy)
+    run(git + ["add", "-A"], copy)
+    run(git + ["commit", "-qm", "copy"], copy)
+    return copy
+
+
+@pytest.fixture(scope="module")
+def first_repro(repo: Path) -> str:
+    return run(["dvc", "repro"], repo)
+
+
+def test_repro_runs_every_stage_and_writes_every_output(repo: Path, first_repro: str) -> None:
+    expected = {"demo-data", "prepare", "report"} | {f"{stage}@{m}" for stage in ("train", "evaluate") for m in MODELS}
+    assert stages_run(first_repro) == expected
+    for model in MODELS:
+        assert (repo / "models" / model / "last.ckpt").exists()
+        assert set(json.loads((repo / "metrics" / "eval" / f"{model}.json").read_text())) >= {"top1", "top5", "loss", "params"}
+    for name in ("results.md", "results.csv", "top1_vs_params.png"):
+        assert (repo / "reports" / name).stat().st_size > 0
+    assert "synthetic" in (repo / "reports" / "results.md").read_text()
+
+
+def test_dvc_knows_the_metrics(repo: Path, first_repro: str) -> None:
+    shown = json.loads(run(["dvc", "metrics", "show", "--json"], repo))
+    files = next(iter(shown.values()))["data"]
+    assert {f"metrics/eval/{m}.json" for m in MODELS} <= set(files)
+
+
+def test_mlflow_holds_one_run_per_model_with_the_dvc_numbers(repo: Path, first_repro: str) -> None:
+    client = MlflowClient(f"sqlite:///{repo / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("oak-demo")
+    runs = {r.info.run_name: r for r in client.search_runs([experiment.experiment_id])}
+    assert set(runs) == set(MODELS)
+    for model, mlflow_run in runs.items():
+        metrics = json.loads((repo / "metrics" / "eval" / f"{model}.json").read_text())
+        assert mlflow_run.data.metrics["eval/top1"] == pytest.approx(metrics["top1"])
+        assert mlflow_run.data.tags["synthetic"] == "true"
+
+
+def test_a_second_repro_runs_nothing(repo: Path, first_repro: str) -> None:
+    assert stages_run(run(["dvc", "repro"], repo)) == set()
+
+
+def test_changing_the_epochs_reruns_training_downstream_only(repo: Path, first_repro: str) -> None:
+    set_params(repo, {"train": {"epochs": 2}})
+    rerun = stages_run(run(["dvc", "repro"], repo))
+    assert rerun == {"report"} | {f"{stage}@{m}" for stage in ("train", "evaluate") for m in MODELS}
+    assert json.loads((repo / "metrics" / "train" / f"{MODELS[0]}.json").read_text())["epochs"] == 2
