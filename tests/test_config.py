@@ -27,7 +27,7 @@ def test_values_from_the_file_and_overrides_win_over_the_schema(tmp_path: Path) 
     assert config.train.epochs == 3
     assert config.train.lr == 0.5
     assert list(config.models) == ["a", "b"]
-    assert config.train.batch_size == 32  # untouched keys keep the schema's default
+    assert config.train.batch_size == 16  # untouched keys keep the schema's default
 
 
 def test_an_unknown_key_is_named(tmp_path: Path) -> None:

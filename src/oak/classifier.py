@@ -23,7 +23,7 @@ class Classifier(L.LightningModule):
         warmup_epochs: int = 0,
     ) -> None:
         super().__init__()
-        self.save_hyperparameters(ignore=["net"])
+        self.save_hyperparameters(ignore=["net"], logger=False)  # the run params are the resolved config
         self.net = net
         self.loss = nn.CrossEntropyLoss()
         # One metric pair per stage, keyed "<stage>_<name>": Lightning resets and syncs each at its

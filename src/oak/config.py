@@ -51,8 +51,8 @@ class PrepareConfig:
 @dataclass
 class TrainConfig:
     epochs: int = 10  # Lightning's max_epochs
-    batch_size: int = 32
-    lr: float = 3e-3
+    batch_size: int = 16
+    lr: float = 6e-3
     weight_decay: float = 0.05
     optimizer: str = "adamw"  # any name timm.optim.create_optimizer_v2 knows
     warmup_epochs: int = 1

@@ -1,6 +1,7 @@
 """Reading Oak's shards for Lightning: a LightningDataModule over webdataset pipelines."""
 
 import random
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -11,6 +12,11 @@ from torch.utils.data import DataLoader
 from oak.data.shards import read_info
 
 Transform = Callable
+
+# Both warn that a length set on an iterable dataset is not enforced. Ours is the exact sample
+# count of the shards, split by rank and worker, and serves only the progress bar and schedules.
+warnings.filterwarnings("ignore", message=r"\.with_length\(\) only sets the value of __len__")
+warnings.filterwarnings("ignore", message=r"Your `IterableDataset` has `__len__` defined")
 
 
 def shard_pipeline(urls: list[str], transform: Transform, *, shuffle_seed: str | None, shuffle_buffer: int) -> wds.DataPipeline:
