@@ -1,22 +1,71 @@
-"""The model registry: timm's names and Oak's additions under one call; unknown names get suggestions."""
+"""The study's model zoo: every model builds, trains, has its published size, and its facts."""
 
 import pytest
 import torch
+from timm.models.resnet import BasicBlock
 
 from oak.errors import OakError
 from oak.models import create_model, parameter_count
+from oak.models.calculations import TABLE_3, compound_scaling, measured_conv_macs, regular_calculations, separable_calculations
+from oak.models.facts import model_facts
+from oak.models.plain import PlainBlock
+from oak.models.registry import ZOO
+
+# The smallest input each architecture takes without its feature maps vanishing.
+SMALL_INPUT = {name: 96 if name.startswith("inception") else 64 for name in ZOO}
 
 
-@pytest.mark.parametrize("name", ["resnet18", "efficientnet_b0", "shufflenet_v2_x0_5"])
-def test_models_build_with_the_requested_classes(name: str) -> None:
+@pytest.mark.parametrize("name", list(ZOO))
+def test_forward_backward_reaches_every_parameter(name: str) -> None:
+    torch.manual_seed(0)
     model = create_model(name, num_classes=7)
-    model.eval()
-    assert model(torch.randn(2, 3, 64, 64)).shape == (2, 7)
+    model.train()
+    size = SMALL_INPUT[name]
+    output = model(torch.randn(2, 3, size, size))
+    assert output.shape == (2, 7)
+    output.square().mean().backward()
+    assert [n for n, p in model.named_parameters() if p.grad is None] == []
 
 
-def test_shufflenet_v2_x1_0_has_its_published_size() -> None:
-    # torchvision's model card: 2,278,604 parameters with 1000 classes
-    assert parameter_count(create_model("shufflenet_v2_x1_0", num_classes=1000)) == 2_278_604
+@pytest.mark.parametrize("name", [n for n, card in ZOO.items() if card.published_params])
+def test_parameter_count_equals_the_published_one(name: str) -> None:
+    with torch.device("meta"):
+        count = parameter_count(create_model(name, num_classes=1000))
+    published = ZOO[name].published_params
+    # timm's cards round to 0.01M; torchvision's give exact counts
+    assert abs(count - published) <= (5_000 if published % 10_000 == 0 else 0), f"{name}: {count:,} vs {published:,}"
+
+
+@pytest.mark.parametrize("name", ["plain18", "plain34"])
+def test_plain_nets_carry_no_shortcut(name: str) -> None:
+    model = create_model(name, num_classes=10).eval()
+    blocks = [m for m in model.modules() if isinstance(m, BasicBlock)]
+    assert blocks and all(isinstance(b, PlainBlock) and b.downsample is None for b in blocks)
+    assert all(torch.equal(b.bn2.weight, torch.ones_like(b.bn2.weight)) for b in blocks)  # no zero-init: the net trains
+    with torch.no_grad():
+        for block in blocks:
+            block.conv2.weight.zero_()
+            x = torch.rand(1, block.conv1.in_channels, 8, 8) + 1
+            assert torch.count_nonzero(block(x)) == 0  # a residual block would pass relu(x) through
+
+
+def test_plain_and_residual_differ_only_by_the_shortcut_projections() -> None:
+    projections = sum(parameter_count(b.downsample) for b in create_model("resnet18", 10).modules() if isinstance(b, BasicBlock) and b.downsample)
+    assert parameter_count(create_model("resnet18", 10)) - parameter_count(create_model("plain18", 10)) == projections
+
+
+def test_regularisation_reaches_the_model() -> None:
+    resnet = create_model("resnet50", num_classes=10, drop_rate=0.3, drop_path_rate=0.1)
+    assert resnet.drop_rate == 0.3
+    assert [b.drop_path.drop_prob for b in resnet.layer4][-1] == pytest.approx(0.1)
+    assert create_model("alexnet", num_classes=10, drop_rate=0.25).classifier[0].p == 0.25
+
+
+def test_options_a_model_lacks_are_refused() -> None:
+    with pytest.raises(OakError, match="shufflenet_v2_x1_0 has no dropout"):
+        create_model("shufflenet_v2_x1_0", num_classes=10, drop_rate=0.2)
+    with pytest.raises(OakError, match="plain networks have no residual branch"):
+        create_model("plain18", num_classes=10, drop_path_rate=0.1)
 
 
 def test_an_unknown_name_suggests_the_closest() -> None:
@@ -24,6 +73,28 @@ def test_an_unknown_name_suggests_the_closest() -> None:
         create_model("resnet181", num_classes=10)
 
 
-def test_dropout_where_the_model_has_none_is_refused() -> None:
-    with pytest.raises(OakError, match="shufflenet_v2_x1_0 has no dropout"):
-        create_model("shufflenet_v2_x1_0", num_classes=10, drop_rate=0.2)
+def test_facts_of_a_model() -> None:
+    facts = model_facts("resnet50", resolution=224)
+    assert facts.params == 25_557_032
+    assert facts.macs == pytest.approx(4.1e9, rel=0.02)  # the well-known 4.1 GMACs of ResNet-50 at 224
+    assert facts.family == "large-scale" and facts.year == 2016
+    assert facts.data.interpolation == "bicubic" and len(facts.data.mean) == 3
+    assert model_facts("shufflenet_v2_x1_0").data.test_size == 224  # from torchvision's weights' preset
+
+
+def test_table_3_is_reproduced_exactly() -> None:
+    depthwise, pointwise = separable_calculations(TABLE_3)
+    assert (depthwise, pointwise, depthwise + pointwise) == (675, 9600, 10275)
+    assert regular_calculations(TABLE_3) == 86400
+    assert round(86400 / 10275, 1) == 8.4
+    assert measured_conv_macs(TABLE_3) == (86400, 10275)
+
+
+def test_compound_scaling_beside_the_released_models() -> None:
+    rows = compound_scaling()
+    assert [r.width_measured for r in rows] == [r.released_width for r in rows]
+    assert [r.blocks for r in rows][0] == 16
+    assert all(later.macs > earlier.macs for earlier, later in zip(rows, rows[1:]))
+    # The released models grow by about (alpha beta^2 gamma^2)^phi = 1.92^phi, well short of 2^phi by B7.
+    assert rows[7].macs_vs_b0 == pytest.approx(rows[7].formula_flops_factor, rel=0.1)
+    assert rows[7].macs_vs_b0 < 0.8 * rows[7].two_to_phi

@@ -57,6 +57,61 @@ def _report(config: DictConfig, args: argparse.Namespace) -> None:
         print(f"wrote {path}")
 
 
+def _models(config: DictConfig, args: argparse.Namespace) -> None:
+    import json
+
+    from oak.models.facts import model_facts
+    from oak.models.registry import ZOO
+
+    names = args.model or list(ZOO)
+    facts = [model_facts(name, args.resolution) for name in names]
+    if args.json:
+        print(json.dumps([f.as_dict() for f in facts], indent=2))
+        return
+    print(f"{'model':24} {'family':12} {'year':>4} {'params':>14} {'published':>12} {'res':>4} {'GMACs':>8} {'activ. (M)':>10} {'train/test':>9} {'crop':>6} interp.")
+    for f in facts:
+        published = f"{f.published_params:,}" if f.published_params else "-"
+        sizes = f"{f.data.train_size}/{f.data.test_size}"
+        print(
+            f"{f.name:24} {f.family:12} {f.year:>4} {f.params:>14,} {published:>12} {f.resolution:>4} {f.macs / 1e9:>8.3f}"
+            f" {f.activations / 1e6:>10.2f} {sizes:>9} {f.data.crop_pct:>6} {f.data.interpolation}"
+        )
+
+
+def _calc(config: DictConfig, args: argparse.Namespace) -> None:
+    from dataclasses import asdict
+
+    from oak.models.calculations import TABLE_3, compound_scaling, measured_conv_macs, regular_calculations, separable_calculations
+
+    regular = regular_calculations(TABLE_3)
+    depthwise, pointwise = separable_calculations(TABLE_3)
+    measured_regular, measured_separable = measured_conv_macs(TABLE_3)
+    print("Table 3: 7x7x3 input, 5x5x128 output, 3x3 kernels")
+    print(f"  depthwise separable: {depthwise} + {pointwise} = {depthwise + pointwise} (PyTorch layers measured: {measured_separable})")
+    print(f"  regular:             {regular} (measured: {measured_regular}); ratio {regular / (depthwise + pointwise):.2f}x")
+    print("EfficientNet compound scaling (alpha 1.2, beta 1.1, gamma 1.15):")
+    for row in compound_scaling():
+        print("  " + ", ".join(f"{k}={v}" for k, v in asdict(row).items()))
+
+
+def _bench(config: DictConfig, args: argparse.Namespace) -> None:
+    import torch
+
+    from oak.bench.infer import bench_infer
+    from oak.files import write_json
+    from oak.models.facts import model_facts
+
+    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    results = []
+    for name in args.model or list(config.models):
+        resolution = args.resolution or model_facts(name).data.test_size
+        results.append(bench_infer(name, resolution=resolution, batch_size=args.batch_size, device=device))
+        print(results[-1])
+    out = Path(config.paths.metrics) / "bench" / "infer.json"
+    write_json(out, {"results": results})
+    print(f"wrote {out}")
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="oak", description=__doc__.split("\n\n")[0])
     root.add_argument("--params", type=Path, default=PARAMS_FILE, help="the params file (default: %(default)s)")
@@ -77,6 +132,17 @@ def parser() -> argparse.ArgumentParser:
     verb("train", _train, "train one model", takes_model=True)
     verb("evaluate", _evaluate, "evaluate one trained model", takes_model=True)
     verb("report", _report, "write the results table and figure")
+    models = verb("models", _models, "the model zoo and each model's architecture facts")
+    models.add_argument("--model", action="append", help="only this model (repeatable); default: the whole zoo")
+    models.add_argument("--resolution", type=int, help="count MACs and activations at this size (default: each model's test size)")
+    models.add_argument("--json", action="store_true", help="print JSON")
+    verb("calc", _calc, "the paper's calculations: Table 3 and EfficientNet's compound scaling")
+    bench = verb("bench", _bench, "measure inference speed")
+    bench.add_argument("what", choices=["infer"], help="infer: throughput at --batch-size and latency at batch 1")
+    bench.add_argument("--model", action="append", help="a model to measure (repeatable); default: params.yaml's models")
+    bench.add_argument("--resolution", type=int, help="input size (default: each model's test size)")
+    bench.add_argument("--batch-size", type=int, default=8)
+    bench.add_argument("--device", help="cpu or cuda[:N] (default: cuda when present)")
     return root
 
 

@@ -1,0 +1,85 @@
+"""Architecture facts computed from the model itself, on the meta device: no weights, no memory.
+
+Parameters, MACs (multiply-accumulates, counted by torch's FlopCounterMode: FLOPs / 2) and
+activations (elements output by every convolution and linear layer, the count used by
+Radosavovic et al. 2020) at a resolution, plus the model's native data configuration.
+"""
+
+from dataclasses import asdict, dataclass
+
+import torch
+import torchvision
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from oak.models.registry import ZOO, create_model, parameter_count
+
+
+@dataclass(frozen=True)
+class DataFacts:
+    weights: str  # whose preprocessing this is: timm's default pretrained tag, or torchvision's weights
+    train_size: int
+    test_size: int
+    crop_pct: float
+    interpolation: str
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class ModelFacts:
+    name: str
+    family: str
+    year: int
+    reference: str
+    params: int
+    published_params: int | None
+    params_source: str
+    resolution: int  # the MACs and activations below are for one image of this size
+    macs: int
+    activations: int
+    data: DataFacts
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def data_facts(name: str, model: nn.Module) -> DataFacts:
+    """The input a model was trained and evaluated at: timm's pretrained config, or torchvision's weights' transforms."""
+    config = getattr(model, "pretrained_cfg", None)
+    if config:
+        test_size = config.get("test_input_size", config["input_size"])[-1]
+        return DataFacts(f"timm {config['architecture']}.{config['tag']}", config["input_size"][-1], test_size, config["crop_pct"], config["interpolation"], tuple(config["mean"]), tuple(config["std"]))
+    weights = torchvision.models.get_model_weights(name).DEFAULT
+    preset = weights.transforms()
+    crop, resize = preset.crop_size[0], preset.resize_size[0]
+    return DataFacts(f"torchvision {weights}", crop, crop, round(crop / resize, 4), preset.interpolation.value, tuple(preset.mean), tuple(preset.std))
+
+
+def count_macs_and_activations(model: nn.Module, resolution: int) -> tuple[int, int]:
+    activations = 0
+
+    def count_output(module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
+        nonlocal activations
+        activations += output.numel()
+
+    hooks = [m.register_forward_hook(count_output) for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    counter = FlopCounterMode(display=False)
+    with torch.no_grad(), counter:
+        model.eval()(torch.empty(1, 3, resolution, resolution, device="meta"))
+    for hook in hooks:
+        hook.remove()
+    return counter.get_total_flops() // 2, activations
+
+
+def model_facts(name: str, resolution: int | None = None, num_classes: int = 1000) -> ModelFacts:
+    """The facts of `name`; MACs and activations at `resolution`, else at its native test size."""
+    with torch.device("meta"):
+        model = create_model(name, num_classes=num_classes)
+    data = data_facts(name, model)
+    resolution = resolution or data.test_size
+    macs, activations = count_macs_and_activations(model, resolution)
+    card = ZOO[name]
+    return ModelFacts(
+        name, card.family, card.year, card.reference, parameter_count(model), card.published_params, card.source, resolution, macs, activations, data
+    )
