@@ -1,4 +1,4 @@
-"""params.yaml is checked against a typed schema; every mistake names its key."""
+"""params.yaml is checked against a typed schema; every mistake names its key, in one error line."""
 
 import subprocess
 import sys
@@ -68,3 +68,11 @@ def test_the_command_prints_one_error_line_and_exits_non_zero(tmp_path: Path) ->
     )
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [f"oak report: error: {params}: unknown key 'train.epoch'; check its spelling against the schema in src/oak/config.py"]
+
+
+def test_an_unknown_model_stops_the_command_with_the_closest_names(tmp_path: Path) -> None:
+    result = subprocess.run([sys.executable, "-m", "oak.cli", "train", "resnet181"], capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 2
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("oak train: error: unknown model 'resnet181'; closest: resnet18")
+    assert not (tmp_path / "models").exists() and not (tmp_path / "mlflow.db").exists()

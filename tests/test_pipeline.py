@@ -87,11 +87,13 @@ def test_dvc_knows_the_metrics(repo: Path, first_repro: str) -> None:
     assert {f"metrics/eval/{m}.json" for m in MODELS} <= set(files)
 
 
-def test_mlflow_holds_one_run_per_model_with_the_dvc_numbers(repo: Path, first_repro: str) -> None:
+def test_mlflow_holds_one_run_per_model_with_the_dvc_numbers_and_one_for_the_report(repo: Path, first_repro: str) -> None:
     client = MlflowClient(f"sqlite:///{repo / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("oak-demo")
     runs = {r.info.run_name: r for r in client.search_runs([experiment.experiment_id])}
-    assert set(runs) == set(MODELS)
+    assert set(runs) == set(MODELS) | {"report"}
+    report_files = {a.path for a in client.list_artifacts(runs.pop("report").info.run_id)}
+    assert report_files == {"results.md", "results.csv", "top1_vs_params.png"}
     for model, mlflow_run in runs.items():
         metrics = json.loads((repo / "metrics" / "eval" / f"{model}.json").read_text())
         assert mlflow_run.data.metrics["eval/top1"] == pytest.approx(metrics["top1"])

@@ -1,5 +1,7 @@
 """The LightningModule every Oak model trains and evaluates in; the network is passed in built."""
 
+import time
+
 import lightning as L
 import torch
 from timm.optim import create_optimizer_v2
@@ -51,8 +53,18 @@ class Classifier(L.LightningModule):
             self.log(f"{stage}/{name}", metric, on_step=False, on_epoch=True, batch_size=batch_size)
         return loss
 
+    def on_train_epoch_start(self) -> None:
+        # One "lr" key whatever the optimizer, so the runs of a study line up in MLflow's compare view.
+        self.log("lr", self.trainer.optimizers[0].param_groups[0]["lr"], on_step=False, on_epoch=True)
+        self._epoch_start, self._epoch_images = time.perf_counter(), 0
+
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_index: int) -> torch.Tensor:
+        self._epoch_images += batch[1].shape[0]
         return self._step(batch, "train")
+
+    def on_train_epoch_end(self) -> None:
+        seconds = time.perf_counter() - self._epoch_start
+        self.log("train/images_per_second", self._epoch_images / seconds, on_step=False, on_epoch=True)
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_index: int) -> None:
         self._step(batch, "val")

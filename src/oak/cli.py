@@ -112,6 +112,18 @@ def _bench(config: DictConfig, args: argparse.Namespace) -> None:
     print(f"wrote {out}")
 
 
+def _server(config: DictConfig, args: argparse.Namespace) -> None:
+    import os
+
+    from oak.tracking import server_command
+
+    command = server_command(host=args.host, port=args.port)
+    if args.basic_auth:
+        command += ["--app-name", "basic-auth"]
+    print(" ".join(command), flush=True)
+    os.execvp(command[0], command)
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="oak", description=__doc__.split("\n\n")[0])
     root.add_argument("--params", type=Path, default=PARAMS_FILE, help="the params file (default: %(default)s)")
@@ -137,6 +149,10 @@ def parser() -> argparse.ArgumentParser:
     models.add_argument("--resolution", type=int, help="count MACs and activations at this size (default: each model's test size)")
     models.add_argument("--json", action="store_true", help="print JSON")
     verb("calc", _calc, "the paper's calculations: Table 3 and EfficientNet's compound scaling")
+    server = verb("server", _server, "serve the MLflow store (sqlite:///mlflow.db) and UI to a team")
+    server.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s, this machine only)")
+    server.add_argument("--port", type=int, default=5000)
+    server.add_argument("--basic-auth", action="store_true", help="require MLflow's basic-auth logins")
     bench = verb("bench", _bench, "measure inference speed")
     bench.add_argument("what", choices=["infer"], help="infer: throughput at --batch-size and latency at batch 1")
     bench.add_argument("--model", action="append", help="a model to measure (repeatable); default: params.yaml's models")

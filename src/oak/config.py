@@ -91,6 +91,7 @@ class EvaluateConfig:
 class TrackingConfig:
     uri: str | None = None  # None: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db
     experiment: str = "oak-demo"
+    log_checkpoints: bool = False  # upload checkpoints as run artifacts
 
 
 @dataclass

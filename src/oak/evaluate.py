@@ -11,8 +11,8 @@ from oak.classifier import Classifier
 from oak.data.shards import read_info
 from oak.errors import OakError
 from oak.files import write_json
-from oak.models import create_model, parameter_count
-from oak.tracking import existing_run, mlflow_logger, tracking_uri
+from oak.models import check_model_name, create_model, parameter_count
+from oak.tracking import existing_run, log_artifacts, mlflow_logger, tracking_uri
 from oak.train import CHECKPOINT, RUN_FILE, checkpoint_dir, datamodule_for
 
 
@@ -30,6 +30,7 @@ def load_weights(net: torch.nn.Module, checkpoint: Path) -> None:
 
 def evaluate(config: DictConfig, model: str) -> dict:
     """Evaluate `model`'s checkpoint on every val sample, add the results to its training run, write its metrics."""
+    check_model_name(model)
     info = read_info(Path(config.paths.shards))
     net = create_model(model, num_classes=info["num_classes"])
     folder = checkpoint_dir(config, model)
@@ -53,7 +54,8 @@ def evaluate(config: DictConfig, model: str) -> dict:
         "params": parameter_count(net),
         "samples": info["splits"]["val"]["num_samples"],
     }
+    write_json(eval_metrics_path(config, model), metrics)
     logger.log_metrics({"params": metrics["params"]})
     logger.experiment.set_tag(logger.run_id, "stage", "train,evaluate" if run_id else "evaluate")
-    write_json(eval_metrics_path(config, model), metrics)
+    log_artifacts(logger, eval_metrics_path(config, model))
     return metrics

@@ -15,6 +15,7 @@ from oak.data.shards import dataset_label, is_synthetic, read_info
 from oak.errors import OakError
 from oak.evaluate import eval_metrics_path
 from oak.files import write_atomic
+from oak.tracking import log_report_run
 from oak.train import train_metrics_path
 
 COLUMNS = ("model", "top1_pct", "top5_pct", "params_m", "epochs", "train_seconds")
@@ -101,4 +102,5 @@ def write_report(config: DictConfig) -> list[Path]:
     }
     for path, content in outputs.items():
         write_atomic(path, content)
+    log_report_run(config, info, list(outputs))
     return list(outputs)

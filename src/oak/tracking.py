@@ -1,21 +1,33 @@
-"""MLflow conventions: where runs go, what they are named, and what they are tagged with.
+"""MLflow conventions: where runs go, what they are named, what they hold, and how they end.
 
 One experiment per study (`tracking.experiment`), one run per model named after the model;
-training opens the run and evaluation adds its final metrics to the same run.
+training opens the run and evaluation adds its final metrics to the same run. A run that raises
+ends FAILED, Ctrl-C ends it KILLED, and a run left RUNNING by a killed process on this host is
+closed as KILLED by the next invocation for the same model.
 """
 
+import hashlib
+import json
 import os
+import re
 import socket
 import subprocess
+from pathlib import Path
 
+from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.loggers import MLFlowLogger
+from lightning.pytorch.utilities import rank_zero_only
 from mlflow import MlflowClient
+from mlflow.entities import RunStatus
 from mlflow.exceptions import MlflowException
 from omegaconf import DictConfig
 
+from oak.config import flatten
 from oak.data.shards import dataset_label, is_synthetic
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+SECRET_NAME = re.compile(r"token|password|secret|key", re.IGNORECASE)
+REDACTED = "<redacted>"
 
 
 def tracking_uri(config: DictConfig) -> str:
@@ -25,6 +37,21 @@ def tracking_uri(config: DictConfig) -> str:
     MLflow 3 refuses.
     """
     return config.tracking.uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+
+
+def run_params(config: DictConfig) -> dict[str, object]:
+    """The resolved config as dotted keys, with the values of secret-looking keys redacted."""
+    return {key: REDACTED if SECRET_NAME.search(key.rsplit(".", 1)[-1]) else value for key, value in flatten(config).items()}
+
+
+def params_hash(config: DictConfig) -> str:
+    return hashlib.sha256(json.dumps(flatten(config), sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def dataset_fingerprint(info: dict) -> str:
+    """A hash of every shard's sha256: equal fingerprints mean byte-identical data."""
+    digests = [digest for split in sorted(info["splits"]) for digest in info["splits"][split]["sha256"]]
+    return hashlib.sha256("\n".join(digests).encode()).hexdigest()[:12]
 
 
 def git_state() -> tuple[str, bool]:
@@ -39,27 +66,52 @@ def git_state() -> tuple[str, bool]:
     return commit, bool(changes.strip())
 
 
-def run_tags(model: str, stage: str, info: dict) -> dict[str, str]:
+def run_tags(config: DictConfig, stage: str, info: dict, model: str | None = None) -> dict[str, str]:
     commit, dirty = git_state()
+    trainer = config.trainer
     return {
-        "model": model,
+        **({"model": model} if model else {}),
         "stage": stage,
         "git_commit": commit,
         "git_dirty": str(dirty).lower(),
+        "params_hash": params_hash(config),
         "dataset": dataset_label(info),
+        "dataset_fingerprint": dataset_fingerprint(info),
         "synthetic": str(is_synthetic(info)).lower(),
+        "devices": f"{trainer.accelerator} x {trainer.devices} x {trainer.num_nodes} node(s)",
         "host": socket.gethostname(),
+        "pid": str(os.getpid()),
     }
 
 
-def mlflow_logger(config: DictConfig, model: str, stage: str, info: dict, run_id: str | None = None) -> MLFlowLogger:
+class OakMLFlowLogger(MLFlowLogger):
+    """Lightning's MLflow logger, ending the run KILLED rather than FAILED after Ctrl-C."""
+
+    interrupted = False
+
+    def finalize(self, status: str = "success") -> None:
+        super().finalize(RunStatus.to_string(RunStatus.KILLED) if self.interrupted and status == "failed" else status)
+
+
+class MarkInterrupted(Callback):
+    """Tells the logger that training stopped on Ctrl-C (Lightning reports it as a failure)."""
+
+    def on_exception(self, trainer: Trainer, module: LightningModule, exception: BaseException) -> None:
+        if isinstance(exception, KeyboardInterrupt):
+            for logger in trainer.loggers:
+                if isinstance(logger, OakMLFlowLogger):
+                    logger.interrupted = True
+
+
+def mlflow_logger(config: DictConfig, model: str, stage: str, info: dict, run_id: str | None = None) -> OakMLFlowLogger:
     """A Lightning logger for `model`'s run; `run_id` continues an existing run instead of opening one."""
-    return MLFlowLogger(
+    return OakMLFlowLogger(
         experiment_name=config.tracking.experiment,
         run_name=model,
         tracking_uri=tracking_uri(config),
-        tags=run_tags(model, stage, info),
+        tags=run_tags(config, stage, info, model),
         run_id=run_id,
+        log_model=config.tracking.log_checkpoints,
     )
 
 
@@ -70,3 +122,61 @@ def existing_run(uri: str, run_id: str) -> str | None:
     except MlflowException:
         return None
     return run_id
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@rank_zero_only
+def close_abandoned_runs(config: DictConfig, model: str) -> list[str]:
+    """Mark KILLED the runs of `model` left RUNNING by a process of this host that no longer exists.
+
+    A SIGKILL gives MLflow no chance to end its run; runs of other hosts are left alone, as this
+    host cannot tell whether they still live.
+    """
+    client = MlflowClient(tracking_uri(config))
+    experiment = client.get_experiment_by_name(config.tracking.experiment)
+    if experiment is None:
+        return []
+    host = socket.gethostname().replace("'", "")
+    running = client.search_runs(
+        [experiment.experiment_id],
+        filter_string=f"attributes.status = 'RUNNING' and tags.model = '{model}' and tags.host = '{host}'",
+    )
+    closed = [run.info.run_id for run in running if not _process_alive(int(run.data.tags.get("pid", "0")))]
+    for run_id in closed:
+        client.set_terminated(run_id, "KILLED")
+    return closed
+
+
+def server_command(*, host: str = "127.0.0.1", port: int = 5000, store: str = DEFAULT_TRACKING_URI, artifacts: str = "mlartifacts") -> list[str]:
+    """`mlflow server` for a team: runs in `store`, artifacts served from the `artifacts` folder.
+
+    It binds `host`, loopback unless told otherwise; put an authenticating proxy or MLflow's
+    basic-auth app in front before binding a public address.
+    """
+    return ["mlflow", "server", "--host", host, "--port", str(port), "--backend-store-uri", store, "--artifacts-destination", artifacts]
+
+
+def log_artifacts(logger: MLFlowLogger, *paths: Path) -> None:
+    for path in paths:
+        logger.experiment.log_artifact(logger.run_id, str(path))
+
+
+def log_report_run(config: DictConfig, info: dict, paths: list[Path]) -> str:
+    """A run named "report" in the study's experiment, holding the report's tables and figures."""
+    client = MlflowClient(tracking_uri(config))
+    experiment = client.get_experiment_by_name(config.tracking.experiment)
+    experiment_id = experiment.experiment_id if experiment else client.create_experiment(config.tracking.experiment)
+    run = client.create_run(experiment_id, run_name="report", tags=run_tags(config, "report", info))
+    for path in paths:
+        client.log_artifact(run.info.run_id, str(path))
+    client.set_terminated(run.info.run_id)
+    return run.info.run_id

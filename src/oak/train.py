@@ -4,18 +4,17 @@ import time
 from pathlib import Path
 
 import lightning as L
-from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 from timm.data import create_transform, resolve_data_config
 from torch import nn
 
 from oak.classifier import Classifier
-from oak.config import flatten
 from oak.data.loader import ShardDataModule
 from oak.data.shards import read_info
 from oak.files import write_atomic, write_json
-from oak.models import create_model
-from oak.tracking import mlflow_logger, tracking_uri
+from oak.models import check_model_name, create_model
+from oak.tracking import MarkInterrupted, close_abandoned_runs, log_artifacts, mlflow_logger, run_params, tracking_uri
 
 CHECKPOINT = "last.ckpt"
 RUN_FILE = "run.json"  # which MLflow run the checkpoint belongs to, for `oak evaluate`
@@ -48,6 +47,7 @@ def datamodule_for(config: DictConfig, net: nn.Module, *, batch_size: int, num_w
 
 def train(config: DictConfig, model: str) -> dict:
     """Train `model` from scratch; write its checkpoint folder and training metrics; return those metrics."""
+    check_model_name(model)
     info = read_info(Path(config.paths.shards))
     L.seed_everything(config.seed, workers=True)
     net = create_model(model, num_classes=info["num_classes"], drop_rate=config.train.drop_rate)
@@ -62,16 +62,19 @@ def train(config: DictConfig, model: str) -> dict:
         warmup_epochs=config.train.warmup_epochs,
     )
     out = checkpoint_dir(config, model)
+    close_abandoned_runs(config, model)
     logger = mlflow_logger(config, model, "train", info)
-    logger.log_hyperparams(flatten(config))
     trainer = L.Trainer(
         **OmegaConf.to_container(config.trainer),
         max_epochs=config.train.epochs,
         logger=logger,
-        callbacks=[ModelCheckpoint(dirpath=out, save_last=True, save_top_k=0), LearningRateMonitor("epoch")],
+        callbacks=[ModelCheckpoint(dirpath=out, save_last=True, save_top_k=0), MarkInterrupted()],
         reload_dataloaders_every_n_epochs=1,  # a fresh shuffle per epoch, see ShardDataModule
         default_root_dir=out,
     )
+    logger.log_hyperparams(run_params(config))  # opens the run: after anything that could fail before training
+    if trainer.is_global_zero:
+        write_json(out / RUN_FILE, {"tracking_uri": tracking_uri(config), "experiment_id": logger.experiment_id, "run_id": logger.run_id})
     start = time.perf_counter()
     trainer.fit(classifier, datamodule=datamodule)
     seconds = time.perf_counter() - start
@@ -84,8 +87,9 @@ def train(config: DictConfig, model: str) -> dict:
         "val_top1": logged["val/top1"],
         "val_loss": logged["val/loss"],
     }
-    write_atomic(out / "config.yaml", OmegaConf.to_yaml(config))
-    write_json(out / RUN_FILE, {"tracking_uri": tracking_uri(config), "experiment_id": logger.experiment_id, "run_id": logger.run_id})
-    logger.log_metrics({"train_seconds": seconds}, step=trainer.global_step)
-    write_json(train_metrics_path(config, model), metrics)
+    if trainer.is_global_zero:
+        write_atomic(out / "config.yaml", OmegaConf.to_yaml(config))
+        write_json(train_metrics_path(config, model), metrics)
+        logger.log_metrics({"train_seconds": seconds}, step=trainer.global_step)
+        log_artifacts(logger, out / "config.yaml", train_metrics_path(config, model))
     return metrics

@@ -89,14 +89,19 @@ def available_models() -> tuple[str, ...]:
     return tuple(sorted(set(timm.list_models()) | set(_TORCHVISION)))
 
 
-def create_model(name: str, num_classes: int, *, drop_rate: float = 0.0, drop_path_rate: float = 0.0) -> nn.Module:
-    """A randomly initialised `name` with a `num_classes`-way classifier."""
-    if name in _TORCHVISION:
-        return _TORCHVISION[name](num_classes=num_classes, drop_rate=drop_rate, drop_path_rate=drop_path_rate)
+def check_model_name(name: str) -> None:
+    """Raise an error that suggests the closest names unless `name` can be built."""
     if name not in available_models():
         closest = difflib.get_close_matches(name, list(ZOO) + list(available_models()), n=5, cutoff=0.6)
         hint = f"; closest: {', '.join(dict.fromkeys(closest))}" if closest else "; `oak models` lists the study's models"
         raise OakError(f"unknown model {name!r}{hint}")
+
+
+def create_model(name: str, num_classes: int, *, drop_rate: float = 0.0, drop_path_rate: float = 0.0) -> nn.Module:
+    """A randomly initialised `name` with a `num_classes`-way classifier."""
+    check_model_name(name)
+    if name in _TORCHVISION:
+        return _TORCHVISION[name](num_classes=num_classes, drop_rate=drop_rate, drop_path_rate=drop_path_rate)
     kwargs = {"drop_path_rate": drop_path_rate} if drop_path_rate else {}
     try:
         return timm.create_model(name, pretrained=False, num_classes=num_classes, drop_rate=drop_rate, **kwargs)

@@ -1,0 +1,137 @@
+"""Tracking against a real `mlflow server` on 127.0.0.1: what a run holds, and how runs end."""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from mlflow import MlflowClient
+from omegaconf import OmegaConf
+
+from oak.evaluate import evaluate, eval_metrics_path
+from oak.tracking import REDACTED, close_abandoned_runs, run_params, server_command
+from oak.train import checkpoint_dir, train, train_metrics_path
+
+from test_train_evaluate import MODEL, tiny_config
+
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> str:
+    folder = tmp_path_factory.mktemp("server")
+    port = free_port()
+    command = server_command(port=port, store=f"sqlite:///{folder / 'server.db'}", artifacts=str(folder / "artifacts"))
+    process = subprocess.Popen([str(BIN / command[0]), *command[1:]], cwd=folder, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    uri = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            urllib.request.urlopen(f"{uri}/health", timeout=2)
+            break
+        except OSError:
+            assert process.poll() is None and time.monotonic() < deadline, "mlflow server did not start"
+            time.sleep(0.5)
+    yield uri
+    process.terminate()
+    process.wait(timeout=30)
+
+
+def server_config(tmp_path: Path, shards: Path, server: str, experiment: str, *overrides: str):
+    config = tiny_config(tmp_path, shards, f"tracking.experiment={experiment}", *overrides)
+    return OmegaConf.merge(config, {"tracking": {"uri": server}})
+
+
+def runs_of(server: str, experiment: str) -> list:
+    client = MlflowClient(server)
+    found = client.get_experiment_by_name(experiment)
+    return client.search_runs([found.experiment_id]) if found else []
+
+
+def test_a_run_holds_config_tags_metrics_and_artifacts(tmp_path: Path, shards: Path, server: str) -> None:
+    config = server_config(tmp_path, shards, server, "conventions")
+    train(config, MODEL)
+    evaluated = evaluate(config, MODEL)
+    [run] = runs_of(server, "conventions")
+    assert run.info.status == "FINISHED" and run.info.run_name == MODEL
+    assert run.data.params["train.batch_size"] == "8" and run.data.params["paths.shards"] == str(shards)
+    tags = run.data.tags
+    assert {"git_commit", "git_dirty", "params_hash", "dataset_fingerprint", "host", "devices"} <= set(tags)
+    assert (tags["stage"], tags["synthetic"], tags["dataset"]) == ("train,evaluate", "true", "oak-demo (synthetic)")
+    assert {"train/loss", "train/top1", "val/loss", "val/top1", "val/top5", "lr", "train/images_per_second", "eval/top1", "eval/top5", "train_seconds"} <= set(run.data.metrics)
+    assert run.data.metrics["eval/top1"] == evaluated["top1"] == json.loads(eval_metrics_path(config, MODEL).read_text())["top1"]
+    artifacts = {a.path for a in MlflowClient(server).list_artifacts(run.info.run_id)}
+    assert artifacts == {"config.yaml", train_metrics_path(config, MODEL).name, eval_metrics_path(config, MODEL).name}
+
+
+def test_secret_looking_keys_are_redacted() -> None:
+    params = run_params(OmegaConf.create({"auth": {"api_key": "k", "Password": "p", "token": "t"}, "train": {"lr": 0.1}}))
+    assert params == {"auth.api_key": REDACTED, "auth.Password": REDACTED, "auth.token": REDACTED, "train.lr": 0.1}
+
+
+def test_a_run_that_raises_ends_failed(tmp_path: Path, shards: Path, server: str) -> None:
+    broken = tmp_path / "broken"
+    shutil.copytree(shards, broken)
+    first = json.loads((broken / "_info.json").read_text())["splits"]["train"]["filenames"][0]
+    (broken / first).write_bytes(b"not a tar file" * 100)
+    config = server_config(tmp_path, broken, server, "failing")
+    with pytest.raises(Exception):
+        train(config, MODEL)
+    assert [r.info.status for r in runs_of(server, "failing")] == ["FAILED"]
+
+
+def start_training(tmp_path: Path, shards: Path, server: str, experiment: str) -> subprocess.Popen:
+    overrides = [
+        f"paths.shards={shards}", f"tracking.experiment={experiment}", "train.epochs=1000", "train.batch_size=8",
+        "train.image_size=32", "train.num_workers=0", "trainer.accelerator=cpu", "trainer.enable_progress_bar=false",
+    ]
+    env = {**os.environ, "MLFLOW_TRACKING_URI": server, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "oak.cli", "train", MODEL, *overrides], cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+
+
+def wait_for_an_epoch(server: str, experiment: str, process: subprocess.Popen) -> str:
+    """The run id, once the run has logged its first epoch."""
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and process.poll() is None:
+        runs = runs_of(server, experiment)
+        if runs and "train/loss" in runs[0].data.metrics:
+            return runs[0].info.run_id
+        time.sleep(1)
+    raise AssertionError(f"no epoch logged: {process.stderr.read().decode() if process.poll() is not None else 'still running'}")
+
+
+def test_ctrl_c_ends_the_run_killed(tmp_path: Path, shards: Path, server: str) -> None:
+    process = start_training(tmp_path, shards, server, "interrupted")
+    run_id = wait_for_an_epoch(server, "interrupted", process)
+    process.send_signal(signal.SIGINT)
+    process.wait(timeout=120)
+    assert process.returncode != 0
+    assert MlflowClient(server).get_run(run_id).info.status == "KILLED"
+
+
+def test_a_run_left_running_by_sigkill_is_closed_by_the_next_invocation(tmp_path: Path, shards: Path, server: str) -> None:
+    process = start_training(tmp_path, shards, server, "abandoned")
+    run_id = wait_for_an_epoch(server, "abandoned", process)
+    process.kill()
+    process.wait(timeout=60)
+    assert MlflowClient(server).get_run(run_id).info.status == "RUNNING"
+    config = server_config(tmp_path, shards, server, "abandoned")
+    assert close_abandoned_runs(config, MODEL) == [run_id]
+    assert MlflowClient(server).get_run(run_id).info.status == "KILLED"
+    assert close_abandoned_runs(config, MODEL) == []
+    assert checkpoint_dir(config, MODEL).name == MODEL
