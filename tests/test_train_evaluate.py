@@ -4,11 +4,13 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 from mlflow import MlflowClient
 
 from oak.config import load_config
 from oak.errors import OakError
 from oak.evaluate import evaluate, eval_metrics_path
+from oak.models import create_model
 from oak.train import CHECKPOINT, checkpoint_dir, train, train_metrics_path
 
 MODEL = "shufflenet_v2_x0_5"  # the study's lightest model: seconds per epoch here
@@ -64,7 +66,7 @@ def test_one_mlflow_run_holds_config_epochs_and_final_metrics(trained) -> None:
     config, train_metrics, eval_metrics = trained
     client = MlflowClient(config.tracking.uri)
     experiment = client.get_experiment_by_name("test-study")
-    [run] = client.search_runs([experiment.experiment_id])
+    [run] = client.search_runs([experiment.experiment_id], filter_string="tags.stage = 'train,evaluate'")
     assert run.info.run_name == MODEL
     assert run.info.status == "FINISHED"
     assert run.data.params["train.epochs"] == "2"
@@ -92,3 +94,42 @@ def test_training_is_deterministic_on_cpu(trained, tmp_path: Path, shards: Path)
 def test_evaluating_an_untrained_model_says_what_to_run(tmp_path: Path, shards: Path) -> None:
     with pytest.raises(OakError, match="checkpoint not found; run `oak train`"):
         evaluate(tiny_config(tmp_path, shards), "resnet18")
+
+
+def test_given_weights_evaluate_to_the_same_numbers_as_the_checkpoint(trained, tmp_path: Path) -> None:
+    config, _, eval_metrics = trained
+    from safetensors.torch import save_file
+
+    from oak.weights import read_state_dict, strip_prefixes
+
+    state = strip_prefixes(read_state_dict(checkpoint_dir(config, MODEL) / CHECKPOINT))
+    torch.save({f"module.{k}": v for k, v in state.items()}, tmp_path / "ddp_state_dict.pt")
+    save_file(state, tmp_path / "weights.safetensors")
+    for weights in (tmp_path / "ddp_state_dict.pt", tmp_path / "weights.safetensors"):
+        assert evaluate(config, MODEL, weights) == eval_metrics
+
+
+class Payload:
+    """Unpickling this runs code: it creates a file."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+def test_a_pickle_that_carries_code_is_refused_without_running_it(trained, tmp_path: Path) -> None:
+    config, _, _ = trained
+    marker = tmp_path / "code-ran"
+    torch.save({"state_dict": {"net.x": torch.zeros(1)}, "payload": Payload(marker)}, tmp_path / "evil.ckpt")
+    with pytest.raises(OakError, match="evil.ckpt: refused, the pickle holds more than weights"):
+        evaluate(config, MODEL, tmp_path / "evil.ckpt")
+    assert not marker.exists()
+
+
+def test_weights_of_another_model_are_refused_with_the_reason(trained, tmp_path: Path) -> None:
+    config, _, _ = trained
+    torch.save(create_model("resnet18", num_classes=4).state_dict(), tmp_path / "resnet18.pt")
+    with pytest.raises(OakError, match=r"weights do not fit ShuffleNetV2 \(missing: "):
+        evaluate(config, MODEL, tmp_path / "resnet18.pt")

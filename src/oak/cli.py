@@ -47,7 +47,7 @@ def _train(config: DictConfig, args: argparse.Namespace) -> None:
 def _evaluate(config: DictConfig, args: argparse.Namespace) -> None:
     from oak.evaluate import evaluate
 
-    print(f"{args.model}: {evaluate(config, args.model)}")
+    print(f"{args.model}: {evaluate(config, args.model, args.weights)}")
 
 
 def _report(config: DictConfig, args: argparse.Namespace) -> None:
@@ -142,7 +142,8 @@ def parser() -> argparse.ArgumentParser:
     prepare.add_argument("--source", help="image tree with train/ and val/ (default: data.source)")
     prepare.add_argument("--out", help="shard folder (default: paths.shards)")
     verb("train", _train, "train one model", takes_model=True)
-    verb("evaluate", _evaluate, "evaluate one trained model", takes_model=True)
+    evaluate = verb("evaluate", _evaluate, "evaluate one trained model", takes_model=True)
+    evaluate.add_argument("--weights", type=Path, help="evaluate this checkpoint, state_dict or .safetensors file instead")
     verb("report", _report, "write the results table and figure")
     models = verb("models", _models, "the model zoo and each model's architecture facts")
     models.add_argument("--model", action="append", help="only this model (repeatable); default: the whole zoo")

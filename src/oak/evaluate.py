@@ -1,10 +1,9 @@
-"""`oak evaluate MODEL`: top-1, top-5 and loss of a trained checkpoint on the val shards."""
+"""`oak evaluate MODEL`: top-1, top-5 and loss of a trained checkpoint, or given weights, on the val shards."""
 
 import json
 from pathlib import Path
 
 import lightning as L
-import torch
 from omegaconf import DictConfig
 
 from oak.classifier import Classifier
@@ -14,30 +13,34 @@ from oak.files import write_json
 from oak.models import check_model_name, create_model, parameter_count
 from oak.tracking import existing_run, log_artifacts, mlflow_logger, tracking_uri
 from oak.train import CHECKPOINT, RUN_FILE, checkpoint_dir, datamodule_for
+from oak.weights import load_weights
 
 
 def eval_metrics_path(config: DictConfig, model: str) -> Path:
     return Path(config.paths.metrics) / "eval" / f"{model}.json"
 
 
-def load_weights(net: torch.nn.Module, checkpoint: Path) -> None:
-    """Load a Lightning checkpoint's `net.*` weights; `weights_only` refuses pickled code."""
-    if not checkpoint.exists():
-        raise OakError(f"{checkpoint}: checkpoint not found; run `oak train` for this model first")
-    state = torch.load(checkpoint, map_location="cpu", weights_only=True)["state_dict"]
-    net.load_state_dict({name.removeprefix("net."): value for name, value in state.items() if name.startswith("net.")})
+def weights_metrics_path(config: DictConfig, model: str) -> Path:
+    return Path(config.paths.metrics) / "weights" / f"{model}.json"
 
 
-def evaluate(config: DictConfig, model: str) -> dict:
-    """Evaluate `model`'s checkpoint on every val sample, add the results to its training run, write its metrics."""
+def evaluate(config: DictConfig, model: str, weights: Path | None = None) -> dict:
+    """Evaluate `model` on every val sample and write its metrics.
+
+    By default the model's trained checkpoint, adding the results to its training run; with
+    `weights`, that file (checkpoint, state_dict or safetensors) in a run of its own.
+    """
     check_model_name(model)
     info = read_info(Path(config.paths.shards))
     net = create_model(model, num_classes=info["num_classes"])
     folder = checkpoint_dir(config, model)
-    load_weights(net, folder / CHECKPOINT)
+    if weights is None and not (folder / CHECKPOINT).exists():
+        raise OakError(f"{folder / CHECKPOINT}: checkpoint not found; run `oak train` for this model first")
+    load_weights(net, weights or folder / CHECKPOINT)
     run_file = folder / RUN_FILE
-    run_id = json.loads(run_file.read_text())["run_id"] if run_file.exists() else None
+    run_id = json.loads(run_file.read_text())["run_id"] if run_file.exists() and weights is None else None
     run_id = run_id and existing_run(tracking_uri(config), run_id)
+    out = weights_metrics_path(config, model) if weights else eval_metrics_path(config, model)
     logger = mlflow_logger(config, model, "evaluate", info, run_id=run_id)
     trainer = L.Trainer(
         accelerator=config.trainer.accelerator,
@@ -54,8 +57,10 @@ def evaluate(config: DictConfig, model: str) -> dict:
         "params": parameter_count(net),
         "samples": info["splits"]["val"]["num_samples"],
     }
-    write_json(eval_metrics_path(config, model), metrics)
+    write_json(out, metrics)
     logger.log_metrics({"params": metrics["params"]})
     logger.experiment.set_tag(logger.run_id, "stage", "train,evaluate" if run_id else "evaluate")
-    log_artifacts(logger, eval_metrics_path(config, model))
+    if weights:
+        logger.experiment.set_tag(logger.run_id, "weights", str(weights))
+    log_artifacts(logger, out)
     return metrics

@@ -1,0 +1,55 @@
+"""Loading weights without running code from the file.
+
+Accepts a Lightning checkpoint (`state_dict` with `net.` prefixes), a plain state_dict (a
+`module.` prefix from DDP is dropped) or a safetensors file. Pickles are read with
+`weights_only=True`, which refuses any object but tensors and plain containers.
+"""
+
+import pickle
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file
+from torch import nn
+
+from oak.errors import OakError
+
+PREFIXES = ("net.", "module.")
+
+
+def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    if not path.exists():
+        raise OakError(f"{path}: weights file not found")
+    if path.suffix == ".safetensors":
+        return load_file(path)
+    try:
+        content = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        reason = str(error).strip().splitlines()[0]
+        raise OakError(f"{path}: refused, the pickle holds more than weights ({reason}); load a state_dict or a .safetensors file") from None
+    state = content.get("state_dict", content) if isinstance(content, dict) else None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise OakError(f"{path}: not a state_dict or Lightning checkpoint")
+    return state
+
+
+def strip_prefixes(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Names as the bare network knows them: without Lightning's `net.` or DDP's `module.`."""
+    for prefix in PREFIXES:
+        if state and all(name.startswith(prefix) for name in state):
+            state = {name.removeprefix(prefix): value for name, value in state.items()}
+    return state
+
+
+def load_weights(net: nn.Module, path: Path) -> None:
+    """Load `path` into `net`; every tensor must match by name and shape."""
+    state = strip_prefixes(read_state_dict(path))
+    expected = net.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    wrong_shape = sorted(name for name in set(state) & set(expected) if state[name].shape != expected[name].shape)
+    if missing or unexpected or wrong_shape:
+        details = "; ".join(f"{label}: {', '.join(names[:3])}{'...' if len(names) > 3 else ''}" for label, names in
+                            (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong_shape)) if names)
+        raise OakError(f"{path}: weights do not fit {type(net).__name__} ({details}); check the model name and the number of classes")
+    net.load_state_dict(state)
