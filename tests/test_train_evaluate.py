@@ -1,6 +1,11 @@
 """Training and evaluation for real: Lightning on tiny shards, logged to a real MLflow SQLite store."""
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -133,3 +138,46 @@ def test_weights_of_another_model_are_refused_with_the_reason(trained, tmp_path:
     torch.save(create_model("resnet18", num_classes=4).state_dict(), tmp_path / "resnet18.pt")
     with pytest.raises(OakError, match=r"weights do not fit ShuffleNetV2 \(missing: "):
         evaluate(config, MODEL, tmp_path / "resnet18.pt")
+
+
+def test_a_killed_training_resumes_from_its_checkpoint_in_the_same_run(tmp_path: Path, shards: Path) -> None:
+    epochs = 40  # long enough to be killed part way
+    overrides = [
+        f"paths.shards={shards}", "train.batch_size=8", "train.image_size=32", "train.num_workers=0",
+        "trainer.accelerator=cpu", "trainer.enable_progress_bar=false", f"train.epochs={epochs}",
+    ]
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
+    command = [sys.executable, "-m", "oak.cli", "train", MODEL, *overrides]
+    first = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    checkpoint = tmp_path / "models" / MODEL / CHECKPOINT
+    deadline = time.monotonic() + 180
+    while not checkpoint.exists() and first.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(0.5)  # into a later epoch
+    first.kill()
+    first.wait()
+    assert first.returncode == -signal.SIGKILL, "training ended before it could be killed"
+    killed_at = torch.load(checkpoint, weights_only=True, map_location="cpu")["global_step"]
+    assert 0 < killed_at < epochs * 5
+
+    second = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert second.returncode == 0, second.stderr
+    assert "Restoring states from the checkpoint" in second.stdout + second.stderr
+    assert json.loads((tmp_path / "metrics" / "train" / f"{MODEL}.json").read_text())["steps"] == epochs * 5
+
+    client = MlflowClient(env["MLFLOW_TRACKING_URI"])
+    [run] = client.search_runs([client.get_experiment_by_name("oak-demo").experiment_id])
+    assert run.info.status == "FINISHED"
+    for key in ("train/loss", "val/top1", "lr"):
+        steps = [m.step for m in client.get_metric_history(run.info.run_id, key)]
+        assert len(steps) == len(set(steps)) == epochs, key  # each epoch once: none lost, none repeated
+
+
+def test_a_changed_config_starts_afresh_instead_of_resuming(trained, tmp_path: Path, shards: Path) -> None:
+    config, _, _ = trained
+    changed = tiny_config(tmp_path, shards, f"paths.checkpoints={checkpoint_dir(config, MODEL).parent}", "train.lr=0.01")
+    train(changed, MODEL)
+    record = json.loads((checkpoint_dir(config, MODEL) / "run.json").read_text())
+    assert record["complete"] is True
+    client = MlflowClient(changed.tracking.uri)
+    assert client.get_run(record["run_id"]).data.params["train.lr"] == "0.01"

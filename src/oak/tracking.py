@@ -85,9 +85,28 @@ def run_tags(config: DictConfig, stage: str, info: dict, model: str | None = Non
 
 
 class OakMLFlowLogger(MLFlowLogger):
-    """Lightning's MLflow logger, ending the run KILLED rather than FAILED after Ctrl-C."""
+    """Lightning's MLflow logger, ending the run KILLED rather than FAILED after Ctrl-C, and
+    continuing a given run without logging again a (metric, step) point it already holds."""
 
     interrupted = False
+
+    def __init__(self, *args, run_id: str | None = None, **kwargs) -> None:
+        super().__init__(*args, run_id=run_id, **kwargs)
+        self.resumed = run_id is not None
+        self._logged: set[tuple[str, int]] | None = None
+
+    def _points_already_logged(self) -> set[tuple[str, int]]:
+        if self._logged is None:
+            keys = self.experiment.get_run(self.run_id).data.metrics
+            self._logged = {(key, m.step) for key in keys for m in self.experiment.get_metric_history(self.run_id, key)}
+        return self._logged
+
+    @rank_zero_only
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        if self.resumed:
+            metrics = {key: value for key, value in metrics.items() if (key, step or 0) not in self._points_already_logged()}
+        if metrics:
+            super().log_metrics(metrics, step)
 
     def finalize(self, status: str = "success") -> None:
         super().finalize(RunStatus.to_string(RunStatus.KILLED) if self.interrupted and status == "failed" else status)

@@ -1,5 +1,8 @@
 """`oak train MODEL`: fit one model on the shards, checkpoint it, and record how it went."""
 
+import hashlib
+import json
+import shutil
 import time
 from pathlib import Path
 
@@ -14,10 +17,21 @@ from oak.data.loader import ShardDataModule
 from oak.data.shards import read_info
 from oak.files import write_atomic, write_json
 from oak.models import check_model_name, create_model
-from oak.tracking import MarkInterrupted, close_abandoned_runs, log_artifacts, mlflow_logger, run_params, tracking_uri
+from oak.tracking import (
+    MarkInterrupted,
+    close_abandoned_runs,
+    dataset_fingerprint,
+    existing_run,
+    log_artifacts,
+    mlflow_logger,
+    run_params,
+    tracking_uri,
+)
 
 CHECKPOINT = "last.ckpt"
-RUN_FILE = "run.json"  # which MLflow run the checkpoint belongs to, for `oak evaluate`
+# Which MLflow run the checkpoint belongs to (for `oak evaluate`), what it trained, and whether
+# training completed (an incomplete one is resumed).
+RUN_FILE = "run.json"
 
 
 def checkpoint_dir(config: DictConfig, model: str) -> Path:
@@ -26,6 +40,29 @@ def checkpoint_dir(config: DictConfig, model: str) -> Path:
 
 def train_metrics_path(config: DictConfig, model: str) -> Path:
     return Path(config.paths.metrics) / "train" / f"{model}.json"
+
+
+def last_checkpoint(out: Path) -> ModelCheckpoint:
+    """`out/last.ckpt`, replaced (atomically, by Lightning's checkpoint IO) at the end of every epoch.
+
+    Not `save_last=True`: without a top-k checkpoint, Lightning writes "last" only when training ends.
+    """
+    return ModelCheckpoint(dirpath=out, filename=Path(CHECKPOINT).stem, save_top_k=1, every_n_epochs=1, enable_version_counter=False)
+
+
+def training_fingerprint(config: DictConfig, info: dict) -> str:
+    """Everything that decides a training's outcome; a checkpoint resumes only under the same one."""
+    decisive = {"seed": config.seed, "train": OmegaConf.to_container(config.train), "trainer": OmegaConf.to_container(config.trainer)}
+    return hashlib.sha256(json.dumps([decisive, dataset_fingerprint(info)], sort_keys=True).encode()).hexdigest()[:16]
+
+
+def unfinished_run(out: Path, fingerprint: str) -> str | None:
+    """The MLflow run id of an interrupted training of the same fingerprint in `out`, if any."""
+    run_file = out / RUN_FILE
+    if not (run_file.exists() and (out / CHECKPOINT).exists()):
+        return None
+    run = json.loads(run_file.read_text())
+    return run["run_id"] if run.get("fingerprint") == fingerprint and not run.get("complete") else None
 
 
 def datamodule_for(config: DictConfig, net: nn.Module, *, batch_size: int, num_workers: int) -> ShardDataModule:
@@ -62,21 +99,29 @@ def train(config: DictConfig, model: str) -> dict:
         warmup_epochs=config.train.warmup_epochs,
     )
     out = checkpoint_dir(config, model)
+    fingerprint = training_fingerprint(config, info)
+    resumed_run = unfinished_run(out, fingerprint)
+    if resumed_run is None:
+        shutil.rmtree(out, ignore_errors=True)  # another config's or a completed training: start afresh
     close_abandoned_runs(config, model)
-    logger = mlflow_logger(config, model, "train", info)
+    logger = mlflow_logger(config, model, "train", info, run_id=resumed_run and existing_run(tracking_uri(config), resumed_run))
     trainer = L.Trainer(
         **OmegaConf.to_container(config.trainer),
         max_epochs=config.train.epochs,
         logger=logger,
-        callbacks=[ModelCheckpoint(dirpath=out, save_last=True, save_top_k=0), MarkInterrupted()],
+        callbacks=[last_checkpoint(out), MarkInterrupted()],
         reload_dataloaders_every_n_epochs=1,  # a fresh shuffle per epoch, see ShardDataModule
         default_root_dir=out,
     )
-    logger.log_hyperparams(run_params(config))  # opens the run: after anything that could fail before training
+    if logger.resumed:
+        logger.experiment.update_run(logger.run_id, status="RUNNING")
+    else:
+        logger.log_hyperparams(run_params(config))  # opens the run: after anything that could fail before training
+    run_record = {"tracking_uri": tracking_uri(config), "run_id": logger.run_id, "fingerprint": fingerprint, "complete": False}
     if trainer.is_global_zero:
-        write_json(out / RUN_FILE, {"tracking_uri": tracking_uri(config), "experiment_id": logger.experiment_id, "run_id": logger.run_id})
+        write_json(out / RUN_FILE, run_record)
     start = time.perf_counter()
-    trainer.fit(classifier, datamodule=datamodule)
+    trainer.fit(classifier, datamodule=datamodule, ckpt_path=out / CHECKPOINT if resumed_run else None)
     seconds = time.perf_counter() - start
     logged = {name: float(value) for name, value in trainer.callback_metrics.items()}
     metrics = {
@@ -88,6 +133,7 @@ def train(config: DictConfig, model: str) -> dict:
         "val_loss": logged["val/loss"],
     }
     if trainer.is_global_zero:
+        write_json(out / RUN_FILE, run_record | {"complete": True})
         write_atomic(out / "config.yaml", OmegaConf.to_yaml(config))
         write_json(train_metrics_path(config, model), metrics)
         logger.log_metrics({"train_seconds": seconds}, step=trainer.global_step)
