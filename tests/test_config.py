@@ -63,11 +63,11 @@ def test_flatten_gives_dotted_keys() -> None:
 
 def test_the_command_prints_one_error_line_and_exits_non_zero(tmp_path: Path) -> None:
     params = write(tmp_path, "train:\n  epoch: 3\n")
-    result = subprocess.run(
-        [sys.executable, "-m", "oak.cli", "--params", str(params), "report"], capture_output=True, text=True
-    )
+    result = subprocess.run([sys.executable, "-m", "oak.cli", "--params", str(params), "report"], capture_output=True, text=True)
     assert result.returncode == 2
-    assert result.stderr.strip().splitlines() == [f"oak report: error: {params}: unknown key 'train.epoch'; check its spelling against the schema in src/oak/config.py"]
+    assert result.stderr.strip().splitlines() == [
+        f"oak report: error: {params}: unknown key 'train.epoch'; check its spelling against the schema in src/oak/config.py"
+    ]
 
 
 def test_an_unknown_model_stops_the_command_with_the_closest_names(tmp_path: Path) -> None:

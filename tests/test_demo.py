@@ -5,13 +5,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import TINY_DEMO
 from PIL import Image
 
 from oak.data.demo import DATASET_FILE, write_demo
 from oak.data.imagenet import IMAGENET_1K_WNIDS
 from oak.errors import OakError
-
-from conftest import TINY_DEMO
 
 
 def files(tree: Path) -> dict[str, bytes]:

@@ -50,7 +50,9 @@ def test_plain_nets_carry_no_shortcut(name: str) -> None:
 
 
 def test_plain_and_residual_differ_only_by_the_shortcut_projections() -> None:
-    projections = sum(parameter_count(b.downsample) for b in create_model("resnet18", 10).modules() if isinstance(b, BasicBlock) and b.downsample)
+    projections = sum(
+        parameter_count(b.downsample) for b in create_model("resnet18", 10).modules() if isinstance(b, BasicBlock) and b.downsample
+    )
     assert parameter_count(create_model("resnet18", 10)) - parameter_count(create_model("plain18", 10)) == projections
 
 

@@ -56,7 +56,9 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
             (copy / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(REPO / name, copy / name)
     for tracked_output in ("dvc.lock", "reports"):
-        shutil.rmtree(copy / tracked_output, ignore_errors=True) if (copy / tracked_output).is_dir() else (copy / tracked_output).unlink(missing_ok=True)
+        shutil.rmtree(copy / tracked_output, ignore_errors=True) if (copy / tracked_output).is_dir() else (copy / tracked_output).unlink(
+            missing_ok=True
+        )
     set_params(copy, SHRINK)
     git = ["git", "-c", "user.name=oak", "-c", "user.email=oak@localhost"]
     run(["git", "init", "-q"], copy)

@@ -9,12 +9,11 @@ from pathlib import Path
 
 import pytest
 import webdataset as wds
+from conftest import TINY_DEMO
 from PIL import Image
 
 from oak.data.shards import INFO_FILE, prepare_shards, read_info
 from oak.errors import OakError
-
-from conftest import TINY_DEMO
 
 
 def samples(shards: Path, split: str) -> list[dict]:

@@ -14,12 +14,11 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 from omegaconf import OmegaConf
+from test_train_evaluate import MODEL, tiny_config
 
-from oak.evaluate import evaluate, eval_metrics_path
+from oak.evaluate import eval_metrics_path, evaluate
 from oak.tracking import REDACTED, close_abandoned_runs, run_params, server_command
 from oak.train import checkpoint_dir, train, train_metrics_path
-
-from test_train_evaluate import MODEL, tiny_config
 
 BIN = Path(sys.executable).parent
 
@@ -71,7 +70,18 @@ def test_a_run_holds_config_tags_metrics_and_artifacts(tmp_path: Path, shards: P
     tags = run.data.tags
     assert {"git_commit", "git_dirty", "params_hash", "dataset_fingerprint", "host", "devices"} <= set(tags)
     assert (tags["stage"], tags["synthetic"], tags["dataset"]) == ("train,evaluate", "true", "oak-demo (synthetic)")
-    assert {"train/loss", "train/top1", "val/loss", "val/top1", "val/top5", "lr", "train/images_per_second", "eval/top1", "eval/top5", "train_seconds"} <= set(run.data.metrics)
+    assert {
+        "train/loss",
+        "train/top1",
+        "val/loss",
+        "val/top1",
+        "val/top5",
+        "lr",
+        "train/images_per_second",
+        "eval/top1",
+        "eval/top5",
+        "train_seconds",
+    } <= set(run.data.metrics)
     assert run.data.metrics["eval/top1"] == evaluated["top1"] == json.loads(eval_metrics_path(config, MODEL).read_text())["top1"]
     artifacts = {a.path for a in MlflowClient(server).list_artifacts(run.info.run_id)}
     assert artifacts == {"config.yaml", train_metrics_path(config, MODEL).name, eval_metrics_path(config, MODEL).name}
@@ -95,12 +105,22 @@ def test_a_run_that_raises_ends_failed(tmp_path: Path, shards: Path, server: str
 
 def start_training(tmp_path: Path, shards: Path, server: str, experiment: str) -> subprocess.Popen:
     overrides = [
-        f"paths.shards={shards}", f"tracking.experiment={experiment}", "train.epochs=1000", "train.batch_size=8",
-        "train.image_size=32", "train.num_workers=0", "trainer.accelerator=cpu", "trainer.enable_progress_bar=false",
+        f"paths.shards={shards}",
+        f"tracking.experiment={experiment}",
+        "train.epochs=1000",
+        "train.batch_size=8",
+        "train.image_size=32",
+        "train.num_workers=0",
+        "trainer.accelerator=cpu",
+        "trainer.enable_progress_bar=false",
     ]
     env = {**os.environ, "MLFLOW_TRACKING_URI": server, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
     return subprocess.Popen(
-        [sys.executable, "-m", "oak.cli", "train", MODEL, *overrides], cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        [sys.executable, "-m", "oak.cli", "train", MODEL, *overrides],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
 
 

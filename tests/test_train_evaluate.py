@@ -14,7 +14,7 @@ from mlflow import MlflowClient
 
 from oak.config import load_config
 from oak.errors import OakError
-from oak.evaluate import evaluate, eval_metrics_path
+from oak.evaluate import eval_metrics_path, evaluate
 from oak.models import create_model
 from oak.train import CHECKPOINT, checkpoint_dir, train, train_metrics_path
 
@@ -143,8 +143,13 @@ def test_weights_of_another_model_are_refused_with_the_reason(trained, tmp_path:
 def test_a_killed_training_resumes_from_its_checkpoint_in_the_same_run(tmp_path: Path, shards: Path) -> None:
     epochs = 40  # long enough to be killed part way
     overrides = [
-        f"paths.shards={shards}", "train.batch_size=8", "train.image_size=32", "train.num_workers=0",
-        "trainer.accelerator=cpu", "trainer.enable_progress_bar=false", f"train.epochs={epochs}",
+        f"paths.shards={shards}",
+        "train.batch_size=8",
+        "train.image_size=32",
+        "train.num_workers=0",
+        "trainer.accelerator=cpu",
+        "trainer.enable_progress_bar=false",
+        f"train.epochs={epochs}",
     ]
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
     command = [sys.executable, "-m", "oak.cli", "train", MODEL, *overrides]

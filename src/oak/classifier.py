@@ -76,7 +76,11 @@ class Classifier(L.LightningModule):
         # timm leaves norms and biases out of weight decay (filter_bias_and_bn)
         optimizer = create_optimizer_v2(self.net, opt=self.hparams.optimizer, lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
         scheduler, _ = create_scheduler_v2(
-            optimizer, sched="cosine", num_epochs=self.hparams.epochs, warmup_epochs=self.hparams.warmup_epochs, warmup_lr=self.hparams.lr / 10
+            optimizer,
+            sched="cosine",
+            num_epochs=self.hparams.epochs,
+            warmup_epochs=self.hparams.warmup_epochs,
+            warmup_lr=self.hparams.lr / 10,
         )
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
 

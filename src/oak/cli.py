@@ -68,7 +68,10 @@ def _models(config: DictConfig, args: argparse.Namespace) -> None:
     if args.json:
         print(json.dumps([f.as_dict() for f in facts], indent=2))
         return
-    print(f"{'model':24} {'family':12} {'year':>4} {'params':>14} {'published':>12} {'res':>4} {'GMACs':>8} {'activ. (M)':>10} {'train/test':>9} {'crop':>6} interp.")
+    print(
+        f"{'model':24} {'family':12} {'year':>4} {'params':>14} {'published':>12} {'res':>4} {'GMACs':>8}"
+        f" {'activ. (M)':>10} {'train/test':>9} {'crop':>6} interp."
+    )
     for f in facts:
         published = f"{f.published_params:,}" if f.published_params else "-"
         sizes = f"{f.data.train_size}/{f.data.test_size}"

@@ -49,7 +49,10 @@ def evaluate(config: DictConfig, model: str, weights: Path | None = None) -> dic
         logger=logger,
         enable_progress_bar=config.trainer.enable_progress_bar,
     )
-    [results] = trainer.test(Classifier(net, num_classes=info["num_classes"]), datamodule=datamodule_for(config, net, batch_size=config.evaluate.batch_size, num_workers=config.evaluate.num_workers))
+    [results] = trainer.test(
+        Classifier(net, num_classes=info["num_classes"]),
+        datamodule=datamodule_for(config, net, batch_size=config.evaluate.batch_size, num_workers=config.evaluate.num_workers),
+    )
     metrics = {
         "top1": results["eval/top1"],
         "top5": results["eval/top5"],

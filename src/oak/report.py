@@ -65,7 +65,9 @@ def to_markdown(rows: list[dict], *, title: str, info: dict) -> str:
     ]
     if is_synthetic(info):
         chance = 100 / info["num_classes"]
-        lines.append(f"These are synthetic demo images, not ImageNet: the numbers check the pipeline, not the study. Chance top-1 is {chance:.1f}%.")
+        lines.append(
+            f"These are synthetic demo images, not ImageNet: the numbers check the pipeline, not the study. Chance top-1 is {chance:.1f}%."
+        )
     lines += ["", "| " + " | ".join(HEADINGS) + " |", "|" + "---|" * len(HEADINGS)]
     lines += ["| " + " | ".join(str(row[column]) for column in COLUMNS) + " |" for row in rows]
     lines += ["", "![top-1 against parameter count](top1_vs_params.png)", ""]

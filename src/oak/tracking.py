@@ -175,7 +175,9 @@ def close_abandoned_runs(config: DictConfig, model: str) -> list[str]:
     return closed
 
 
-def server_command(*, host: str = "127.0.0.1", port: int = 5000, store: str = DEFAULT_TRACKING_URI, artifacts: str = "mlartifacts") -> list[str]:
+def server_command(
+    *, host: str = "127.0.0.1", port: int = 5000, store: str = DEFAULT_TRACKING_URI, artifacts: str = "mlartifacts"
+) -> list[str]:
     """`mlflow server` for a team: runs in `store`, artifacts served from the `artifacts` folder.
 
     It binds `host`, loopback unless told otherwise; put an authenticating proxy or MLflow's

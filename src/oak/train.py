@@ -72,7 +72,11 @@ def datamodule_for(config: DictConfig, net: nn.Module, *, batch_size: int, num_w
     return ShardDataModule(
         Path(config.paths.shards),
         train_transform=create_transform(
-            **data_config, is_training=True, scale=(config.train.scale_min, 1.0), hflip=config.train.hflip, color_jitter=config.train.color_jitter
+            **data_config,
+            is_training=True,
+            scale=(config.train.scale_min, 1.0),
+            hflip=config.train.hflip,
+            color_jitter=config.train.color_jitter,
         ),
         eval_transform=create_transform(**data_config, is_training=False),
         batch_size=batch_size,

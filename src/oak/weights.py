@@ -26,7 +26,9 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
         content = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
         reason = str(error).strip().splitlines()[0]
-        raise OakError(f"{path}: refused, the pickle holds more than weights ({reason}); load a state_dict or a .safetensors file") from None
+        raise OakError(
+            f"{path}: refused, the pickle holds more than weights ({reason}); load a state_dict or a .safetensors file"
+        ) from None
     state = content.get("state_dict", content) if isinstance(content, dict) else None
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise OakError(f"{path}: not a state_dict or Lightning checkpoint")
@@ -49,7 +51,10 @@ def load_weights(net: nn.Module, path: Path) -> None:
     unexpected = sorted(set(state) - set(expected))
     wrong_shape = sorted(name for name in set(state) & set(expected) if state[name].shape != expected[name].shape)
     if missing or unexpected or wrong_shape:
-        details = "; ".join(f"{label}: {', '.join(names[:3])}{'...' if len(names) > 3 else ''}" for label, names in
-                            (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong_shape)) if names)
+        details = "; ".join(
+            f"{label}: {', '.join(names[:3])}{'...' if len(names) > 3 else ''}"
+            for label, names in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong_shape))
+            if names
+        )
         raise OakError(f"{path}: weights do not fit {type(net).__name__} ({details}); check the model name and the number of classes")
     net.load_state_dict(state)

@@ -14,7 +14,11 @@ from oak.models import create_model
 
 
 def device_name(device: torch.device) -> str:
-    return torch.cuda.get_device_name(device) if device.type == "cuda" else f"{platform.processor() or platform.machine()} ({torch.get_num_threads()} threads)"
+    return (
+        torch.cuda.get_device_name(device)
+        if device.type == "cuda"
+        else f"{platform.processor() or platform.machine()} ({torch.get_num_threads()} threads)"
+    )
 
 
 def _median_seconds(run, device: torch.device, repeats: int) -> float:

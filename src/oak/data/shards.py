@@ -151,8 +151,14 @@ def prepare_shards(source: Path, out: Path, *, samples_per_shard: int, seed: int
 def _write_splits(source: Path, staging: Path, wnids: list[str], samples: dict[str, list[Sample]], samples_per_shard: int) -> dict:
     dataset_file = source / DATASET_FILE
     dataset = json.loads(dataset_file.read_text()) if dataset_file.exists() else {}
-    info: dict = {"name": dataset.get("name", source.name), "dataset": dataset, "classes": wnids, "num_classes": len(wnids)}
-    info |= {"splits": {}, "counts": {}}
+    info: dict = {
+        "name": dataset.get("name", source.name),
+        "dataset": dataset,
+        "classes": wnids,
+        "num_classes": len(wnids),
+        "splits": {},
+        "counts": {},
+    }
     for split in SPLITS:
         chunks = [samples[split][i : i + samples_per_shard] for i in range(0, len(samples[split]), samples_per_shard)]
         filenames, digests, reencoded = [], [], 0

@@ -69,7 +69,16 @@ def measured_conv_macs(shape: ConvShape) -> tuple[int, int]:
 ALPHA, BETA, GAMMA = 1.2, 1.1, 1.15
 # The released B0-B7 (width, depth, resolution), from the official efficientnet_builder.py, which
 # timm's efficientnet_b* follow: hand-rounded, not alpha^phi.
-RELEASED = {0: (1.0, 1.0, 224), 1: (1.0, 1.1, 240), 2: (1.1, 1.2, 260), 3: (1.2, 1.4, 300), 4: (1.4, 1.8, 380), 5: (1.6, 2.2, 456), 6: (1.8, 2.6, 528), 7: (2.0, 3.1, 600)}
+RELEASED = {
+    0: (1.0, 1.0, 224),
+    1: (1.0, 1.1, 240),
+    2: (1.1, 1.2, 260),
+    3: (1.2, 1.4, 300),
+    4: (1.4, 1.8, 380),
+    5: (1.6, 2.2, 456),
+    6: (1.8, 2.6, 528),
+    7: (2.0, 3.1, 600),
+}
 B0_BLOCKS, B0_FEATURES = 16, 1280
 
 
@@ -99,9 +108,19 @@ def compound_scaling() -> list[ScalingRow]:
         b0_macs = b0_macs or macs
         rows.append(
             ScalingRow(
-                phi, round(ALPHA**phi, 3), round(BETA**phi, 3), round(224 * GAMMA**phi, 1), round((ALPHA * BETA**2 * GAMMA**2) ** phi, 3),
-                width, depth, resolution, sum(len(stage) for stage in model.blocks), model.num_features / B0_FEATURES,
-                macs, round(macs / b0_macs, 2), 2**phi,
+                phi,
+                round(ALPHA**phi, 3),
+                round(BETA**phi, 3),
+                round(224 * GAMMA**phi, 1),
+                round((ALPHA * BETA**2 * GAMMA**2) ** phi, 3),
+                width,
+                depth,
+                resolution,
+                sum(len(stage) for stage in model.blocks),
+                model.num_features / B0_FEATURES,
+                macs,
+                round(macs / b0_macs, 2),
+                2**phi,
             )
         )
     return rows

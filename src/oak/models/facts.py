@@ -49,11 +49,27 @@ def data_facts(name: str, model: nn.Module) -> DataFacts:
     config = getattr(model, "pretrained_cfg", None)
     if config:
         test_size = config.get("test_input_size", config["input_size"])[-1]
-        return DataFacts(f"timm {config['architecture']}.{config['tag']}", config["input_size"][-1], test_size, config["crop_pct"], config["interpolation"], tuple(config["mean"]), tuple(config["std"]))
+        return DataFacts(
+            weights=f"timm {config['architecture']}.{config['tag']}",
+            train_size=config["input_size"][-1],
+            test_size=test_size,
+            crop_pct=config["crop_pct"],
+            interpolation=config["interpolation"],
+            mean=tuple(config["mean"]),
+            std=tuple(config["std"]),
+        )
     weights = torchvision.models.get_model_weights(name).DEFAULT
     preset = weights.transforms()
     crop, resize = preset.crop_size[0], preset.resize_size[0]
-    return DataFacts(f"torchvision {weights}", crop, crop, round(crop / resize, 4), preset.interpolation.value, tuple(preset.mean), tuple(preset.std))
+    return DataFacts(
+        weights=f"torchvision {weights}",
+        train_size=crop,
+        test_size=crop,
+        crop_pct=round(crop / resize, 4),
+        interpolation=preset.interpolation.value,
+        mean=tuple(preset.mean),
+        std=tuple(preset.std),
+    )
 
 
 def count_macs_and_activations(model: nn.Module, resolution: int) -> tuple[int, int]:
@@ -81,5 +97,15 @@ def model_facts(name: str, resolution: int | None = None, num_classes: int = 100
     macs, activations = count_macs_and_activations(model, resolution)
     card = ZOO[name]
     return ModelFacts(
-        name, card.family, card.year, card.reference, parameter_count(model), card.published_params, card.source, resolution, macs, activations, data
+        name,
+        card.family,
+        card.year,
+        card.reference,
+        parameter_count(model),
+        card.published_params,
+        card.source,
+        resolution,
+        macs,
+        activations,
+        data,
     )

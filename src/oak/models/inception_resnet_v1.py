@@ -45,8 +45,11 @@ class ResidualInception(nn.Module):
 def block_a(scale: float = 0.17) -> ResidualInception:  # Figure 10, 35x35x256
     return ResidualInception(
         256,
-        [_branch((256, 32, 1, 1, 0)), _branch((256, 32, 1, 1, 0), (32, 32, 3, 1, 1)),
-         _branch((256, 32, 1, 1, 0), (32, 32, 3, 1, 1), (32, 32, 3, 1, 1))],
+        [
+            _branch((256, 32, 1, 1, 0)),
+            _branch((256, 32, 1, 1, 0), (32, 32, 3, 1, 1)),
+            _branch((256, 32, 1, 1, 0), (32, 32, 3, 1, 1), (32, 32, 3, 1, 1)),
+        ],
         96,
         scale,
     )
@@ -54,13 +57,19 @@ def block_a(scale: float = 0.17) -> ResidualInception:  # Figure 10, 35x35x256
 
 def block_b(scale: float = 0.10) -> ResidualInception:  # Figure 11, 17x17x896
     return ResidualInception(
-        896, [_branch((896, 128, 1, 1, 0)), _branch((896, 128, 1, 1, 0), (128, 128, (1, 7), 1, (0, 3)), (128, 128, (7, 1), 1, (3, 0)))], 256, scale
+        896,
+        [_branch((896, 128, 1, 1, 0)), _branch((896, 128, 1, 1, 0), (128, 128, (1, 7), 1, (0, 3)), (128, 128, (7, 1), 1, (3, 0)))],
+        256,
+        scale,
     )
 
 
 def block_c(scale: float = 0.20) -> ResidualInception:  # Figure 13, 8x8x1792
     return ResidualInception(
-        1792, [_branch((1792, 192, 1, 1, 0)), _branch((1792, 192, 1, 1, 0), (192, 192, (1, 3), 1, (0, 1)), (192, 192, (3, 1), 1, (1, 0)))], 384, scale
+        1792,
+        [_branch((1792, 192, 1, 1, 0)), _branch((1792, 192, 1, 1, 0), (192, 192, (1, 3), 1, (0, 1)), (192, 192, (3, 1), 1, (1, 0)))],
+        384,
+        scale,
     )
 
 
@@ -82,8 +91,11 @@ def reduction_a() -> Reduction:  # Figure 7 with k=192, l=192, m=256, n=384: 35x
 
 def reduction_b() -> Reduction:  # Figure 12: 17x17x896 -> 8x8x1792
     return Reduction(
-        [_branch((896, 256, 1, 1, 0), (256, 384, 3, 2, 0)), _branch((896, 256, 1, 1, 0), (256, 256, 3, 2, 0)),
-         _branch((896, 256, 1, 1, 0), (256, 256, 3, 1, 1), (256, 256, 3, 2, 0))]
+        [
+            _branch((896, 256, 1, 1, 0), (256, 384, 3, 2, 0)),
+            _branch((896, 256, 1, 1, 0), (256, 256, 3, 2, 0)),
+            _branch((896, 256, 1, 1, 0), (256, 256, 3, 1, 1), (256, 256, 3, 2, 0)),
+        ]
     )
 
 
@@ -104,7 +116,9 @@ class InceptionResnetV1(nn.Module):
         self.blocks = nn.Sequential(
             *[block_a() for _ in range(5)], reduction_a(), *[block_b() for _ in range(10)], reduction_b(), *[block_c() for _ in range(5)]
         )
-        self.global_pool, self.head_drop, self.classif = create_classifier(self.num_features, num_classes, pool_type=global_pool, drop_rate=drop_rate)
+        self.global_pool, self.head_drop, self.classif = create_classifier(
+            self.num_features, num_classes, pool_type=global_pool, drop_rate=drop_rate
+        )
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.blocks(self.stem(x))
@@ -123,9 +137,15 @@ class InceptionResnetV1(nn.Module):
 default_cfgs = generate_default_cfgs(
     {
         "inception_resnet_v1.untrained": {
-            "num_classes": 1000, "input_size": (3, 299, 299), "pool_size": (8, 8), "crop_pct": 0.8975,
-            "interpolation": "bicubic", "mean": IMAGENET_INCEPTION_MEAN, "std": IMAGENET_INCEPTION_STD,
-            "first_conv": "stem.0.conv", "classifier": "classif",
+            "num_classes": 1000,
+            "input_size": (3, 299, 299),
+            "pool_size": (8, 8),
+            "crop_pct": 0.8975,
+            "interpolation": "bicubic",
+            "mean": IMAGENET_INCEPTION_MEAN,
+            "std": IMAGENET_INCEPTION_STD,
+            "first_conv": "stem.0.conv",
+            "classifier": "classif",
         }
     }
 )

@@ -7,7 +7,6 @@ model card publishes.
 """
 
 import difflib
-from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache, partial
 
@@ -45,16 +44,28 @@ EFFICIENTNETS = [f"efficientnet_b{phi}" for phi in range(8)]
 SHUFFLENETS = [f"shufflenet_v2_x{width}" for width in ("0_5", "1_0", "1_5", "2_0")]
 
 ZOO: dict[str, ModelCard] = {
-    **_cards(["plain18", "plain34"], LARGE, 2016, "He et al. 2016, Deep Residual Learning (plain baselines)", [None, None], "none published"),
     **_cards(
-        ["resnet18", "resnet34", "resnet50", "resnet101", "resnet152"], LARGE, 2016, "He et al. 2016, Deep Residual Learning",
-        [11.689512, 21.797672, 25.557032, 44.549160, 60.192808], TV_CARD,
+        ["plain18", "plain34"], LARGE, 2016, "He et al. 2016, Deep Residual Learning (plain baselines)", [None, None], "none published"
     ),
-    **_cards(RESNET_RS, LARGE, 2021, "Bello et al. 2021, Revisiting ResNets", [35.69, 63.62, 86.62, 93.21, 129.86, 163.96, 191.89], TIMM_CARD),
+    **_cards(
+        ["resnet18", "resnet34", "resnet50", "resnet101", "resnet152"],
+        LARGE,
+        2016,
+        "He et al. 2016, Deep Residual Learning",
+        [11.689512, 21.797672, 25.557032, 44.549160, 60.192808],
+        TV_CARD,
+    ),
+    **_cards(
+        RESNET_RS, LARGE, 2021, "Bello et al. 2021, Revisiting ResNets", [35.69, 63.62, 86.62, 93.21, 129.86, 163.96, 191.89], TIMM_CARD
+    ),
     **_cards(["inception_v3"], LARGE, 2016, "Szegedy et al. 2016, Rethinking the Inception Architecture", [23.83], TIMM_CARD),
     **_cards(
-        ["inception_v4", "inception_resnet_v2", "inception_resnet_v1"], LARGE, 2017, "Szegedy et al. 2017, Inception-v4, Inception-ResNet",
-        [42.68, 55.84, None], TIMM_CARD,
+        ["inception_v4", "inception_resnet_v2", "inception_resnet_v1"],
+        LARGE,
+        2017,
+        "Szegedy et al. 2017, Inception-v4, Inception-ResNet",
+        [42.68, 55.84, None],
+        TIMM_CARD,
     ),
     **_cards(SHUFFLENETS, LIGHT, 2018, "Ma et al. 2018, ShuffleNet V2", [1.366792, 2.278604, 3.503624, 7.393996], TV_CARD),
     **_cards(EFFICIENTNETS, LIGHT, 2019, "Tan & Le 2019, EfficientNet", [5.29, 7.79, 9.11, 12.23, 19.34, 30.39, 43.04, 66.35], TIMM_CARD),
