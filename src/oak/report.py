@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter
 from omegaconf import DictConfig
 
 from oak.data.shards import dataset_label, is_synthetic, read_info
@@ -81,6 +82,10 @@ def top1_vs_params_png(rows: list[dict], *, title: str) -> bytes:
         axes.scatter(row["params_m"], row["top1_pct"])
         axes.annotate(row["model"], (row["params_m"], row["top1_pct"]), textcoords="offset points", xytext=(5, 5), fontsize=8)
     axes.set_xscale("log")
+    plain_numbers = FuncFormatter(lambda value, _: f"{value:g}")  # 2, not 2x10^0
+    axes.xaxis.set_major_formatter(plain_numbers)
+    axes.xaxis.set_minor_formatter(plain_numbers)
+    axes.margins(0.15)  # room for the labels of the outermost points
     axes.set_xlabel("parameters (M, log scale)")
     axes.set_ylabel("top-1 accuracy (%)")
     axes.set_title(title)
