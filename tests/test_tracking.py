@@ -18,7 +18,7 @@ from test_train_evaluate import MODEL, tiny_config
 
 from oak.evaluate import eval_metrics_path, evaluate
 from oak.tracking import REDACTED, close_abandoned_runs, run_params, server_command
-from oak.train import checkpoint_dir, train, train_metrics_path
+from oak.train import train, train_metrics_path
 
 BIN = Path(sys.executable).parent
 
@@ -154,4 +154,3 @@ def test_a_run_left_running_by_sigkill_is_closed_by_the_next_invocation(tmp_path
     assert close_abandoned_runs(config, MODEL) == [run_id]
     assert MlflowClient(server).get_run(run_id).info.status == "KILLED"
     assert close_abandoned_runs(config, MODEL) == []
-    assert checkpoint_dir(config, MODEL).name == MODEL
