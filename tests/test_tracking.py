@@ -29,24 +29,31 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> str:
-    folder = tmp_path_factory.mktemp("server")
-    port = free_port()
+def start_server(folder: Path, port: int) -> subprocess.Popen:
+    """A real `mlflow server` on 127.0.0.1:`port` with its store in `folder`, once it answers."""
     command = server_command(port=port, store=f"sqlite:///{folder / 'server.db'}", artifacts=str(folder / "artifacts"))
     process = subprocess.Popen([str(BIN / command[0]), *command[1:]], cwd=folder, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    uri = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
     while True:
         try:
-            urllib.request.urlopen(f"{uri}/health", timeout=2)
-            break
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2)
+            return process
         except OSError:
             assert process.poll() is None and time.monotonic() < deadline, "mlflow server did not start"
             time.sleep(0.5)
-    yield uri
+
+
+def stop(process: subprocess.Popen) -> None:
     process.terminate()
     process.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> str:
+    port = free_port()
+    process = start_server(tmp_path_factory.mktemp("server"), port)
+    yield f"http://127.0.0.1:{port}"
+    stop(process)
 
 
 def server_config(tmp_path: Path, shards: Path, server: str, experiment: str, *overrides: str):
@@ -103,11 +110,11 @@ def test_a_run_that_raises_ends_failed(tmp_path: Path, shards: Path, server: str
     assert [r.info.status for r in runs_of(server, "failing")] == ["FAILED"]
 
 
-def start_training(tmp_path: Path, shards: Path, server: str, experiment: str) -> subprocess.Popen:
+def start_training(tmp_path: Path, shards: Path, server: str, experiment: str, epochs: int = 1000) -> subprocess.Popen:
     overrides = [
         f"paths.shards={shards}",
         f"tracking.experiment={experiment}",
-        "train.epochs=1000",
+        f"train.epochs={epochs}",
         "train.batch_size=8",
         "train.image_size=32",
         "train.num_workers=0",
@@ -139,7 +146,7 @@ def test_ctrl_c_ends_the_run_killed(tmp_path: Path, shards: Path, server: str) -
     process = start_training(tmp_path, shards, server, "interrupted")
     run_id = wait_for_an_epoch(server, "interrupted", process)
     process.send_signal(signal.SIGINT)
-    process.wait(timeout=120)
+    process.wait(timeout=300)
     assert process.returncode != 0
     assert MlflowClient(server).get_run(run_id).info.status == "KILLED"
 
@@ -154,3 +161,46 @@ def test_a_run_left_running_by_sigkill_is_closed_by_the_next_invocation(tmp_path
     assert close_abandoned_runs(config, MODEL) == [run_id]
     assert MlflowClient(server).get_run(run_id).info.status == "KILLED"
     assert close_abandoned_runs(config, MODEL) == []
+
+
+def assert_every_epoch_once(server: str, experiment: str, epochs: int) -> None:
+    [run] = runs_of(server, experiment)
+    assert run.info.status == "FINISHED"
+    client = MlflowClient(server)
+    for key in ("train/loss", "val/top1", "lr"):
+        steps = [m.step for m in client.get_metric_history(run.info.run_id, key)]
+        assert len(steps) == len(set(steps)) == epochs, key
+
+
+def test_training_outlives_a_server_outage_and_delivers_every_point_once(tmp_path: Path, shards: Path) -> None:
+    port, folder = free_port(), tmp_path / "server"
+    folder.mkdir()
+    uri = f"http://127.0.0.1:{port}"
+    server = start_server(folder, port)
+    training = start_training(tmp_path, shards, uri, "outage", epochs=60)
+    wait_for_an_epoch(uri, "outage", training)
+    stop(server)
+    time.sleep(3)  # epochs go on with no server
+    assert training.poll() is None, "training stopped with the server"
+    server = start_server(folder, port)  # the same store comes back
+    try:
+        assert training.wait(timeout=600) == 0, training.stderr.read().decode()
+        assert training.stderr.read().decode().count("tracking server unreachable") == 1  # one warning
+        assert_every_epoch_once(uri, "outage", 60)
+    finally:
+        stop(server)
+
+
+def test_a_server_down_at_the_start_receives_the_run_when_it_comes_up(tmp_path: Path, shards: Path) -> None:
+    port, folder = free_port(), tmp_path / "server"
+    folder.mkdir()
+    uri = f"http://127.0.0.1:{port}"
+    training = start_training(tmp_path, shards, uri, "late", epochs=3)
+    time.sleep(20)  # well into training, or done and waiting for the server
+    assert training.poll() is None, "training did not wait for the tracking server"
+    server = start_server(folder, port)
+    try:
+        assert training.wait(timeout=600) == 0
+        assert_every_epoch_once(uri, "late", 3)
+    finally:
+        stop(server)

@@ -91,7 +91,8 @@ class EvaluateConfig:
 class TrackingConfig:
     uri: str | None = None  # None: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db
     experiment: str = "oak-demo"
-    log_checkpoints: bool = False  # upload checkpoints as run artifacts
+    log_checkpoints: bool = False  # upload the final checkpoint as a run artifact
+    patience_seconds: float = 600.0  # how long a finishing stage waits for an unreachable tracking server
 
 
 @dataclass

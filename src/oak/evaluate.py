@@ -11,7 +11,7 @@ from oak.data.shards import read_info
 from oak.errors import OakError
 from oak.files import write_json
 from oak.models import check_model_name, create_model, parameter_count
-from oak.tracking import existing_run, log_artifacts, mlflow_logger, tracking_uri
+from oak.tracking import existing_run, mlflow_logger, tracking_uri
 from oak.train import CHECKPOINT, RUN_FILE, checkpoint_dir, datamodule_for
 from oak.weights import load_weights
 
@@ -62,8 +62,6 @@ def evaluate(config: DictConfig, model: str, weights: Path | None = None) -> dic
     }
     write_json(out, metrics)
     logger.log_metrics({"params": metrics["params"]})
-    logger.experiment.set_tag(logger.run_id, "stage", "train,evaluate" if run_id else "evaluate")
-    if weights:
-        logger.experiment.set_tag(logger.run_id, "weights", str(weights))
-    log_artifacts(logger, out)
+    logger.set_tags({"stage": "train,evaluate" if run_id else "evaluate"} | ({"weights": str(weights)} if weights else {}))
+    logger.log_artifact(out)
     return metrics

@@ -15,15 +15,14 @@ import subprocess
 from pathlib import Path
 
 from lightning.pytorch import Callback, LightningModule, Trainer
-from lightning.pytorch.loggers import MLFlowLogger
 from lightning.pytorch.utilities import rank_zero_only
 from mlflow import MlflowClient
-from mlflow.entities import RunStatus
 from mlflow.exceptions import MlflowException
 from omegaconf import DictConfig
 
 from oak.config import flatten
 from oak.data.shards import dataset_label, is_synthetic
+from oak.mlflow_logger import BufferedMlflowLogger, is_unreachable, quick_requests
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 SECRET_NAME = re.compile(r"token|password|secret|key", re.IGNORECASE)
@@ -84,62 +83,35 @@ def run_tags(config: DictConfig, stage: str, info: dict, model: str | None = Non
     }
 
 
-class OakMLFlowLogger(MLFlowLogger):
-    """Lightning's MLflow logger, ending the run KILLED rather than FAILED after Ctrl-C, and
-    continuing a given run without logging again a (metric, step) point it already holds."""
-
-    interrupted = False
-
-    def __init__(self, *args, run_id: str | None = None, **kwargs) -> None:
-        super().__init__(*args, run_id=run_id, **kwargs)
-        self.resumed = run_id is not None
-        self._logged: set[tuple[str, int]] | None = None
-
-    def _points_already_logged(self) -> set[tuple[str, int]]:
-        if self._logged is None:
-            keys = self.experiment.get_run(self.run_id).data.metrics
-            self._logged = {(key, m.step) for key in keys for m in self.experiment.get_metric_history(self.run_id, key)}
-        return self._logged
-
-    @rank_zero_only
-    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
-        if self.resumed:
-            metrics = {key: value for key, value in metrics.items() if (key, step or 0) not in self._points_already_logged()}
-        if metrics:
-            super().log_metrics(metrics, step)
-
-    def finalize(self, status: str = "success") -> None:
-        super().finalize(RunStatus.to_string(RunStatus.KILLED) if self.interrupted and status == "failed" else status)
-
-
 class MarkInterrupted(Callback):
     """Tells the logger that training stopped on Ctrl-C (Lightning reports it as a failure)."""
 
     def on_exception(self, trainer: Trainer, module: LightningModule, exception: BaseException) -> None:
         if isinstance(exception, KeyboardInterrupt):
             for logger in trainer.loggers:
-                if isinstance(logger, OakMLFlowLogger):
+                if isinstance(logger, BufferedMlflowLogger):
                     logger.interrupted = True
 
 
-def mlflow_logger(config: DictConfig, model: str, stage: str, info: dict, run_id: str | None = None) -> OakMLFlowLogger:
+def mlflow_logger(config: DictConfig, model: str, stage: str, info: dict, run_id: str | None = None) -> BufferedMlflowLogger:
     """A Lightning logger for `model`'s run; `run_id` continues an existing run instead of opening one."""
-    return OakMLFlowLogger(
-        experiment_name=config.tracking.experiment,
-        run_name=model,
+    return BufferedMlflowLogger(
         tracking_uri=tracking_uri(config),
+        experiment=config.tracking.experiment,
+        run_name=model,
         tags=run_tags(config, stage, info, model),
         run_id=run_id,
-        log_model=config.tracking.log_checkpoints,
+        patience_seconds=config.tracking.patience_seconds,
     )
 
 
 def existing_run(uri: str, run_id: str) -> str | None:
-    """`run_id` when the store at `uri` holds that run, else None."""
+    """`run_id` when the store at `uri` holds that run (or cannot be asked now), else None."""
     try:
-        MlflowClient(uri).get_run(run_id)
-    except MlflowException:
-        return None
+        with quick_requests():
+            MlflowClient(uri).get_run(run_id)
+    except MlflowException as error:
+        return run_id if is_unreachable(error) else None
     return run_id
 
 
@@ -161,17 +133,23 @@ def close_abandoned_runs(config: DictConfig, model: str) -> list[str]:
     host cannot tell whether they still live.
     """
     client = MlflowClient(tracking_uri(config))
-    experiment = client.get_experiment_by_name(config.tracking.experiment)
-    if experiment is None:
-        return []
     host = socket.gethostname().replace("'", "")
-    running = client.search_runs(
-        [experiment.experiment_id],
-        filter_string=f"attributes.status = 'RUNNING' and tags.model = '{model}' and tags.host = '{host}'",
-    )
-    closed = [run.info.run_id for run in running if not _process_alive(int(run.data.tags.get("pid", "0")))]
-    for run_id in closed:
-        client.set_terminated(run_id, "KILLED")
+    try:
+        with quick_requests():
+            experiment = client.get_experiment_by_name(config.tracking.experiment)
+            if experiment is None:
+                return []
+            running = client.search_runs(
+                [experiment.experiment_id],
+                filter_string=f"attributes.status = 'RUNNING' and tags.model = '{model}' and tags.host = '{host}'",
+            )
+            closed = [run.info.run_id for run in running if not _process_alive(int(run.data.tags.get("pid", "0")))]
+            for run_id in closed:
+                client.set_terminated(run_id, "KILLED")
+    except Exception as error:
+        if not is_unreachable(error):
+            raise
+        return []  # the server is away: the next invocation closes them
     return closed
 
 
@@ -184,11 +162,6 @@ def server_command(
     basic-auth app in front before binding a public address.
     """
     return ["mlflow", "server", "--host", host, "--port", str(port), "--backend-store-uri", store, "--artifacts-destination", artifacts]
-
-
-def log_artifacts(logger: MLFlowLogger, *paths: Path) -> None:
-    for path in paths:
-        logger.experiment.log_artifact(logger.run_id, str(path))
 
 
 def log_report_run(config: DictConfig, info: dict, paths: list[Path]) -> str:

@@ -22,7 +22,6 @@ from oak.tracking import (
     close_abandoned_runs,
     dataset_fingerprint,
     existing_run,
-    log_artifacts,
     mlflow_logger,
     run_params,
     tracking_uri,
@@ -117,9 +116,7 @@ def train(config: DictConfig, model: str) -> dict:
         reload_dataloaders_every_n_epochs=1,  # a fresh shuffle per epoch, see ShardDataModule
         default_root_dir=out,
     )
-    if logger.resumed:
-        logger.experiment.update_run(logger.run_id, status="RUNNING")
-    else:
+    if not logger.resumed:
         logger.log_hyperparams(run_params(config))  # opens the run: after anything that could fail before training
     run_record = {"tracking_uri": tracking_uri(config), "run_id": logger.run_id, "fingerprint": fingerprint, "complete": False}
     if trainer.is_global_zero:
@@ -137,9 +134,12 @@ def train(config: DictConfig, model: str) -> dict:
         "val_loss": logged["val/loss"],
     }
     if trainer.is_global_zero:
-        write_json(out / RUN_FILE, run_record | {"complete": True})
+        write_json(out / RUN_FILE, run_record | {"run_id": logger.run_id, "complete": True})
         write_atomic(out / "config.yaml", OmegaConf.to_yaml(config))
         write_json(train_metrics_path(config, model), metrics)
         logger.log_metrics({"train_seconds": seconds}, step=trainer.global_step)
-        log_artifacts(logger, out / "config.yaml", train_metrics_path(config, model))
+        logger.log_artifact(out / "config.yaml")
+        logger.log_artifact(train_metrics_path(config, model))
+        if config.tracking.log_checkpoints:
+            logger.log_artifact(out / CHECKPOINT)
     return metrics

@@ -1,0 +1,186 @@
+"""A Lightning logger for MLflow that a tracking-server outage cannot stop.
+
+Everything a run receives (tags, params, metric points, artifacts, its end status) is queued
+here and delivered in order. A delivery that fails because the server cannot be reached leaves
+the queue as it was, warns once, and is tried again at the next log call after a pause, and
+patiently when the run ends. Before sending again after a failure (or into a run that already
+holds data), the points the server already has are looked up and left out, so each arrives once.
+"""
+
+import contextlib
+import logging
+import os
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from lightning.fabric.utilities.logger import _convert_params, _flatten_dict
+from lightning.pytorch.loggers.logger import Logger
+from lightning.pytorch.utilities import rank_zero_only
+from mlflow import MlflowClient
+from mlflow.entities import Metric, Param, RunTag
+from mlflow.exceptions import MlflowException
+from requests.exceptions import RequestException
+
+log = logging.getLogger(__name__)
+
+# While training, a request to an absent server fails fast instead of MLflow's minutes of retries.
+QUICK_REQUESTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
+BATCH = 1000  # metric points per request (MLflow's limit)
+
+
+@contextlib.contextmanager
+def quick_requests() -> Iterator[None]:
+    saved = {name: os.environ.get(name) for name in QUICK_REQUESTS}
+    os.environ.update(QUICK_REQUESTS)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            os.environ.pop(name, None) if value is None else os.environ.__setitem__(name, value)
+
+
+def is_unreachable(error: Exception) -> bool:
+    """True for a server that does not answer (or answers 5xx while it restarts), not for a refusal."""
+    if isinstance(error, (OSError, RequestException)):
+        return True
+    if isinstance(error, MlflowException):
+        status = error.get_http_status_code()
+        return str(error).startswith("API request to") or status >= 500
+    return False
+
+
+class BufferedMlflowLogger(Logger):
+    def __init__(
+        self,
+        *,
+        tracking_uri: str,
+        experiment: str,
+        run_name: str,
+        tags: dict[str, str],
+        run_id: str | None = None,
+        retry_seconds: float = 30.0,
+        patience_seconds: float = 600.0,
+    ) -> None:
+        super().__init__()
+        self.client = MlflowClient(tracking_uri)
+        self.experiment_name = experiment
+        self.run_name = run_name
+        self.run_id = run_id
+        self.resumed = run_id is not None
+        self.interrupted = False  # set on Ctrl-C: the run ends KILLED, not FAILED
+        self.retry_seconds = retry_seconds
+        self.patience_seconds = patience_seconds
+        self._tags = dict(tags)
+        self._params: dict[str, str] = {}
+        self._metrics: list[Metric] = []
+        self._artifacts: list[str] = []
+        self._status: str | None = "RUNNING" if self.resumed else None
+        self._check_server_first = self.resumed
+        self._next_try = 0.0
+        self._warned = False
+
+    @property
+    def name(self) -> str:
+        return self.experiment_name
+
+    @property
+    def version(self) -> str:
+        return self.run_id or "undelivered"
+
+    @property
+    def pending(self) -> int:
+        """Metric points not yet delivered."""
+        return len(self._metrics)
+
+    @rank_zero_only
+    def log_hyperparams(self, params: Any, *args: Any, **kwargs: Any) -> None:
+        self._params.update({key: str(value) for key, value in _flatten_dict(_convert_params(params)).items()})
+        self.deliver()
+
+    @rank_zero_only
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        timestamp = int(time.time() * 1000)
+        self._metrics += [Metric(key, float(value), timestamp, step or 0) for key, value in metrics.items()]
+        self.deliver()
+
+    @rank_zero_only
+    def set_tags(self, tags: dict[str, str]) -> None:
+        self._tags.update(tags)
+        self.deliver()
+
+    @rank_zero_only
+    def log_artifact(self, path: str) -> None:
+        self._artifacts.append(str(path))
+        self.deliver()
+
+    @rank_zero_only
+    def finalize(self, status: str) -> None:
+        ended = {"success": "FINISHED", "finished": "FINISHED", "failed": "KILLED" if self.interrupted else "FAILED"}
+        self._status = ended.get(status, status)
+        if not self.deliver(patience=self.patience_seconds):
+            log.warning(
+                "MLflow: %d metric points of run %s could not be delivered within %.0f s; they are lost to MLflow, "
+                "the DVC metrics files hold the results",
+                self.pending,
+                self.run_name,
+                self.patience_seconds,
+            )
+
+    def deliver(self, patience: float = 0.0) -> bool:
+        """Send what is queued; False if the server stayed unreachable for `patience` seconds."""
+        deadline = time.monotonic() + patience
+        while True:
+            if patience or time.monotonic() >= self._next_try:
+                try:
+                    with quick_requests():
+                        self._send()
+                    if self._warned:
+                        log.warning("MLflow: tracking server reachable again, run %s is up to date", self.run_name)
+                        self._warned = False
+                    return True
+                except Exception as error:
+                    if not is_unreachable(error):
+                        raise
+                    self._check_server_first = True
+                    self._next_try = time.monotonic() + self.retry_seconds
+                    if not self._warned:
+                        log.warning("MLflow: tracking server unreachable (%s); metrics are kept and sent when it answers", error)
+                        self._warned = True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(min(5.0, max(0.0, deadline - time.monotonic())))
+
+    def _send(self) -> None:
+        if self.run_id is None:
+            experiment = self.client.get_experiment_by_name(self.experiment_name)
+            experiment_id = experiment.experiment_id if experiment else self.client.create_experiment(self.experiment_name)
+            self.run_id = self.client.create_run(experiment_id, run_name=self.run_name, tags=self._tags).info.run_id
+            self._tags = {}
+        if self._status == "RUNNING":
+            self.client.update_run(self.run_id, status="RUNNING")
+            self._status = None
+        if self._tags or self._params:
+            tags, params = [RunTag(k, v) for k, v in self._tags.items()], [Param(k, v) for k, v in self._params.items()]
+            for start in range(0, max(len(tags), len(params)), 100):
+                self.client.log_batch(self.run_id, params=params[start : start + 100], tags=tags[start : start + 100])
+            self._tags, self._params = {}, {}
+        if self._check_server_first:
+            self._metrics = self._not_on_server(self._metrics)
+            self._check_server_first = False
+        while self._metrics:
+            self.client.log_batch(self.run_id, metrics=self._metrics[:BATCH])
+            self._metrics = self._metrics[BATCH:]
+        while self._artifacts:
+            self.client.log_artifact(self.run_id, self._artifacts[0])
+            self._artifacts.pop(0)
+        if self._status:
+            self.client.set_terminated(self.run_id, self._status)
+            self._status = None
+
+    def _not_on_server(self, points: list[Metric]) -> list[Metric]:
+        """`points` minus those whose (key, step) the run already holds."""
+        held = set()
+        for key in {point.key for point in points}:
+            held |= {(key, m.step) for m in self.client.get_metric_history(self.run_id, key)}
+        return [point for point in points if (point.key, point.step) not in held]
