@@ -122,16 +122,25 @@ def start_training(tmp_path: Path, shards: Path, server: str, experiment: str, e
         "trainer.enable_progress_bar=false",
     ]
     env = {**os.environ, "MLFLOW_TRACKING_URI": server, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
-    return subprocess.Popen(
-        [sys.executable, "-m", "oak.cli", "train", MODEL, *overrides],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+    # Output to a file, not a pipe: an unread pipe fills up and blocks the training process.
+    with open(tmp_path / "train.log", "wb") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "oak.cli", "train", MODEL, *overrides],
+            cwd=tmp_path,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            # A job started in the background inherits SIGINT ignored, and Python then never raises
+            # KeyboardInterrupt: restore the default so that the test's Ctrl-C reaches the training.
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        )
 
 
-def wait_for_an_epoch(server: str, experiment: str, process: subprocess.Popen) -> str:
+def output(tmp_path: Path) -> str:
+    return (tmp_path / "train.log").read_text(errors="replace")
+
+
+def wait_for_an_epoch(server: str, experiment: str, process: subprocess.Popen, tmp_path: Path) -> str:
     """The run id, once the run has logged its first epoch."""
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline and process.poll() is None:
@@ -139,21 +148,21 @@ def wait_for_an_epoch(server: str, experiment: str, process: subprocess.Popen) -
         if runs and "train/loss" in runs[0].data.metrics:
             return runs[0].info.run_id
         time.sleep(1)
-    raise AssertionError(f"no epoch logged: {process.stderr.read().decode() if process.poll() is not None else 'still running'}")
+    raise AssertionError(f"no epoch logged:\n{output(tmp_path)}")
 
 
 def test_ctrl_c_ends_the_run_killed(tmp_path: Path, shards: Path, server: str) -> None:
     process = start_training(tmp_path, shards, server, "interrupted")
-    run_id = wait_for_an_epoch(server, "interrupted", process)
+    run_id = wait_for_an_epoch(server, "interrupted", process, tmp_path)
     process.send_signal(signal.SIGINT)
-    process.wait(timeout=300)
+    process.wait(timeout=300)  # raises, with the process left to pytest's cleanup, if Ctrl-C is not honoured
     assert process.returncode != 0
     assert MlflowClient(server).get_run(run_id).info.status == "KILLED"
 
 
 def test_a_run_left_running_by_sigkill_is_closed_by_the_next_invocation(tmp_path: Path, shards: Path, server: str) -> None:
     process = start_training(tmp_path, shards, server, "abandoned")
-    run_id = wait_for_an_epoch(server, "abandoned", process)
+    run_id = wait_for_an_epoch(server, "abandoned", process, tmp_path)
     process.kill()
     process.wait(timeout=60)
     assert MlflowClient(server).get_run(run_id).info.status == "RUNNING"
@@ -178,14 +187,14 @@ def test_training_outlives_a_server_outage_and_delivers_every_point_once(tmp_pat
     uri = f"http://127.0.0.1:{port}"
     server = start_server(folder, port)
     training = start_training(tmp_path, shards, uri, "outage", epochs=60)
-    wait_for_an_epoch(uri, "outage", training)
+    wait_for_an_epoch(uri, "outage", training, tmp_path)
     stop(server)
     time.sleep(3)  # epochs go on with no server
     assert training.poll() is None, "training stopped with the server"
     server = start_server(folder, port)  # the same store comes back
     try:
-        assert training.wait(timeout=600) == 0, training.stderr.read().decode()
-        assert training.stderr.read().decode().count("tracking server unreachable") == 1  # one warning
+        assert training.wait(timeout=600) == 0, output(tmp_path)
+        assert output(tmp_path).count("tracking server unreachable") == 1  # one warning
         assert_every_epoch_once(uri, "outage", 60)
     finally:
         stop(server)
