@@ -164,13 +164,16 @@ def server_command(
     return ["mlflow", "server", "--host", host, "--port", str(port), "--backend-store-uri", store, "--artifacts-destination", artifacts]
 
 
-def log_report_run(config: DictConfig, info: dict, paths: list[Path]) -> str:
+def log_report_run(config: DictConfig, info: dict, paths: list[Path]) -> str | None:
     """A run named "report" in the study's experiment, holding the report's tables and figures."""
-    client = MlflowClient(tracking_uri(config))
-    experiment = client.get_experiment_by_name(config.tracking.experiment)
-    experiment_id = experiment.experiment_id if experiment else client.create_experiment(config.tracking.experiment)
-    run = client.create_run(experiment_id, run_name="report", tags=run_tags(config, "report", info))
+    logger = BufferedMlflowLogger(
+        tracking_uri=tracking_uri(config),
+        experiment=config.tracking.experiment,
+        run_name="report",
+        tags=run_tags(config, "report", info),
+        patience_seconds=config.tracking.patience_seconds,
+    )
     for path in paths:
-        client.log_artifact(run.info.run_id, str(path))
-    client.set_terminated(run.info.run_id)
-    return run.info.run_id
+        logger.log_artifact(path)
+    logger.finalize("success")
+    return logger.run_id
