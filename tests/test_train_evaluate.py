@@ -105,9 +105,9 @@ def test_given_weights_evaluate_to_the_same_numbers_as_the_checkpoint(trained, t
     config, _, eval_metrics = trained
     from safetensors.torch import save_file
 
-    from oak.weights import read_state_dict, strip_prefixes
+    from oak.weights import network_state, read_state_dict
 
-    state = strip_prefixes(read_state_dict(checkpoint_dir(config, MODEL) / CHECKPOINT))
+    state = network_state(read_state_dict(checkpoint_dir(config, MODEL) / CHECKPOINT))
     torch.save({f"module.{k}": v for k, v in state.items()}, tmp_path / "ddp_state_dict.pt")
     save_file(state, tmp_path / "weights.safetensors")
     for weights in (tmp_path / "ddp_state_dict.pt", tmp_path / "weights.safetensors"):

@@ -1,89 +1,158 @@
-"""The LightningModule every Oak model trains and evaluates in; the network is passed in built."""
+"""The LightningModule every Oak model trains and evaluates in; the network is passed in built.
+
+The training recipe (the `train` section of the config) reaches it through timm: the optimizer
+and its weight-decay exemption of norms and biases, the scheduler, mixup/cutmix, label smoothing
+and the EMA of the weights.
+"""
 
 import time
 
 import lightning as L
 import torch
+from omegaconf import DictConfig
+from timm.data import Mixup
+from timm.loss import SoftTargetCrossEntropy
 from timm.optim import create_optimizer_v2
 from timm.scheduler import create_scheduler_v2
+from timm.utils import ModelEmaV3
 from torch import nn
+from torchmetrics import MeanMetric, SumMetric
 from torchmetrics.classification import MulticlassAccuracy
+
+from oak.errors import OakError
+
+STAGES = ("train", "val", "eval")
 
 
 class Classifier(L.LightningModule):
-    """Cross-entropy training of `net`; loss, top-1 and top-5 logged per epoch as `<stage>/<name>`."""
+    """Trains `net` with `recipe`; logs loss, top-1, top-5 and the sample count per epoch as `<stage>/<name>`.
 
-    def __init__(
-        self,
-        net: nn.Module,
-        *,
-        num_classes: int,
-        optimizer: str = "adamw",
-        lr: float = 1e-3,
-        weight_decay: float = 0.0,
-        epochs: int = 1,
-        warmup_epochs: int = 0,
-    ) -> None:
+    Without a recipe the module only evaluates. Every metric is a torchmetrics state summed over
+    ranks, so a distributed evaluation counts each sample exactly once.
+    """
+
+    def __init__(self, net: nn.Module, *, num_classes: int, recipe: DictConfig | None = None) -> None:
         super().__init__()
-        self.save_hyperparameters(ignore=["net"], logger=False)  # the run params are the resolved config
         self.net = net
-        self.loss = nn.CrossEntropyLoss()
-        # One metric pair per stage, keyed "<stage>_<name>": Lightning resets and syncs each at its
+        self.recipe = recipe
+        self.mixup = _mixup(recipe, num_classes) if recipe else None
+        smoothing = recipe.label_smoothing if recipe else 0.0
+        self.train_loss = SoftTargetCrossEntropy() if self.mixup else nn.CrossEntropyLoss(label_smoothing=smoothing)
+        self.eval_loss = nn.CrossEntropyLoss()
+        self.channels_last = bool(recipe and recipe.channels_last)
+        if self.channels_last:
+            net.to(memory_format=torch.channels_last)
+        self.ema = ModelEmaV3(net, decay=recipe.ema_decay) if recipe and recipe.ema_decay else None
+        if recipe and recipe.compile:
+            net.compile()  # in place: the state_dict keeps its names
+        # One metric set per stage, keyed "<stage>_<name>": Lightning resets and syncs each at its
         # own epoch end. (A bare "train" key would clash with nn.Module.train.)
         self.metrics = nn.ModuleDict(
             {
-                f"{stage}_{name}": MulticlassAccuracy(num_classes, top_k=min(k, num_classes), average="micro")
-                for stage in ("train", "val", "eval")
-                for name, k in (("top1", 1), ("top5", 5))
+                f"{stage}_{name}": metric
+                for stage in STAGES
+                for name, metric in (
+                    ("top1", MulticlassAccuracy(num_classes, top_k=1, average="micro")),
+                    ("top5", MulticlassAccuracy(num_classes, top_k=min(5, num_classes), average="micro")),
+                    ("loss", MeanMetric()),
+                    ("samples", SumMetric()),
+                )
             }
         )
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.net(images)
 
-    def _step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> torch.Tensor:
-        images, targets = batch
-        logits = self(images)
-        loss = self.loss(logits, targets)
+    def _evaluated_net(self) -> nn.Module:
+        return self.ema.module if self.ema is not None else self.net
+
+    def _log_metrics(self, stage: str, logits: torch.Tensor, targets: torch.Tensor, loss: torch.Tensor) -> None:
         batch_size = targets.shape[0]
-        self.log(f"{stage}/loss", loss, on_step=False, on_epoch=True, batch_size=batch_size, sync_dist=True)
-        for name in ("top1", "top5"):
+        updates = {"top1": (logits, targets), "top5": (logits, targets), "loss": (loss.detach(), batch_size), "samples": (batch_size,)}
+        for name, arguments in updates.items():
             metric = self.metrics[f"{stage}_{name}"]
-            metric(logits, targets)
+            metric.update(*arguments)
             self.log(f"{stage}/{name}", metric, on_step=False, on_epoch=True, batch_size=batch_size)
-        return loss
+
+    def _images(self, images: torch.Tensor) -> torch.Tensor:
+        return images.contiguous(memory_format=torch.channels_last) if self.channels_last else images
+
+    def on_train_start(self) -> None:
+        self.on_train_epoch_start()  # a resumed epoch starts part way, without its epoch-start hook
 
     def on_train_epoch_start(self) -> None:
-        # One "lr" key whatever the optimizer, so the runs of a study line up in MLflow's compare view.
-        self.log("lr", self.trainer.optimizers[0].param_groups[0]["lr"], on_step=False, on_epoch=True)
         self._epoch_start, self._epoch_images = time.perf_counter(), 0
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_index: int) -> torch.Tensor:
-        self._epoch_images += batch[1].shape[0]
-        return self._step(batch, "train")
+        images, targets = batch
+        self._epoch_images += targets.shape[0]
+        # One "lr" key whatever the optimizer, so the runs of a study line up in MLflow's compare view.
+        self.log("lr", self.trainer.optimizers[0].param_groups[0]["lr"], on_step=False, on_epoch=True)
+        mixed_images, mixed_targets = self.mixup(images, targets) if self.mixup else (images, targets)
+        logits = self(self._images(mixed_images))
+        loss = self.train_loss(logits, mixed_targets)
+        self._log_metrics("train", logits.detach(), targets, loss)  # accuracy against the unmixed labels
+        return loss
+
+    def on_train_batch_end(self, outputs, batch, batch_index: int) -> None:
+        if self.ema is not None:
+            self.ema.update(self.net, step=self.global_step)
 
     def on_train_epoch_end(self) -> None:
         seconds = time.perf_counter() - self._epoch_start
-        self.log("train/images_per_second", self._epoch_images / seconds, on_step=False, on_epoch=True)
+        self.log("train/images_per_second", self._epoch_images / seconds, on_step=False, on_epoch=True, sync_dist=True, reduce_fx="sum")
+
+    def _evaluation_step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> None:
+        images, targets = batch
+        logits = self._evaluated_net()(self._images(images))
+        self._log_metrics(stage, logits, targets, self.eval_loss(logits, targets))
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_index: int) -> None:
-        self._step(batch, "val")
+        self._evaluation_step(batch, "val")
 
     def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_index: int) -> None:
-        self._step(batch, "eval")
+        self._evaluation_step(batch, "eval")
 
     def configure_optimizers(self) -> dict:
-        # timm leaves norms and biases out of weight decay (filter_bias_and_bn)
-        optimizer = create_optimizer_v2(self.net, opt=self.hparams.optimizer, lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+        recipe = self.recipe
+        if recipe is None:
+            raise OakError("this Classifier was built for evaluation only; give it a recipe to train")
+        lr = scaled_lr(recipe.lr, recipe.lr_batch_size, self.global_batch_size())
+        extra = {"eps": recipe.optimizer_eps} if recipe.optimizer_eps is not None else {}
+        # timm leaves norms and biases out of weight decay (filter_bias_and_bn, on by default)
+        optimizer = create_optimizer_v2(
+            self.net, opt=recipe.optimizer, lr=lr, weight_decay=recipe.weight_decay, momentum=recipe.momentum, **extra
+        )
         scheduler, _ = create_scheduler_v2(
             optimizer,
-            sched="cosine",
-            num_epochs=self.hparams.epochs,
-            warmup_epochs=self.hparams.warmup_epochs,
-            warmup_lr=self.hparams.lr / 10,
+            sched=recipe.schedule,
+            num_epochs=recipe.epochs,
+            decay_epochs=recipe.decay_epochs,
+            decay_rate=recipe.decay_rate,
+            min_lr=recipe.min_lr,
+            warmup_epochs=recipe.warmup_epochs,
+            warmup_lr=lr / 10,
         )
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
+
+    def global_batch_size(self) -> int:
+        return self.recipe.batch_size * self.trainer.world_size * self.trainer.accumulate_grad_batches
 
     def lr_scheduler_step(self, scheduler, metric) -> None:
         # timm schedulers take the epoch that starts next, not a bare step()
         scheduler.step(epoch=self.current_epoch + 1)
+
+
+def scaled_lr(lr: float, reference_batch_size: int | None, global_batch_size: int) -> float:
+    """The linear scaling rule (Goyal et al. 2017): `lr` is for `reference_batch_size` images per step."""
+    return lr if reference_batch_size is None else lr * global_batch_size / reference_batch_size
+
+
+def _mixup(recipe: DictConfig, num_classes: int) -> Mixup | None:
+    if not (recipe.mixup_alpha or recipe.cutmix_alpha):
+        return None
+    if recipe.batch_size % 2:
+        raise OakError(f"train.batch_size={recipe.batch_size}: mixup and cutmix pair the images of a batch; use an even batch size")
+    return Mixup(
+        mixup_alpha=recipe.mixup_alpha, cutmix_alpha=recipe.cutmix_alpha, label_smoothing=recipe.label_smoothing, num_classes=num_classes
+    )

@@ -41,7 +41,7 @@ def _prepare(config: DictConfig, args: argparse.Namespace) -> None:
 def _train(config: DictConfig, args: argparse.Namespace) -> None:
     from oak.train import train
 
-    print(f"{args.model}: {train(config, args.model)}")
+    print(f"{args.model}: {train(config, args.model, resume=args.resume)}")
 
 
 def _evaluate(config: DictConfig, args: argparse.Namespace) -> None:
@@ -144,7 +144,8 @@ def parser() -> argparse.ArgumentParser:
     prepare = verb("prepare", _prepare, "convert an image tree to WebDataset shards")
     prepare.add_argument("--source", help="image tree with train/ and val/ (default: data.source)")
     prepare.add_argument("--out", help="shard folder (default: paths.shards)")
-    verb("train", _train, "train one model", takes_model=True)
+    train = verb("train", _train, "train one model with the recipe in params.yaml", takes_model=True)
+    train.add_argument("--resume", action="store_true", help="fail unless an interrupted training of this config can be resumed")
     evaluate = verb("evaluate", _evaluate, "evaluate one trained model", takes_model=True)
     evaluate.add_argument("--weights", type=Path, help="evaluate this checkpoint, state_dict or .safetensors file instead")
     verb("report", _report, "write the results table and figure")

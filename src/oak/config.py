@@ -1,7 +1,9 @@
 """The typed schema of params.yaml, and loading it with `key=value` overrides.
 
-params.yaml is the single source of settings. OmegaConf merges it over the schema below, so an
-unknown key or a value of the wrong type is an error that names the key.
+params.yaml is the single source of settings; the training recipe it names (a file in
+pipelines/recipes/) supplies the defaults of its `train` and `trainer` sections. OmegaConf merges
+them over the schema below, so an unknown key or a value of the wrong type is an error that names
+the key and the file.
 """
 
 from dataclasses import dataclass, field
@@ -15,6 +17,8 @@ from omegaconf.errors import OmegaConfBaseException
 from oak.errors import OakError
 
 PARAMS_FILE = Path("params.yaml")
+RECIPES_DIR = Path("pipelines/recipes")
+RECIPE_SECTIONS = {"train", "trainer"}
 
 
 @dataclass
@@ -50,17 +54,37 @@ class PrepareConfig:
 
 @dataclass
 class TrainConfig:
+    """A training recipe: pipelines/recipes/<recipe>.yaml sets these, params.yaml and overrides refine them."""
+
     epochs: int = 10  # Lightning's max_epochs
-    batch_size: int = 16
+    batch_size: int = 16  # per device
     lr: float = 6e-3
-    weight_decay: float = 0.05
-    optimizer: str = "adamw"  # any name timm.optim.create_optimizer_v2 knows
-    warmup_epochs: int = 1
+    lr_batch_size: int | None = None  # linear scaling: lr is for this global batch; None: lr as given
+    optimizer: str = "adamw"  # a timm optimizer: sgd (Nesterov), momentum, rmsproptf (EfficientNet's), adamw, ...
+    momentum: float = 0.9  # for sgd, momentum and rmsprop*
+    optimizer_eps: float | None = None  # None: the optimizer's default
+    weight_decay: float = 0.05  # never applied to norms and biases
+    schedule: str = "cosine"  # a timm scheduler, stepped per epoch: cosine or step
+    warmup_epochs: int = 1  # linear warmup from lr/10
+    min_lr: float = 0.0
+    decay_epochs: float = 30.0  # step: multiply the lr by decay_rate every decay_epochs
+    decay_rate: float = 0.1
+    label_smoothing: float = 0.0
+    drop_rate: float = 0.0  # dropout before the classifier
+    drop_path_rate: float = 0.0  # stochastic depth
+    ema_decay: float | None = None  # keep an EMA of the weights; validation, evaluation and the checkpoint's EMA use it
     image_size: int = 64
+    eval_image_size: int | None = None  # None: image_size (ResNet-RS tests larger than it trains)
     scale_min: float = 0.8  # lower bound of RandomResizedCrop's area fraction
     hflip: float = 0.5
     color_jitter: float = 0.0
-    drop_rate: float = 0.0
+    auto_augment: str | None = None  # timm's policy string, e.g. rand-m9-mstd0.5 for RandAugment
+    mixup_alpha: float = 0.0
+    cutmix_alpha: float = 0.0
+    random_erasing: float = 0.0  # probability
+    channels_last: bool = False
+    compile: bool = False  # torch.compile the network
+    checkpoint_every_n_steps: int | None = None  # besides every epoch: for long epochs on preemptible nodes
     num_workers: int = 1
     shuffle_buffer: int = 1000
 
@@ -73,7 +97,8 @@ class TrainerConfig:
     devices: Any = 1
     num_nodes: int = 1
     strategy: str = "auto"
-    precision: str = "32-true"
+    precision: str = "32-true"  # 32-true, bf16-mixed, 16-mixed, ...
+    sync_batchnorm: bool = False
     deterministic: bool = False
     accumulate_grad_batches: int = 1
     gradient_clip_val: float | None = None
@@ -103,6 +128,8 @@ class ReportConfig:
 @dataclass
 class OakConfig:
     seed: int = 0
+    recipe: str | None = None  # pipelines/recipes/<recipe>.yaml: the train and trainer settings it starts from
+    launch: str = ""  # prefix of the training command, e.g. srun or `torchrun --nproc-per-node 8 --no-python`
     models: list[str] = field(default_factory=lambda: ["resnet18"])
     paths: PathsConfig = field(default_factory=PathsConfig)
     data: DataConfig = field(default_factory=DataConfig)
@@ -116,12 +143,17 @@ class OakConfig:
 
 
 def load_config(path: Path = PARAMS_FILE, overrides: list[str] = ()) -> DictConfig:
-    """The schema, merged with `path` (when it exists) and then with `key=value` overrides."""
-    config = OmegaConf.structured(OakConfig)
-    if path.exists():
-        config = _merge(config, _read_yaml(path), str(path))
+    """The schema, merged with the recipe, then `path` (when it exists), then `key=value` overrides.
+
+    The recipe named by `path` or the overrides is read from `pipelines/recipes/` beside `path`.
+    """
+    layers = [(_read_yaml(path), str(path))] if path.exists() else []
     if overrides:
-        config = _merge(config, _parse_overrides(overrides), "override")
+        layers.append((_parse_overrides(overrides), "override"))
+    config = _merged(OmegaConf.structured(OakConfig), layers)
+    if config.recipe:
+        recipe = path.parent / RECIPES_DIR / f"{config.recipe}.yaml"
+        config = _merged(OmegaConf.structured(OakConfig), [(_read_recipe(recipe), str(recipe)), *layers])
     OmegaConf.set_readonly(config, True)
     return config
 
@@ -139,6 +171,23 @@ def flatten(config: DictConfig) -> dict[str, Any]:
 
     walk(OmegaConf.to_container(config, resolve=True), "")
     return flat
+
+
+def _merged(config: DictConfig, layers: list[tuple[DictConfig, str]]) -> DictConfig:
+    for layer, source in layers:
+        config = _merge(config, layer, source)
+    return config
+
+
+def _read_recipe(path: Path) -> DictConfig:
+    if not path.exists():
+        known = sorted(p.stem for p in path.parent.glob("*.yaml"))
+        raise OakError(f"recipe {path.stem!r}: {path} not found; known recipes: {', '.join(known) or 'none'}")
+    recipe = _read_yaml(path)
+    stray = sorted(set(recipe) - RECIPE_SECTIONS)
+    if stray:
+        raise OakError(f"{path}: a recipe sets only {' and '.join(sorted(RECIPE_SECTIONS))}; move {', '.join(stray)} to params.yaml")
+    return recipe
 
 
 def _read_yaml(path: Path) -> DictConfig:

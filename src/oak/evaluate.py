@@ -44,7 +44,9 @@ def evaluate(config: DictConfig, model: str, weights: Path | None = None) -> dic
     logger = mlflow_logger(config, model, "evaluate", info, run_id=run_id)
     trainer = L.Trainer(
         accelerator=config.trainer.accelerator,
-        devices=1,  # one process sees every val sample exactly once
+        devices=config.trainer.devices,  # with several, each sample is still counted once (see oak.data.loader)
+        num_nodes=config.trainer.num_nodes,
+        strategy=config.trainer.strategy,
         precision=config.trainer.precision,
         logger=logger,
         enable_progress_bar=config.trainer.enable_progress_bar,
@@ -58,8 +60,13 @@ def evaluate(config: DictConfig, model: str, weights: Path | None = None) -> dic
         "top5": results["eval/top5"],
         "loss": results["eval/loss"],
         "params": parameter_count(net),
-        "samples": info["splits"]["val"]["num_samples"],
+        "samples": int(results["eval/samples"]),
     }
+    listed = info["splits"]["val"]["num_samples"]
+    if metrics["samples"] != listed:
+        raise OakError(f"evaluated {metrics['samples']} samples but the shard info lists {listed}; run `oak verify` on the shards")
+    if not trainer.is_global_zero:
+        return metrics
     write_json(out, metrics)
     logger.log_metrics({"params": metrics["params"]})
     logger.set_tags({"stage": "train,evaluate" if run_id else "evaluate"} | ({"weights": str(weights)} if weights else {}))

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 import lightning as L
-from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 from timm.data import create_transform, resolve_data_config
 from torch import nn
@@ -15,6 +15,7 @@ from torch import nn
 from oak.classifier import Classifier
 from oak.data.loader import ShardDataModule
 from oak.data.shards import read_info
+from oak.errors import OakError
 from oak.files import write_atomic, write_json
 from oak.models import check_model_name, create_model
 from oak.tracking import (
@@ -41,12 +42,38 @@ def train_metrics_path(config: DictConfig, model: str) -> Path:
     return Path(config.paths.metrics) / "train" / f"{model}.json"
 
 
-def last_checkpoint(out: Path) -> ModelCheckpoint:
-    """`out/last.ckpt`, replaced (atomically, by Lightning's checkpoint IO) at the end of every epoch.
+def checkpoint_callbacks(out: Path, every_n_steps: int | None) -> list[ModelCheckpoint]:
+    """`out/last.ckpt`, replaced (atomically, by Lightning's checkpoint IO) every epoch and every `every_n_steps` steps.
 
     Not `save_last=True`: without a top-k checkpoint, Lightning writes "last" only when training ends.
     """
-    return ModelCheckpoint(dirpath=out, filename=Path(CHECKPOINT).stem, save_top_k=1, every_n_epochs=1, enable_version_counter=False)
+    name = Path(CHECKPOINT).stem
+    triggers = [{"every_n_epochs": 1}] + ([{"every_n_train_steps": every_n_steps}] if every_n_steps else [])
+    return [ModelCheckpoint(dirpath=out, filename=name, save_top_k=1, enable_version_counter=False, **trigger) for trigger in triggers]
+
+
+def newest_checkpoint(out: Path) -> Path | None:
+    """The latest of `last.ckpt` and the checkpoints Lightning writes on a SLURM requeue signal."""
+    candidates = [path for path in [out / CHECKPOINT, *out.glob("hpc_ckpt_*.ckpt")] if path.exists()]
+    return max(candidates, key=lambda path: path.stat().st_mtime_ns, default=None)
+
+
+class CheckpointFolder(Callback):
+    """Prepares `out` once every process has started and before any trains: rank 0 clears it
+    (when not resuming) and records the run; the others wait, so no rank deletes another's files.
+    """
+
+    def __init__(self, out: Path, *, clear: bool, run_record: dict) -> None:
+        self.out = out
+        self.clear = clear
+        self.run_record = run_record
+
+    def setup(self, trainer: L.Trainer, module: L.LightningModule, stage: str) -> None:
+        if trainer.is_global_zero:
+            if self.clear:
+                shutil.rmtree(self.out, ignore_errors=True)  # another config's or a completed training
+            write_json(self.out / RUN_FILE, self.run_record)
+        trainer.strategy.barrier("oak-checkpoint-folder")
 
 
 def training_fingerprint(config: DictConfig, info: dict) -> str:
@@ -58,26 +85,30 @@ def training_fingerprint(config: DictConfig, info: dict) -> str:
 def unfinished_run(out: Path, fingerprint: str) -> str | None:
     """The MLflow run id of an interrupted training of the same fingerprint in `out`, if any."""
     run_file = out / RUN_FILE
-    if not (run_file.exists() and (out / CHECKPOINT).exists()):
+    if not (run_file.exists() and newest_checkpoint(out)):
         return None
     run = json.loads(run_file.read_text())
     return run["run_id"] if run.get("fingerprint") == fingerprint and not run.get("complete") else None
 
 
 def datamodule_for(config: DictConfig, net: nn.Module, *, batch_size: int, num_workers: int) -> ShardDataModule:
-    """The shards, with timm's transforms for `net` (its mean, std, interpolation, crop) at `train.image_size`."""
-    size = config.train.image_size
-    data_config = resolve_data_config({"input_size": (3, size, size)}, model=net)
+    """The shards, with timm's transforms for `net` (its mean, std, interpolation, crop) and the recipe's augmentations."""
+    recipe = config.train
+    train_size, eval_size = recipe.image_size, recipe.eval_image_size or recipe.image_size
+    train_data = resolve_data_config({"input_size": (3, train_size, train_size)}, model=net)
+    eval_data = resolve_data_config({"input_size": (3, eval_size, eval_size)}, model=net)
     return ShardDataModule(
         Path(config.paths.shards),
         train_transform=create_transform(
-            **data_config,
+            **train_data,
             is_training=True,
-            scale=(config.train.scale_min, 1.0),
-            hflip=config.train.hflip,
-            color_jitter=config.train.color_jitter,
+            scale=(recipe.scale_min, 1.0),
+            hflip=recipe.hflip,
+            color_jitter=recipe.color_jitter,
+            auto_augment=recipe.auto_augment,
+            re_prob=recipe.random_erasing,
         ),
-        eval_transform=create_transform(**data_config, is_training=False),
+        eval_transform=create_transform(**eval_data, is_training=False),
         batch_size=batch_size,
         num_workers=num_workers,
         seed=config.seed,
@@ -85,44 +116,44 @@ def datamodule_for(config: DictConfig, net: nn.Module, *, batch_size: int, num_w
     )
 
 
-def train(config: DictConfig, model: str) -> dict:
-    """Train `model` from scratch; write its checkpoint folder and training metrics; return those metrics."""
+def train(config: DictConfig, model: str, *, resume: bool = False) -> dict:
+    """Train `model` with the config's recipe; write its checkpoint folder and training metrics; return those metrics.
+
+    An interrupted training of the same fingerprint is resumed from its newest checkpoint; with
+    `resume`, there must be one.
+    """
     check_model_name(model)
     info = read_info(Path(config.paths.shards))
     L.seed_everything(config.seed, workers=True)
-    net = create_model(model, num_classes=info["num_classes"], drop_rate=config.train.drop_rate)
-    datamodule = datamodule_for(config, net, batch_size=config.train.batch_size, num_workers=config.train.num_workers)
-    classifier = Classifier(
-        net,
-        num_classes=info["num_classes"],
-        optimizer=config.train.optimizer,
-        lr=config.train.lr,
-        weight_decay=config.train.weight_decay,
-        epochs=config.train.epochs,
-        warmup_epochs=config.train.warmup_epochs,
-    )
+    recipe = config.train
+    net = create_model(model, num_classes=info["num_classes"], drop_rate=recipe.drop_rate, drop_path_rate=recipe.drop_path_rate)
+    datamodule = datamodule_for(config, net, batch_size=recipe.batch_size, num_workers=recipe.num_workers)
+    classifier = Classifier(net, num_classes=info["num_classes"], recipe=recipe)
     out = checkpoint_dir(config, model)
     fingerprint = training_fingerprint(config, info)
     resumed_run = unfinished_run(out, fingerprint)
-    if resumed_run is None:
-        shutil.rmtree(out, ignore_errors=True)  # another config's or a completed training: start afresh
+    if resume and resumed_run is None:
+        raise OakError(f"{out}: no checkpoint of an unfinished training with this config to resume; drop --resume to start afresh")
+    resume_from = newest_checkpoint(out) if resumed_run else None
     close_abandoned_runs(config, model)
     logger = mlflow_logger(config, model, "train", info, run_id=resumed_run and existing_run(tracking_uri(config), resumed_run))
-    trainer = L.Trainer(
-        **OmegaConf.to_container(config.trainer),
-        max_epochs=config.train.epochs,
-        logger=logger,
-        callbacks=[last_checkpoint(out), MarkInterrupted()],
-        reload_dataloaders_every_n_epochs=1,  # a fresh shuffle per epoch, see ShardDataModule
-        default_root_dir=out,
-    )
     if not logger.resumed:
         logger.log_hyperparams(run_params(config))  # opens the run: after anything that could fail before training
     run_record = {"tracking_uri": tracking_uri(config), "run_id": logger.run_id, "fingerprint": fingerprint, "complete": False}
-    if trainer.is_global_zero:
-        write_json(out / RUN_FILE, run_record)
+    trainer = L.Trainer(
+        **OmegaConf.to_container(config.trainer),
+        max_epochs=recipe.epochs,
+        logger=logger,
+        callbacks=[
+            CheckpointFolder(out, clear=resumed_run is None, run_record=run_record),
+            *checkpoint_callbacks(out, recipe.checkpoint_every_n_steps),
+            MarkInterrupted(),
+        ],
+        reload_dataloaders_every_n_epochs=1,  # a fresh shuffle per epoch, see ShardDataModule
+        default_root_dir=out,  # where Lightning writes its checkpoint on a SLURM requeue signal
+    )
     start = time.perf_counter()
-    trainer.fit(classifier, datamodule=datamodule, ckpt_path=out / CHECKPOINT if resumed_run else None)
+    trainer.fit(classifier, datamodule=datamodule, ckpt_path=resume_from)
     seconds = time.perf_counter() - start
     logged = {name: float(value) for name, value in trainer.callback_metrics.items()}
     metrics = {

@@ -1,7 +1,8 @@
 """Loading weights without running code from the file.
 
-Accepts a Lightning checkpoint (`state_dict` with `net.` prefixes), a plain state_dict (a
-`module.` prefix from DDP is dropped) or a safetensors file. Pickles are read with
+Accepts a Lightning checkpoint (`state_dict` with `net.` prefixes; its EMA weights when it holds
+them, as timm evaluates), a plain state_dict (a `module.` prefix from DDP is dropped) or a
+safetensors file. Pickles are read with
 `weights_only=True`, which refuses any object but tensors and plain containers.
 """
 
@@ -15,6 +16,7 @@ from torch import nn
 from oak.errors import OakError
 
 PREFIXES = ("net.", "module.")
+EMA_PREFIX = "ema.module."
 
 
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
@@ -35,8 +37,11 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     return state
 
 
-def strip_prefixes(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Names as the bare network knows them: without Lightning's `net.` or DDP's `module.`."""
+def network_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The EMA weights when there are any, named as the bare network knows them (without `net.` or `module.`)."""
+    ema = {name.removeprefix(EMA_PREFIX): value for name, value in state.items() if name.startswith(EMA_PREFIX)}
+    if ema:
+        state = ema
     for prefix in PREFIXES:
         if state and all(name.startswith(prefix) for name in state):
             state = {name.removeprefix(prefix): value for name, value in state.items()}
@@ -45,7 +50,7 @@ def strip_prefixes(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 def load_weights(net: nn.Module, path: Path) -> None:
     """Load `path` into `net`; every tensor must match by name and shape."""
-    state = strip_prefixes(read_state_dict(path))
+    state = network_state(read_state_dict(path))
     expected = net.state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))

@@ -1,46 +1,145 @@
-"""Reading Oak's shards for Lightning: a LightningDataModule over webdataset pipelines."""
+"""Reading Oak's shards for Lightning, exactly, on one process or many.
 
+Each (rank, loader worker) pair reads shards of its own. Training gives every rank the same
+number of batches per epoch (DDP hangs otherwise): a worker cycles over its shards until it has
+delivered its share. Evaluation reads every shard once, so each sample is counted exactly once
+across ranks. The datasets yield whole batches, so their lengths are the exact batch counts
+Lightning plans with.
+"""
+
+import itertools
 import random
-import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import lightning as L
+import torch
 import webdataset as wds
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, IterableDataset, default_collate, get_worker_info
 
 from oak.data.shards import read_info
+from oak.errors import OakError
 
 Transform = Callable
-
-# Both warn that a length set on an iterable dataset is not enforced. Ours is the exact sample
-# count of the shards, split by rank and worker, and serves only the progress bar and schedules.
-warnings.filterwarnings("ignore", message=r"\.with_length\(\) only sets the value of __len__")
-warnings.filterwarnings("ignore", message=r"Your `IterableDataset` has `__len__` defined")
+Batch = tuple[torch.Tensor, torch.Tensor]
 
 
-def shard_pipeline(urls: list[str], transform: Transform, *, shuffle_seed: str | None, shuffle_buffer: int) -> wds.DataPipeline:
-    """(image tensor, class index) pairs from `urls`, split across ranks and loader workers.
+def _worker() -> tuple[int, int]:
+    info = get_worker_info()
+    return (info.id, info.num_workers) if info else (0, 1)
 
-    With a `shuffle_seed` the shard order and a sample buffer are shuffled; every rank derives the
-    same shard order from the seed, so the per-rank slices are disjoint.
+
+def _decoded(samples: Iterator[dict], transform: Transform) -> Iterator[tuple[torch.Tensor, int]]:
+    for image, label in wds.to_tuple("jpg", "cls")(wds.decode("pilrgb")(samples)):
+        yield transform(image), int(label)
+
+
+def _batches(samples: Iterator[tuple[torch.Tensor, int]], batch_size: int) -> Iterator[Batch]:
+    while batch := list(itertools.islice(samples, batch_size)):
+        yield default_collate(batch)
+
+
+def _shard_samples(urls: list[str]) -> Iterator[dict]:
+    return wds.tarfile_to_samples()(iter({"url": url} for url in urls))
+
+
+class TrainBatches(IterableDataset):
+    """One rank's training batches for one epoch: `len(self)` full batches, the same on every rank.
+
+    The shard order comes from `seed` (the same on every rank, different each epoch); each worker
+    shuffles its samples through a buffer seeded by `seed` and its slot. `skip_batches` resumes an
+    epoch part way: the batches already trained on are dropped before decoding.
     """
-    urls = list(urls)
-    if shuffle_seed is not None:
-        random.Random(f"{shuffle_seed}/shards").shuffle(urls)
-    stages = [wds.SimpleShardList(urls), wds.split_by_node, wds.split_by_worker, wds.tarfile_to_samples()]
-    if shuffle_seed is not None:
-        stages.append(wds.shuffle(shuffle_buffer, rng=random.Random(f"{shuffle_seed}/samples")))
-    stages += [wds.decode("pilrgb"), wds.to_tuple("jpg", "cls"), wds.map_tuple(transform, int)]
-    return wds.DataPipeline(*stages)
+
+    def __init__(
+        self,
+        urls: list[str],
+        num_samples: int,
+        transform: Transform,
+        *,
+        batch_size: int,
+        rank: int,
+        world_size: int,
+        num_workers: int,
+        seed: str,
+        shuffle_buffer: int,
+        skip_batches: int = 0,
+    ) -> None:
+        self.workers = max(num_workers, 1)
+        self.slots = world_size * self.workers
+        if len(urls) < self.slots:
+            raise OakError(
+                f"{len(urls)} training shard(s) for {world_size} process(es) x {self.workers} loader worker(s): each needs a shard "
+                "of its own; lower train.num_workers or write smaller shards (prepare.samples_per_shard)"
+            )
+        self.batches = num_samples // (world_size * batch_size)
+        if self.batches == 0:
+            raise OakError(f"{num_samples} training samples make no full batch of {batch_size} on each of {world_size} process(es)")
+        self.urls = list(urls)
+        random.Random(f"{seed}/shards").shuffle(self.urls)
+        self.transform = transform
+        self.batch_size = batch_size
+        self.rank = rank
+        self.seed = seed
+        self.shuffle_buffer = shuffle_buffer
+        self.skip_batches = skip_batches
+
+    def __len__(self) -> int:
+        return self.batches  # whole epoch: Lightning counts a resumed epoch's batches on from skip_batches
+
+    def __iter__(self) -> Iterator[Batch]:
+        worker, _ = _worker()
+        slot = self.rank * self.workers + worker
+        shards = self.urls[slot :: self.slots]
+        # The loader takes batches from its workers in turn, so worker w makes batches w, w + W, ...
+        share = len(range(worker, self.batches, self.workers))
+        done = len(range(worker, self.skip_batches, self.workers))
+        rng = random.Random(f"{self.seed}/{slot}")
+        samples = wds.shuffle(self.shuffle_buffer, rng=rng)(_shard_samples(itertools.cycle(shards)))
+        remaining = itertools.islice(samples, done * self.batch_size, share * self.batch_size)
+        return _batches(_decoded(remaining, self.transform), self.batch_size)
+
+
+class EvalBatches(IterableDataset):
+    """One rank's share of the validation shards, each sample once, in batches of at most `batch_size`."""
+
+    def __init__(
+        self,
+        urls: list[str],
+        shard_lengths: list[int],
+        transform: Transform,
+        *,
+        batch_size: int,
+        rank: int,
+        world_size: int,
+        num_workers: int,
+    ) -> None:
+        if len(urls) < world_size:
+            raise OakError(
+                f"{len(urls)} validation shard(s) for {world_size} process(es): each needs one; "
+                "write smaller shards (prepare.samples_per_shard) or evaluate on fewer devices"
+            )
+        self.workers = max(num_workers, 1)
+        self.transform = transform
+        self.batch_size = batch_size
+        own = list(zip(urls, shard_lengths))[rank::world_size]
+        self.worker_shards = [own[worker :: self.workers] for worker in range(self.workers)]
+
+    def __len__(self) -> int:
+        return sum(-(-sum(length for _, length in shards) // self.batch_size) for shards in self.worker_shards)
+
+    def __iter__(self) -> Iterator[Batch]:
+        worker, _ = _worker()
+        urls = [url for url, _ in self.worker_shards[worker]]
+        return _batches(_decoded(_shard_samples(urls), self.transform), self.batch_size)
 
 
 class ShardDataModule(L.LightningDataModule):
     """Train and val loaders over a shard folder written by `oak prepare`.
 
-    The training pipeline is rebuilt each epoch (the Trainer must use
-    `reload_dataloaders_every_n_epochs=1`) so that its shuffle depends on the seed and the epoch:
-    reproducible, and different every epoch.
+    The training loader is rebuilt each epoch (the Trainer must use
+    `reload_dataloaders_every_n_epochs=1`): its shuffle depends on the seed and the epoch, and a
+    resumed epoch skips the batches its checkpoint had already trained on.
     """
 
     def __init__(
@@ -67,13 +166,23 @@ class ShardDataModule(L.LightningDataModule):
     def _urls(self, split: str) -> list[str]:
         return [str(self.shards / name) for name in self.info["splits"][split]["filenames"]]
 
+    def _ranks(self) -> dict[str, int]:
+        trainer = self.trainer
+        return {"rank": trainer.global_rank, "world_size": trainer.world_size} if trainer else {"rank": 0, "world_size": 1}
+
     def train_dataloader(self) -> DataLoader:
-        epoch = self.trainer.current_epoch if self.trainer else 0
-        pipeline = shard_pipeline(
-            self._urls("train"), self.train_transform, shuffle_seed=f"{self.seed}/{epoch}", shuffle_buffer=self.shuffle_buffer
+        dataset = TrainBatches(
+            self._urls("train"),
+            self.info["splits"]["train"]["num_samples"],
+            self.train_transform,
+            batch_size=self.batch_size,
+            num_workers=self.num_workers,
+            seed=f"{self.seed}/{self.trainer.current_epoch}",
+            shuffle_buffer=self.shuffle_buffer,
+            skip_batches=batches_done_this_epoch(self.trainer),
+            **self._ranks(),
         )
-        # drop_last: a last batch of one sample breaks BatchNorm in training mode
-        return self._loader(pipeline, self.info["splits"]["train"]["num_samples"], self.batch_size, drop_last=True)
+        return self._loader(dataset)
 
     def val_dataloader(self) -> DataLoader:
         return self.eval_dataloader()
@@ -82,14 +191,27 @@ class ShardDataModule(L.LightningDataModule):
         return self.eval_dataloader()
 
     def eval_dataloader(self) -> DataLoader:
-        pipeline = shard_pipeline(self._urls("val"), self.eval_transform, shuffle_seed=None, shuffle_buffer=0)
-        return self._loader(pipeline, self.info["splits"]["val"]["num_samples"], self.batch_size, drop_last=False)
-
-    def _loader(self, pipeline: wds.DataPipeline, num_samples: int, batch_size: int, *, drop_last: bool) -> DataLoader:
-        return DataLoader(
-            pipeline.with_length(num_samples),
-            batch_size=batch_size,
+        split = self.info["splits"]["val"]
+        dataset = EvalBatches(
+            self._urls("val"),
+            split["shard_lengths"],
+            self.eval_transform,
+            batch_size=self.batch_size,
             num_workers=self.num_workers,
-            drop_last=drop_last,
-            persistent_workers=False,
+            **self._ranks(),
         )
+        return self._loader(dataset)
+
+    def _loader(self, dataset: IterableDataset) -> DataLoader:
+        return DataLoader(dataset, batch_size=None, num_workers=self.num_workers, persistent_workers=False)
+
+
+def batches_done_this_epoch(trainer: L.Trainer) -> int:
+    """How many batches of the current epoch a restored checkpoint had trained on (0 at an epoch start).
+
+    Lightning asks for the loader before it resets its progress counters for the new epoch, so a
+    full count is the previous epoch's. "processed", not "completed": a checkpoint written at a
+    batch's end counts that batch as processed but not yet completed.
+    """
+    progress = trainer.fit_loop.epoch_loop.batch_progress.current
+    return progress.processed if progress.processed < trainer.num_training_batches else 0
