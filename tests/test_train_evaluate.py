@@ -186,3 +186,26 @@ def test_a_changed_config_starts_afresh_instead_of_resuming(trained, tmp_path: P
     assert record["complete"] is True
     client = MlflowClient(changed.tracking.uri)
     assert client.get_run(record["run_id"]).data.params["train.lr"] == "0.01"
+
+
+def test_a_recipe_with_every_regulariser_trains_and_evaluates_its_ema_weights(tmp_path: Path, shards: Path) -> None:
+    config = tiny_config(
+        tmp_path,
+        shards,
+        "recipe=resnet_rs",
+        "train.epochs=1",
+        "train.image_size=32",
+        "train.eval_image_size=40",
+        "train.mixup_alpha=0.2",
+        "train.cutmix_alpha=1.0",
+        "train.random_erasing=0.25",
+        "train.drop_path_rate=0.1",
+        "train.checkpoint_every_n_steps=2",
+        "trainer.sync_batchnorm=false",
+    )
+    assert config.train.ema_decay == 0.9999 and config.trainer.precision == "bf16-mixed"
+    train(config, "resnet18")
+    state = torch.load(checkpoint_dir(config, "resnet18") / CHECKPOINT, weights_only=True)["state_dict"]
+    assert any(name.startswith("ema.module.") for name in state)
+    metrics = evaluate(config, "resnet18")
+    assert metrics["samples"] == 20 and 0.0 <= metrics["top1"] <= 1.0

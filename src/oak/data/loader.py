@@ -89,11 +89,14 @@ class TrainBatches(IterableDataset):
 
     def __iter__(self) -> Iterator[Batch]:
         worker, _ = _worker()
-        slot = self.rank * self.workers + worker
+        # The loader takes batches from its workers in turn, starting with worker 0: batch b of the
+        # epoch comes from the stream (shards and shuffle) of role b % W. A resumed epoch starts at
+        # batch `skip_batches`, so worker 0 takes the role that batch belongs to.
+        role = (worker + self.skip_batches) % self.workers
+        slot = self.rank * self.workers + role
         shards = self.urls[slot :: self.slots]
-        # The loader takes batches from its workers in turn, so worker w makes batches w, w + W, ...
-        share = len(range(worker, self.batches, self.workers))
-        done = len(range(worker, self.skip_batches, self.workers))
+        share = len(range(role, self.batches, self.workers))
+        done = len(range(role, self.skip_batches, self.workers))
         rng = random.Random(f"{self.seed}/{slot}")
         samples = wds.shuffle(self.shuffle_buffer, rng=rng)(_shard_samples(itertools.cycle(shards)))
         remaining = itertools.islice(samples, done * self.batch_size, share * self.batch_size)

@@ -1,0 +1,117 @@
+"""Reading shards on many ranks and workers: disjoint, equal training batches, every val sample once."""
+
+import zlib
+from pathlib import Path
+
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+from oak.data.loader import EvalBatches, TrainBatches
+from oak.data.shards import prepare_shards, read_info
+from oak.errors import OakError
+
+BATCH = 3
+
+
+def fingerprint(image) -> torch.Tensor:
+    """Stands in for a transform: identifies each sample by its pixels."""
+    return torch.tensor(zlib.crc32(image.tobytes()))
+
+
+@pytest.fixture(scope="module")
+def many_shards(demo_tree: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("many") / "shards"
+    prepare_shards(demo_tree, out, samples_per_shard=4, seed=0)  # 10 train shards, 5 val shards
+    return out
+
+
+def urls(shards: Path, split: str) -> list[str]:
+    return [str(shards / name) for name in read_info(shards)["splits"][split]["filenames"]]
+
+
+def train_batches(shards: Path, *, rank: int, world_size: int, num_workers: int, seed: str = "0/0", skip: int = 0) -> TrainBatches:
+    return TrainBatches(
+        urls(shards, "train"),
+        read_info(shards)["splits"]["train"]["num_samples"],
+        fingerprint,
+        batch_size=BATCH,
+        rank=rank,
+        world_size=world_size,
+        num_workers=num_workers,
+        seed=seed,
+        shuffle_buffer=8,
+        skip_batches=skip,
+    )
+
+
+def read(dataset, num_workers: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    return list(DataLoader(dataset, batch_size=None, num_workers=num_workers))
+
+
+@pytest.mark.parametrize("world_size, num_workers", [(1, 0), (1, 2), (2, 1), (3, 2)])
+def test_every_rank_gets_the_same_number_of_full_batches_from_shards_of_its_own(
+    many_shards: Path, world_size: int, num_workers: int
+) -> None:
+    per_rank = []
+    for rank in range(world_size):
+        dataset = train_batches(many_shards, rank=rank, world_size=world_size, num_workers=num_workers)
+        batches = read(dataset, num_workers)
+        assert len(batches) == len(dataset) == 40 // (world_size * BATCH)
+        assert all(len(labels) == BATCH for _, labels in batches)
+        per_rank.append({int(x) for images, _ in batches for x in images})
+    for rank, seen in enumerate(per_rank):
+        others = set().union(*(s for r, s in enumerate(per_rank) if r != rank))
+        assert not seen & others, "two ranks read the same sample"
+
+
+def test_the_shuffle_is_reproducible_and_changes_each_epoch(many_shards: Path) -> None:
+    def order(seed: str) -> list[int]:
+        return [int(x) for images, _ in read(train_batches(many_shards, rank=0, world_size=1, num_workers=2, seed=seed), 2) for x in images]
+
+    assert order("0/0") == order("0/0")
+    assert order("0/0") != order("0/1")
+
+
+@pytest.mark.parametrize("num_workers, skip", [(0, 5), (2, 5), (2, 6), (3, 12)])
+def test_a_resumed_epoch_continues_with_the_batches_not_yet_trained(many_shards: Path, num_workers: int, skip: int) -> None:
+    full = read(train_batches(many_shards, rank=0, world_size=1, num_workers=num_workers), num_workers)
+    rest = read(train_batches(many_shards, rank=0, world_size=1, num_workers=num_workers, skip=skip), num_workers)
+    assert [images.tolist() for images, _ in rest] == [images.tolist() for images, _ in full[skip:]]
+
+
+def test_too_few_shards_for_ranks_and_workers_is_an_error_that_says_what_to_change(many_shards: Path) -> None:
+    with pytest.raises(OakError, match=r"10 training shard\(s\) for 4 process\(es\) x 3 loader worker\(s\).*lower train.num_workers"):
+        train_batches(many_shards, rank=0, world_size=4, num_workers=3)
+    info = read_info(many_shards)["splits"]["val"]
+    with pytest.raises(OakError, match=r"5 validation shard\(s\) for 6 process\(es\)"):
+        EvalBatches(urls(many_shards, "val"), info["shard_lengths"], fingerprint, batch_size=BATCH, rank=0, world_size=6, num_workers=0)
+
+
+@pytest.mark.parametrize("world_size, num_workers", [(1, 0), (2, 2), (3, 1), (5, 2)])
+def test_evaluation_reads_every_sample_exactly_once_across_ranks(many_shards: Path, world_size: int, num_workers: int) -> None:
+    info = read_info(many_shards)["splits"]["val"]
+    seen: list[int] = []
+    for rank in range(world_size):
+        dataset = EvalBatches(
+            urls(many_shards, "val"),
+            info["shard_lengths"],
+            fingerprint,
+            batch_size=BATCH,
+            rank=rank,
+            world_size=world_size,
+            num_workers=num_workers,
+        )
+        batches = read(dataset, num_workers)
+        assert len(batches) == len(dataset)
+        seen += [int(x) for images, _ in batches for x in images]
+    everything = [
+        int(x)
+        for images, _ in read(
+            EvalBatches(urls(many_shards, "val"), info["shard_lengths"], fingerprint, batch_size=100, rank=0, world_size=1, num_workers=0),
+            0,
+        )
+        for x in images
+    ]
+    assert len(everything) == info["num_samples"] == len(set(everything))
+    assert sorted(seen) == sorted(everything)
