@@ -1,0 +1,68 @@
+"""DDP on CPU for real: two processes (gloo) started by Lightning from the `oak` command."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from mlflow import MlflowClient
+
+from oak.data.shards import prepare_shards
+
+MODEL = "shufflenet_v2_x0_5"
+EPOCHS = 2
+COMMON = [
+    "paths.shards=shards",
+    "train.image_size=32",
+    "train.batch_size=4",
+    "train.num_workers=0",
+    "evaluate.num_workers=0",
+    "trainer.accelerator=cpu",
+    "trainer.enable_progress_bar=false",
+]
+TWO_PROCESSES = ["trainer.devices=2", "trainer.strategy=ddp"]
+
+
+def oak(folder: Path, *arguments: str) -> None:
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{folder / 'mlflow.db'}"}
+    done = subprocess.run([sys.executable, "-m", "oak.cli", *arguments], cwd=folder, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
+@pytest.fixture(scope="module")
+def trained_on_two(demo_tree: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("ddp")
+    prepare_shards(demo_tree, folder / "shards", samples_per_shard=8, seed=0)  # 5 train and 3 val shards
+    oak(folder, "train", MODEL, f"train.epochs={EPOCHS}", *COMMON, *TWO_PROCESSES)
+    return folder
+
+
+def eval_metrics(folder: Path) -> dict:
+    return json.loads((folder / "metrics" / "eval" / f"{MODEL}.json").read_text())
+
+
+def test_two_processes_split_each_epoch_into_equal_halves(trained_on_two: Path) -> None:
+    metrics = json.loads((trained_on_two / "metrics" / "train" / f"{MODEL}.json").read_text())
+    assert metrics["steps"] == EPOCHS * 40 // (2 * 4)  # 40 samples, 2 ranks x batches of 4
+
+
+def test_only_rank_zero_logs_one_run_with_one_point_per_epoch(trained_on_two: Path) -> None:
+    client = MlflowClient(f"sqlite:///{trained_on_two / 'mlflow.db'}")
+    [run] = client.search_runs([client.get_experiment_by_name("oak-demo").experiment_id])
+    assert run.info.status == "FINISHED" and run.data.tags["devices"] == "cpu x 2 x 1 node(s)"
+    for key in ("train/loss", "train/top1", "val/top1", "lr", "train/images_per_second"):
+        assert len(client.get_metric_history(run.info.run_id, key)) == EPOCHS, key
+    samples = client.get_metric_history(run.info.run_id, "train/samples")
+    assert [point.value for point in samples] == [40.0] * EPOCHS  # both ranks' halves, summed
+
+
+def test_evaluation_on_one_and_on_two_processes_counts_every_sample_once(trained_on_two: Path) -> None:
+    oak(trained_on_two, "evaluate", MODEL, *COMMON)
+    one = eval_metrics(trained_on_two)
+    oak(trained_on_two, "evaluate", MODEL, *COMMON, *TWO_PROCESSES)
+    two = eval_metrics(trained_on_two)
+    assert one["samples"] == two["samples"] == 20
+    assert round(one["top1"] * 20) == round(two["top1"] * 20)  # the same correct count
+    assert two["loss"] == pytest.approx(one["loss"], rel=1e-6)
