@@ -16,6 +16,7 @@ from pathlib import Path
 
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.utilities import rank_zero_only
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 from omegaconf import DictConfig
@@ -84,10 +85,10 @@ def run_tags(config: DictConfig, stage: str, info: dict, model: str | None = Non
 
 
 class MarkInterrupted(Callback):
-    """Tells the logger that training stopped on Ctrl-C (Lightning reports it as a failure)."""
+    """Tells the logger that training was stopped, by Ctrl-C or SIGTERM (Lightning reports it as a failure)."""
 
     def on_exception(self, trainer: Trainer, module: LightningModule, exception: BaseException) -> None:
-        if isinstance(exception, KeyboardInterrupt):
+        if isinstance(exception, KeyboardInterrupt | SIGTERMException):
             for logger in trainer.loggers:
                 if isinstance(logger, BufferedMlflowLogger):
                     logger.interrupted = True

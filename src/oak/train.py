@@ -3,11 +3,14 @@
 import hashlib
 import json
 import shutil
+import signal
+import sys
 import time
 from pathlib import Path
 
 import lightning as L
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 from timm.data import create_transform, resolve_data_config
 from torch import nn
@@ -42,14 +45,25 @@ def train_metrics_path(config: DictConfig, model: str) -> Path:
     return Path(config.paths.metrics) / "train" / f"{model}.json"
 
 
+class MidEpochCheckpoint(ModelCheckpoint):
+    """Every n steps, except after an epoch's last batch: Lightning cannot resume an epoch from there
+    (it would skip the epoch's end: validation, scheduler step, epoch metrics), and the epoch-end
+    checkpoint follows at once.
+    """
+
+    def on_train_batch_end(self, trainer: L.Trainer, module: L.LightningModule, outputs, batch, batch_index: int) -> None:
+        if batch_index + 1 < trainer.num_training_batches:
+            super().on_train_batch_end(trainer, module, outputs, batch, batch_index)
+
+
 def checkpoint_callbacks(out: Path, every_n_steps: int | None) -> list[ModelCheckpoint]:
     """`out/last.ckpt`, replaced (atomically, by Lightning's checkpoint IO) every epoch and every `every_n_steps` steps.
 
     Not `save_last=True`: without a top-k checkpoint, Lightning writes "last" only when training ends.
     """
-    name = Path(CHECKPOINT).stem
-    triggers = [{"every_n_epochs": 1}] + ([{"every_n_train_steps": every_n_steps}] if every_n_steps else [])
-    return [ModelCheckpoint(dirpath=out, filename=name, save_top_k=1, enable_version_counter=False, **trigger) for trigger in triggers]
+    common = {"dirpath": out, "filename": Path(CHECKPOINT).stem, "save_top_k": 1, "enable_version_counter": False}
+    every_epoch = ModelCheckpoint(every_n_epochs=1, **common)
+    return [every_epoch, MidEpochCheckpoint(every_n_train_steps=every_n_steps, **common)] if every_n_steps else [every_epoch]
 
 
 def newest_checkpoint(out: Path) -> Path | None:
@@ -153,7 +167,12 @@ def train(config: DictConfig, model: str, *, resume: bool = False) -> dict:
         default_root_dir=out,  # where Lightning writes its checkpoint on a SLURM requeue signal
     )
     start = time.perf_counter()
-    trainer.fit(classifier, datamodule=datamodule, ckpt_path=resume_from)
+    try:
+        trainer.fit(classifier, datamodule=datamodule, ckpt_path=resume_from)
+    except SIGTERMException:
+        # Lightning's exception exits with status 0; a stopped training must not look finished to DVC
+        print(f"oak train: {model} stopped by SIGTERM at step {trainer.global_step}; run it again to resume", file=sys.stderr)
+        raise SystemExit(128 + signal.SIGTERM) from None
     seconds = time.perf_counter() - start
     logged = {name: float(value) for name, value in trainer.callback_metrics.items()}
     metrics = {
