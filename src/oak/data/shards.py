@@ -184,7 +184,9 @@ def _check_md5(computed: dict[str, str], strict: bool) -> dict:
 def _stop_on_problems(source: Path, problems: list[Problem], on_bad: str, consequence: str) -> None:
     if not problems or on_bad == "skip":
         return
-    listed = "; ".join(f"{p.origin}: {p.reason}" for p in problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
+    listed = "; ".join(f"{p.origin}: {p.reason}" for p in problems[:20]) + (
+        f"; and {len(problems) - 20} more" if len(problems) > 20 else ""
+    )
     raise OakError(f"{source}: {len(problems)} problem(s), {consequence}: {listed}. Fix them, or set prepare.on_bad=skip to leave them out")
 
 
