@@ -31,9 +31,8 @@ import webdataset as wds
 from tqdm import tqdm
 
 from oak.data.archives import OFFICIAL_MD5
-from oak.data.demo import DATASET_FILE
 from oak.data.images import KEPT, BadImage, Conversion, convert_image
-from oak.data.sources import SPLITS, Item, Listing, Problem, Source, find_source, list_source, select_classes, source_stamp
+from oak.data.sources import DATASET_FILE, SPLITS, Item, Listing, Problem, Source, find_source, list_source, select_classes, source_stamp
 from oak.errors import OakError
 from oak.files import write_atomic
 
@@ -255,17 +254,32 @@ def ensure_shard(task: tuple[Path, Path, list[Stored]]) -> str:
     if path.exists():
         return hashlib.sha256(path.read_bytes()).hexdigest()
     partial = path.with_name(path.name + ".partial")
-    with open(partial, "wb") as stream:
+    with open(partial, "wb") as file:
+        stream = HashingWriter(file)
         with wds.TarWriter(stream, mtime=0, user="oak", group="oak", mode=0o444) as writer:
             for sample in samples:
                 image = read_at(root, sample.file, sample.offset, sample.size)
                 writer.write({"__key__": sample.key, "jpg": image, "cls": str(sample.label).encode()})
-    with tarfile.open(partial) as tar:
+    with tarfile.open(partial) as tar:  # headers only: cheap, and catches a short write
         if len(tar.getmembers()) != 2 * len(samples):
             raise OakError(f"{partial}: holds {len(tar.getmembers())} members, expected {2 * len(samples)}; is the disk full?")
-    digest = hashlib.sha256(partial.read_bytes()).hexdigest()
     partial.rename(path)
-    return digest
+    return stream.sha256.hexdigest()
+
+
+class HashingWriter(io.RawIOBase):
+    """A write-only stream that hashes what passes through: no second read of the shard."""
+
+    def __init__(self, file: io.BufferedIOBase) -> None:
+        self.file = file
+        self.sha256 = hashlib.sha256()
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data) -> int:
+        self.sha256.update(data)
+        return self.file.write(data)
 
 
 def _run(function: Callable, tasks: list, workers: int, progress: tqdm, sizes: list[int]) -> Iterator:

@@ -31,6 +31,7 @@ from oak.data.imagenet import WNID_PATTERN
 from oak.errors import OakError
 
 SPLITS = ("train", "val")
+DATASET_FILE = "dataset.json"  # an optional description of the set beside its splits (the demo writes one)
 IMAGE_SUFFIXES = {".jpeg", ".jpg", ".png"}
 
 
