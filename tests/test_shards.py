@@ -28,7 +28,14 @@ def test_counts_reconcile_with_the_tree(demo_tree: Path, shards: Path) -> None:
         entry = info["splits"][split]
         assert entry["num_samples"] == sum(entry["shard_lengths"]) == expected
         assert len(samples(shards, split)) == expected
-        assert info["counts"][split] == {"found": expected, "written": expected, "reencoded_rgb": 0}
+        assert info["counts"][split] == {
+            "found": expected,
+            "written": expected,
+            "rejected": 0,
+            "reencoded_rgb": 0,
+            "resized": 0,
+            "other_problems": 0,
+        }
         for name, length, digest in zip(entry["filenames"], entry["shard_lengths"], entry["sha256"]):
             assert hashlib.sha256((shards / name).read_bytes()).hexdigest() == digest
             with tarfile.open(shards / name) as tar:

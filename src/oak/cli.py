@@ -30,12 +30,34 @@ def _demo_data(config: DictConfig, args: argparse.Namespace) -> None:
 
 
 def _prepare(config: DictConfig, args: argparse.Namespace) -> None:
+    from omegaconf import OmegaConf
+
+    from oak.data.images import Conversion
     from oak.data.shards import prepare_shards
 
     source, out = Path(args.source or config.data.source), Path(args.out or config.paths.shards)
-    info = prepare_shards(source, out, samples_per_shard=config.prepare.samples_per_shard, seed=config.prepare.seed)
+    settings = config.prepare
+    info = prepare_shards(
+        source,
+        out,
+        samples_per_shard=settings.samples_per_shard,
+        seed=settings.seed,
+        classes=OmegaConf.to_container(settings.classes) if OmegaConf.is_list(settings.classes) else settings.classes,
+        workers=settings.workers,
+        conversion=Conversion(settings.mode, settings.resize_short_side, settings.resize_quality),
+        on_bad=settings.on_bad,
+        strict_md5=settings.strict_md5,
+    )
     counts = ", ".join(f"{split} {len(s['filenames'])} shards / {s['num_samples']} samples" for split, s in info["splits"].items())
-    print(f"wrote {out}: {info['num_classes']} classes; {counts}")
+    rejected = sum(c["rejected"] + c["other_problems"] for c in info["counts"].values())
+    print(f"wrote {out}: {info['num_classes']} classes; {counts}" + (f"; {rejected} rejected, listed in _rejected.tsv" if rejected else ""))
+
+
+def _verify(config: DictConfig, args: argparse.Namespace) -> None:
+    from oak.data.verify import verify_shards
+
+    checked = verify_shards(args.folder, workers=config.prepare.workers)
+    print(f"{args.folder}: {checked['shards']} shards and {checked['samples']} samples verified")
 
 
 def _train(config: DictConfig, args: argparse.Namespace) -> None:
@@ -98,6 +120,11 @@ def _calc(config: DictConfig, args: argparse.Namespace) -> None:
 
 
 def _bench(config: DictConfig, args: argparse.Namespace) -> None:
+    if args.what == "prepare":
+        from oak.bench.prepare import bench_prepare
+
+        bench_prepare(images=args.images, workers=args.workers)
+        return
     import torch
 
     from oak.bench.infer import bench_infer
@@ -132,18 +159,21 @@ def parser() -> argparse.ArgumentParser:
     root.add_argument("--params", type=Path, default=PARAMS_FILE, help="the params file (default: %(default)s)")
     verbs = root.add_subparsers(dest="verb", required=True)
 
-    def verb(name: str, run, help: str, *, takes_model: bool = False) -> argparse.ArgumentParser:
+    def verb(name: str, run, help: str, *, takes_model: bool = False, takes_folder: bool = False) -> argparse.ArgumentParser:
         sub = verbs.add_parser(name, help=help)
         if takes_model:
             sub.add_argument("model", help="a model name, e.g. resnet18")
+        if takes_folder:
+            sub.add_argument("folder", type=Path, help="a shard folder written by `oak prepare`")
         sub.add_argument("overrides", nargs="*", metavar="key=value", help="override a setting of the params file")
         sub.set_defaults(run=run)
         return sub
 
     verb("demo-data", _demo_data, "write the synthetic demo image tree")
-    prepare = verb("prepare", _prepare, "convert an image tree to WebDataset shards")
-    prepare.add_argument("--source", help="image tree with train/ and val/ (default: data.source)")
+    prepare = verb("prepare", _prepare, "convert an image tree or the official ImageNet archives to WebDataset shards")
+    prepare.add_argument("--source", help="a folder with train/ and val/, or with the official archives (default: data.source)")
     prepare.add_argument("--out", help="shard folder (default: paths.shards)")
+    verb("verify", _verify, "re-read every shard against its info file: hash, count, every image decodes", takes_folder=True)
     train = verb("train", _train, "train one model with the recipe in params.yaml", takes_model=True)
     train.add_argument("--resume", action="store_true", help="fail unless an interrupted training of this config can be resumed")
     evaluate = verb("evaluate", _evaluate, "evaluate one trained model", takes_model=True)
@@ -158,8 +188,12 @@ def parser() -> argparse.ArgumentParser:
     server.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s, this machine only)")
     server.add_argument("--port", type=int, default=5000)
     server.add_argument("--basic-auth", action="store_true", help="require MLflow's basic-auth logins")
-    bench = verb("bench", _bench, "measure inference speed")
-    bench.add_argument("what", choices=["infer"], help="infer: throughput at --batch-size and latency at batch 1")
+    bench = verb("bench", _bench, "measure inference speed, or how fast `oak prepare` runs")
+    bench.add_argument(
+        "what", choices=["infer", "prepare"], help="infer: throughput at --batch-size and latency at batch 1; prepare: see the README"
+    )
+    bench.add_argument("--images", type=int, default=5000, help="prepare: how many generated JPEGs (default: %(default)s)")
+    bench.add_argument("--workers", type=int, default=2, help="prepare: workers of the multi-worker runs (default: %(default)s)")
     bench.add_argument("--model", action="append", help="a model to measure (repeatable); default: params.yaml's models")
     bench.add_argument("--resolution", type=int, help="input size (default: each model's test size)")
     bench.add_argument("--batch-size", type=int, default=8)

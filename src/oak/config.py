@@ -34,7 +34,7 @@ class PathsConfig:
 
 @dataclass
 class DataConfig:
-    source: str = "data/demo"  # an image tree: train/<wnid>/*.JPEG and val/<wnid>/*.JPEG
+    source: str = "data/demo"  # an image tree (train/<wnid>/*.JPEG, val/...) or a folder of the official archives
 
 
 @dataclass
@@ -50,6 +50,13 @@ class DemoConfig:
 class PrepareConfig:
     samples_per_shard: int = 256
     seed: int = 0  # shuffles training samples across classes before sharding
+    classes: Any = None  # null: all; a count (spread evenly over the sorted WordNet IDs); or a list of WordNet IDs
+    workers: int = 1  # processes that check, convert and write; the shards do not depend on it
+    mode: str = "passthrough"  # passthrough: the original JPEG bytes; resize: shorter side at most resize_short_side
+    resize_short_side: int = 256
+    resize_quality: int = 90  # JPEG quality of resized images
+    on_bad: str = "fail"  # fail: stop before writing, listing every bad input; skip: leave them out, listed in _rejected.tsv
+    strict_md5: bool = False  # an official archive with another MD5: a warning, or (true) an error
 
 
 @dataclass

@@ -17,9 +17,9 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from oak.data.imagenet import IMAGENET_1K_WNIDS
+from oak.data.sources import DATASET_FILE
 from oak.errors import OakError
 
-DATASET_FILE = "dataset.json"
 SUPERSAMPLE = 2  # draw at twice the size, then downsample: anti-aliased edges
 JPEG_QUALITY = 90
 

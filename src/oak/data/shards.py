@@ -1,183 +1,347 @@
-"""An image tree to WebDataset shards, in the layout timm's `wds/` reader reads.
+"""A source (image tree or official archives) to WebDataset shards, in the layout timm's `wds/` reader reads.
 
-Input: `SRC/train/<wnid>/*.JPEG` and `SRC/val/<wnid>/*.JPEG`. Output: `OUT/train-NNNNNN.tar`,
-`OUT/val-NNNNNN.tar` and `OUT/_info.json` (per split: num_samples, filenames, shard_lengths,
-sha256; the class list; counts). Each sample holds `jpg` (bytes that decode to RGB) and `cls`
-(the class index: the WordNet ID's position in the sorted class list).
+Output: `OUT/train-NNNNNN.tar`, `OUT/val-NNNNNN.tar`, `OUT/_info.json` (per split: num_samples,
+filenames, shard_lengths, sha256; the class list; counts; archive MD5s) and `OUT/_rejected.tsv`.
+Each sample holds `jpg` (bytes that decode to RGB) and `cls` (the class index: the WordNet ID's
+position in the sorted class list).
+
+The work runs in three steps, all in a staging folder `OUT.tmp` beside OUT:
+1. list the source (names only; an archive is streamed once for its layout and MD5);
+2. check and convert every image, in batches, in parallel; a batch's result is saved when done;
+3. write the shards, in parallel; a shard gets its final name only when complete.
+A bad input stops the run after step 1 or 2, before any shard is written, unless
+`on_bad="skip"`. Saved batches and shards are reused by a rerun with the same inputs and
+settings (a fingerprint in the staging folder says so), so a killed run resumes. At the end the
+finished folder is renamed to OUT, which is therefore either absent or complete.
 """
 
 import hashlib
 import io
 import json
+import multiprocessing
 import random
 import shutil
-from dataclasses import dataclass
+import sys
+import tarfile
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import webdataset as wds
-from PIL import Image, UnidentifiedImageError
+from tqdm import tqdm
 
-from oak.data.demo import DATASET_FILE
-from oak.data.imagenet import WNID_PATTERN
+from oak.data.archives import OFFICIAL_MD5
+from oak.data.images import KEPT, BadImage, Conversion, convert_image
+from oak.data.sources import DATASET_FILE, SPLITS, Item, Listing, Problem, Source, find_source, list_source, select_classes, source_stamp
 from oak.errors import OakError
+from oak.files import write_atomic
 
 INFO_FILE = "_info.json"
-SPLITS = ("train", "val")
-IMAGE_SUFFIXES = {".jpeg", ".jpg", ".png"}
-REENCODE_QUALITY = 95
+REJECTED_FILE = "_rejected.tsv"
+ON_BAD = ("fail", "skip")
+CHECK_BATCH = 256  # images per saved unit of step 2; fixed, so results never depend on the worker count
+WORK_VERSION = 1  # part of the fingerprint: bump when stored bytes or work files change meaning
+BAD = "bad"
 
 
 @dataclass(frozen=True)
-class Sample:
-    key: str  # the file name without suffix, dots replaced: webdataset splits keys at the first dot
-    path: Path
+class Outcome:
+    """What step 2 made of an item: kept (bytes at the item's place), converted (bytes in a
+    batch file), or bad (a reason)."""
+
+    kind: str  # KEPT, REENCODED_RGB, RESIZED or BAD
+    offset: int = 0
+    size: int = 0
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Stored:
+    """A sample as step 3 writes it: where its final bytes lie (relative to a root)."""
+
+    key: str
     label: int
+    file: str
+    offset: int
+    size: int
 
 
-def scan_tree(source: Path) -> tuple[list[str], dict[str, list[Sample]]]:
-    """The sorted class list and each split's samples; every problem found is listed in one error."""
-    if not source.is_dir():
-        raise OakError(f"{source}: source folder not found; set data.source or run `oak demo-data` first")
-    problems: list[str] = []
-    folders = {split: _class_folders(source / split, problems) for split in SPLITS}
-    wnids = sorted(folders["train"])
-    for wnid in sorted(set(folders["val"]) - set(folders["train"])):
-        problems.append(f"{source / 'val' / wnid}: class has no training folder")
-    label_of = {wnid: index for index, wnid in enumerate(wnids)}
-    samples: dict[str, list[Sample]] = {}
-    for split in SPLITS:
-        samples[split] = [
-            Sample(path.stem.replace(".", "_"), path, label_of.get(wnid, -1))
-            for wnid, folder in sorted(folders[split].items())
-            for path in _images(folder, problems)
-        ]
-        _check_unique_keys(samples[split], problems)
-    if problems:
-        listed = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
-        raise OakError(f"{source}: {len(problems)} problem(s), nothing written: {listed}")
-    return wnids, samples
+def prepare_shards(
+    source: Path,
+    out: Path,
+    *,
+    samples_per_shard: int,
+    seed: int,
+    classes: int | list[str] | None = None,
+    workers: int = 1,
+    conversion: Conversion = Conversion(),
+    on_bad: str = "fail",
+    strict_md5: bool = False,
+) -> dict:
+    """Convert `source` into shards in `out` (replaced) and return the info written.
 
-
-def _class_folders(split_dir: Path, problems: list[str]) -> dict[str, Path]:
-    if not split_dir.is_dir():
-        problems.append(f"{split_dir}: split folder not found")
-        return {}
-    folders = {}
-    for entry in sorted(split_dir.iterdir()):
-        if not entry.is_dir():
-            problems.append(f"{entry}: stray file where class folders belong")
-        elif not WNID_PATTERN.fullmatch(entry.name):
-            problems.append(f"{entry}: folder name is not a WordNet ID (n########)")
-        else:
-            folders[entry.name] = entry
-    if not folders and split_dir.is_dir():
-        problems.append(f"{split_dir}: no class folders")
-    return folders
-
-
-def _images(folder: Path, problems: list[str]) -> list[Path]:
-    files = sorted(folder.iterdir())
-    images = [f for f in files if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES]
-    problems.extend(f"{f}: not an image file (expected .JPEG, .jpg or .png)" for f in files if f not in images)
-    if not files:
-        problems.append(f"{folder}: empty class folder; remove it or add its images")
-    return images
-
-
-def _check_unique_keys(samples: list[Sample], problems: list[str]) -> None:
-    seen: dict[str, Path] = {}
-    for sample in samples:
-        if sample.key in seen:
-            problems.append(f"{sample.path}: duplicate sample key {sample.key!r} (also {seen[sample.key]})")
-        seen[sample.key] = sample.path
-
-
-def rgb_jpeg_bytes(path: Path) -> tuple[bytes, bool]:
-    """The file's bytes when it is an RGB JPEG, else an RGB JPEG re-encoding; and whether re-encoded."""
-    data = path.read_bytes()
-    try:
-        with Image.open(io.BytesIO(data)) as image:
-            if image.format == "JPEG" and image.mode == "RGB":
-                return data, False
-            buffer = io.BytesIO()
-            image.convert("RGB").save(buffer, format="JPEG", quality=REENCODE_QUALITY)
-    except (UnidentifiedImageError, OSError) as error:
-        raise OakError(f"{path}: cannot be read as an image ({error})") from None
-    return buffer.getvalue(), True
-
-
-def write_shard(path: Path, samples: list[Sample]) -> tuple[str, int]:
-    """Write one shard atomically (temp name, then rename); return its sha256 and re-encoded count.
-
-    Fixed tar metadata (mtime 0, owner, mode) makes the same samples give the same bytes.
+    Training samples are shuffled across classes with `seed`, so no shard holds a single class;
+    validation keeps the listing order. The output does not depend on `workers`.
     """
-    partial = path.with_name(path.name + ".partial")
-    reencoded = 0
-    with open(partial, "wb") as stream:
-        with wds.TarWriter(stream, mtime=0, user="oak", group="oak", mode=0o444) as writer:
-            for sample in samples:
-                image, converted = rgb_jpeg_bytes(sample.path)
-                reencoded += converted
-                writer.write({"__key__": sample.key, "jpg": image, "cls": str(sample.label).encode()})
-    digest = hashlib.sha256(partial.read_bytes()).hexdigest()
-    partial.rename(path)
-    return digest, reencoded
-
-
-def prepare_shards(source: Path, out: Path, *, samples_per_shard: int, seed: int) -> dict:
-    """Convert the tree at `source` into shards in `out` (replaced) and return the info written.
-
-    Training samples are shuffled across classes with `seed` so no shard holds a single class;
-    validation keeps the sorted order. The shards are built in a sibling temp folder and renamed
-    into place, so `out` is either absent or complete.
-    """
-    if samples_per_shard < 1:
-        raise OakError(f"prepare.samples_per_shard={samples_per_shard}: must be at least 1")
-    wnids, samples = scan_tree(source)
-    random.Random(seed).shuffle(samples["train"])
+    _check_settings(samples_per_shard, workers, on_bad, classes)
+    found = find_source(source)
     staging = out.with_name(out.name + ".tmp")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    try:
-        info = _write_splits(source, staging, wnids, samples, samples_per_shard)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    shutil.rmtree(out, ignore_errors=True)
-    staging.rename(out)
-    return info
-
-
-def _write_splits(source: Path, staging: Path, wnids: list[str], samples: dict[str, list[Sample]], samples_per_shard: int) -> dict:
-    dataset_file = source / DATASET_FILE
-    dataset = json.loads(dataset_file.read_text()) if dataset_file.exists() else {}
-    info: dict = {
-        "name": dataset.get("name", source.name),
-        "dataset": dataset,
-        "classes": wnids,
-        "num_classes": len(wnids),
-        "splits": {},
-        "counts": {},
-    }
+    fingerprint = _fingerprint(found, classes, samples_per_shard, seed, conversion)
+    if found.has_archive:  # indexing an archive is a full read: keep its result for a rerun
+        _open_staging(staging, fingerprint)
+    listing = select_classes(_listing(found, staging), classes)
+    archives = _check_md5(listing.archive_md5, strict_md5)
+    _stop_on_problems(source, listing.problems, on_bad, "nothing written")
+    _open_staging(staging, fingerprint)
+    outcomes = {split: _check_images(found.root, staging / "work", split, listing.items[split], conversion, workers) for split in SPLITS}
+    problems = listing.problems + [
+        Problem(split, item.origin, outcome.reason, item.wnid, True)
+        for split in SPLITS
+        for item, outcome in zip(listing.items[split], outcomes[split])
+        if outcome.kind == BAD
+    ]
+    _stop_on_problems(source, problems, on_bad, f"no shard written (checked images are kept in {staging} for a rerun)")
+    stored = {split: _stored(listing, split, outcomes[split], staging / "work") for split in SPLITS}
+    random.Random(seed).shuffle(stored["train"])
+    shards = staging / "shards"
+    shards.mkdir(exist_ok=True)
+    info = _info(source, found, listing, archives, conversion, samples_per_shard, seed)
     for split in SPLITS:
-        chunks = [samples[split][i : i + samples_per_shard] for i in range(0, len(samples[split]), samples_per_shard)]
-        filenames, digests, reencoded = [], [], 0
-        for index, chunk in enumerate(chunks):
-            filename = f"{split}-{index:06d}.tar"
-            digest, converted = write_shard(staging / filename, chunk)
-            filenames.append(filename)
-            digests.append(digest)
-            reencoded += converted
+        chunks = [stored[split][i : i + samples_per_shard] for i in range(0, len(stored[split]), samples_per_shard)]
+        filenames = [f"{split}-{index:06d}.tar" for index in range(len(chunks))]
+        tasks = [(found.root, shards / name, chunk) for name, chunk in zip(filenames, chunks)]
+        digests = list(_run(ensure_shard, tasks, workers, _progress(f"write {split}", len(stored[split])), [len(c) for c in chunks]))
         info["splits"][split] = {
             "name": split,
-            "num_samples": len(samples[split]),
+            "num_samples": len(stored[split]),
             "filenames": filenames,
             "shard_lengths": [len(chunk) for chunk in chunks],
             "sha256": digests,
         }
-        info["counts"][split] = {"found": len(samples[split]), "written": len(samples[split]), "reencoded_rgb": reencoded}
-    (staging / INFO_FILE).write_text(json.dumps(info, indent=2) + "\n")
+        info["counts"][split] = _counts(split, listing, outcomes[split], problems)
+    (shards / REJECTED_FILE).write_text(_rejected_table(problems))
+    (shards / INFO_FILE).write_text(json.dumps(info, indent=2) + "\n")
+    shutil.rmtree(out, ignore_errors=True)
+    shards.rename(out)
+    shutil.rmtree(staging)
     return info
+
+
+def _check_settings(samples_per_shard: int, workers: int, on_bad: str, classes: object) -> None:
+    if samples_per_shard < 1:
+        raise OakError(f"prepare.samples_per_shard={samples_per_shard}: must be at least 1")
+    if workers < 1:
+        raise OakError(f"prepare.workers={workers}: must be at least 1")
+    if on_bad not in ON_BAD:
+        raise OakError(f"prepare.on_bad={on_bad!r}: expected one of {', '.join(ON_BAD)}")
+    if not (classes is None or (isinstance(classes, int) and not isinstance(classes, bool)) or isinstance(classes, list)):
+        raise OakError(f"prepare.classes={classes!r}: expected null (all), a count, or a list of WordNet IDs")
+
+
+def _fingerprint(source: Source, classes: object, samples_per_shard: int, seed: int, conversion: Conversion) -> str:
+    """What the output depends on: the inputs (paths, sizes, times) and the settings. Not the
+    worker count, nor on_bad: with no bad input both give the same shards."""
+    settings = {"version": WORK_VERSION, "classes": classes, "samples_per_shard": samples_per_shard, "seed": seed, **asdict(conversion)}
+    return hashlib.sha256(f"{json.dumps(settings, sort_keys=True)}\n{source_stamp(source)}".encode()).hexdigest()
+
+
+def _open_staging(staging: Path, fingerprint: str) -> None:
+    """Keep the staging folder's work when it was made from the same inputs and settings, else start afresh."""
+    stamp = staging / "fingerprint"
+    if stamp.exists() and stamp.read_text() == fingerprint:
+        return
+    shutil.rmtree(staging, ignore_errors=True)
+    (staging / "work").mkdir(parents=True)
+    stamp.write_text(fingerprint)
+
+
+def _listing(source: Source, staging: Path) -> Listing:
+    if not source.has_archive:
+        return list_source(source, _byte_progress)
+    saved = staging / "work" / "listing.json"
+    if saved.exists():
+        return Listing.from_json(saved.read_text())
+    listing = list_source(source, _byte_progress)
+    write_atomic(saved, listing.to_json())
+    return listing
+
+
+def _check_md5(computed: dict[str, str], strict: bool) -> dict:
+    """Each archive's MD5 beside the official one; a mismatch warns, or stops when strict."""
+    archives = {}
+    for name, md5 in sorted(computed.items()):
+        official = OFFICIAL_MD5[name]
+        archives[name] = {"md5": md5, "official_md5": official, "matches": md5 == official}
+        if md5 != official:
+            message = f"{name}: MD5 {md5} differs from the official {official}; the archive is damaged or not the official one"
+            if strict:
+                raise OakError(f"{message}; download it again (or set prepare.strict_md5=false to go on)")
+            print(f"warning: {message}", file=sys.stderr)
+    return archives
+
+
+def _stop_on_problems(source: Path, problems: list[Problem], on_bad: str, consequence: str) -> None:
+    if not problems or on_bad == "skip":
+        return
+    listed = "; ".join(f"{p.origin}: {p.reason}" for p in problems[:20]) + (
+        f"; and {len(problems) - 20} more" if len(problems) > 20 else ""
+    )
+    raise OakError(f"{source}: {len(problems)} problem(s), {consequence}: {listed}. Fix them, or set prepare.on_bad=skip to leave them out")
+
+
+def _check_images(root: Path, work: Path, split: str, items: list[Item], conversion: Conversion, workers: int) -> list[Outcome]:
+    """Step 2: every item's outcome, batch by batch; saved batches are read back, not redone."""
+    batches = [items[i : i + CHECK_BATCH] for i in range(0, len(items), CHECK_BATCH)]
+    tasks = [(root, work / f"{split}-{index:06d}", batch, conversion) for index, batch in enumerate(batches)]
+    outcomes: list[Outcome] = []
+    for batch_outcomes in _run(check_batch, tasks, workers, _progress(f"check {split}", len(items)), [len(b) for b in batches]):
+        outcomes += batch_outcomes
+    return outcomes
+
+
+def check_batch(task: tuple[Path, Path, list[Item], Conversion]) -> list[Outcome]:
+    """Check and convert one batch: converted bytes go to `<stem>.bin`, outcomes to `<stem>.json`
+    (written last, so it marks the batch as done)."""
+    root, stem, items, conversion = task
+    done = stem.with_suffix(".json")
+    if done.exists():
+        return [Outcome(*values) for values in json.loads(done.read_text())]
+    outcomes, converted = [], io.BytesIO()
+    for item in items:
+        try:
+            data, kind = convert_image(read_at(root, item.file, item.offset, item.size), conversion)
+        except BadImage as error:
+            outcomes.append(Outcome(BAD, reason=str(error)))
+            continue
+        if data is None:
+            outcomes.append(Outcome(kind))
+        else:
+            outcomes.append(Outcome(kind, converted.tell(), len(data)))
+            converted.write(data)
+    write_atomic(stem.with_suffix(".bin"), converted.getvalue())
+    write_atomic(done, json.dumps([list(asdict(o).values()) for o in outcomes]))
+    return outcomes
+
+
+def read_at(root: Path, file: str, offset: int, size: int) -> bytes:
+    with open(root / file, "rb") as stream:
+        stream.seek(offset)
+        return stream.read(size)
+
+
+def _stored(listing: Listing, split: str, outcomes: list[Outcome], work: Path) -> list[Stored]:
+    """The accepted samples of a split, each pointing at its final bytes: in the source, or in a batch file."""
+    label_of = {wnid: index for index, wnid in enumerate(listing.classes)}
+    stored = []
+    for index, (item, outcome) in enumerate(zip(listing.items[split], outcomes)):
+        if outcome.kind == BAD:
+            continue
+        if outcome.kind == KEPT:
+            stored.append(Stored(item.key, label_of[item.wnid], item.file, item.offset, item.size))
+        else:
+            batch_file = work / f"{split}-{index // CHECK_BATCH:06d}.bin"
+            stored.append(Stored(item.key, label_of[item.wnid], str(batch_file.absolute()), outcome.offset, outcome.size))
+    return stored
+
+
+def ensure_shard(task: tuple[Path, Path, list[Stored]]) -> str:
+    """Write one shard unless a finished one is there (from an interrupted run); return its sha256.
+
+    Written under a temp name, checked (one .jpg and one .cls per sample), then renamed. Fixed tar
+    metadata (mtime 0, owner, mode) makes the same samples give the same bytes.
+    """
+    root, path, samples = task
+    if path.exists():
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    partial = path.with_name(path.name + ".partial")
+    with open(partial, "wb") as file:
+        stream = HashingWriter(file)
+        with wds.TarWriter(stream, mtime=0, user="oak", group="oak", mode=0o444) as writer:
+            for sample in samples:
+                image = read_at(root, sample.file, sample.offset, sample.size)
+                writer.write({"__key__": sample.key, "jpg": image, "cls": str(sample.label).encode()})
+    with tarfile.open(partial) as tar:  # headers only: cheap, and catches a short write
+        if len(tar.getmembers()) != 2 * len(samples):
+            raise OakError(f"{partial}: holds {len(tar.getmembers())} members, expected {2 * len(samples)}; is the disk full?")
+    partial.rename(path)
+    return stream.sha256.hexdigest()
+
+
+class HashingWriter(io.RawIOBase):
+    """A write-only stream that hashes what passes through: no second read of the shard."""
+
+    def __init__(self, file: io.BufferedIOBase) -> None:
+        self.file = file
+        self.sha256 = hashlib.sha256()
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data) -> int:
+        self.sha256.update(data)
+        return self.file.write(data)
+
+
+def _run(function: Callable, tasks: list, workers: int, progress: tqdm, sizes: list[int]) -> Iterator:
+    """`function` over `tasks` in order, in `workers` processes; the progress bar advances by each task's size."""
+    with progress:
+        if workers == 1 or len(tasks) <= 1:
+            results: Iterable = map(function, tasks)
+            yield from _advancing(results, progress, sizes)
+            return
+        with multiprocessing.get_context("fork").Pool(workers) as pool:
+            yield from _advancing(pool.imap(function, tasks), progress, sizes)
+
+
+def _advancing(results: Iterable, progress: tqdm, sizes: list[int]) -> Iterator:
+    for result, size in zip(results, sizes):
+        progress.update(size)
+        yield result
+
+
+def _progress(description: str, total: int) -> tqdm:
+    # On stderr with rate and ETA; silent when stderr is not a terminal (DVC logs, CI).
+    return tqdm(total=total, desc=description, unit="img", file=sys.stderr, disable=None, smoothing=0.1)
+
+
+def _byte_progress(description: str, total: int) -> Callable[[int], object]:
+    bar = tqdm(total=total, desc=description, unit="B", unit_scale=True, file=sys.stderr, disable=None)
+    return lambda count: bar.update(count) if count else bar.close()
+
+
+def _info(source: Path, found: Source, listing: Listing, archives: dict, conversion: Conversion, samples_per_shard: int, seed: int) -> dict:
+    dataset_file = source / DATASET_FILE
+    dataset = json.loads(dataset_file.read_text()) if dataset_file.exists() else {}
+    return {
+        "name": dataset.get("name", source.name),
+        "dataset": dataset,
+        "inputs": {split: path.name + ("/" if path.is_dir() else "") for split, path in (("train", found.train), ("val", found.val))}
+        | ({"labels": found.labels.name} if found.labels else {}),
+        "archives": archives,
+        "prepare": {**asdict(conversion), "samples_per_shard": samples_per_shard, "seed": seed},
+        "classes": listing.classes,
+        "num_classes": len(listing.classes),
+        "splits": {},
+        "counts": {},
+    }
+
+
+def _counts(split: str, listing: Listing, outcomes: list[Outcome], problems: list[Problem]) -> dict:
+    """found = written + rejected, in files; `other_problems` are rejected folders and labels."""
+    kinds = [outcome.kind for outcome in outcomes]
+    return {
+        "found": listing.found(split),
+        "written": len(kinds) - kinds.count(BAD),
+        "rejected": sum(1 for p in problems if p.split == split and p.is_file),
+        "reencoded_rgb": kinds.count("reencoded_rgb"),
+        "resized": kinds.count("resized"),
+        "other_problems": sum(1 for p in problems if p.split == split and not p.is_file),
+    }
+
+
+def _rejected_table(problems: list[Problem]) -> str:
+    rows = [f"{p.split}\t{p.origin}\t{p.reason}" for p in problems]
+    return "\n".join(["split\titem\treason", *rows]) + "\n"
 
 
 def read_info(shards: Path) -> dict:

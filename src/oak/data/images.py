@@ -1,0 +1,103 @@
+"""One image's bytes to the bytes a shard stores: JPEG that decodes to 3-channel RGB.
+
+`passthrough` keeps an RGB JPEG's original bytes and re-encodes only what is not one (CMYK or
+grayscale JPEGs, a PNG named .JPEG). `resize` makes the shorter side at most `short_side` and
+re-encodes at `quality`, decoding at reduced size (JPEG draft mode) when the target allows it.
+"""
+
+import io
+from dataclasses import dataclass
+
+from PIL import Image, UnidentifiedImageError
+
+from oak.errors import OakError
+
+MODES = ("passthrough", "resize")
+REENCODE_QUALITY = 95  # for files re-encoded only to become RGB JPEG: keep them close to the original
+JPEG_END = b"\xff\xd9"  # the EOI marker: a JPEG that does not end with it was cut short
+
+
+class BadImage(Exception):
+    """The bytes cannot become a sample; the message says why."""
+
+
+@dataclass(frozen=True)
+class Conversion:
+    mode: str = "passthrough"
+    short_side: int = 256  # resize mode: the shorter side is at most this
+    quality: int = 90  # resize mode: JPEG quality of the re-encoded images
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise OakError(f"prepare.mode={self.mode!r}: expected one of {', '.join(MODES)}")
+        if self.short_side < 1:
+            raise OakError(f"prepare.resize_short_side={self.short_side}: must be at least 1")
+        if not 1 <= self.quality <= 100:
+            raise OakError(f"prepare.resize_quality={self.quality}: must be between 1 and 100")
+
+
+# What happened to an image: kept as it was, re-encoded to become RGB JPEG, or resized.
+KEPT, REENCODED_RGB, RESIZED = "kept", "reencoded_rgb", "resized"
+
+
+def convert_image(data: bytes, conversion: Conversion) -> tuple[bytes | None, str]:
+    """The bytes to store (None: the original bytes) and what was done; BadImage when unreadable."""
+    if not data:
+        raise BadImage("zero-byte file")
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            is_rgb_jpeg = image.format == "JPEG" and image.mode == "RGB"
+            target = _target_size(image.size, conversion)
+            if target is None:
+                if is_rgb_jpeg:
+                    _check_complete_jpeg(data, image)
+                    return None, KEPT
+                return _encode(image.convert("RGB"), REENCODE_QUALITY), REENCODED_RGB
+            return _encode(_reduced(image, target).convert("RGB"), conversion.quality), RESIZED
+    except UnidentifiedImageError:
+        raise BadImage("not an image") from None
+    except (OSError, SyntaxError, ValueError) as error:  # Pillow's ways of saying "broken file"
+        raise BadImage(f"cannot be decoded ({error})") from None
+
+
+def _target_size(size: tuple[int, int], conversion: Conversion) -> tuple[int, int] | None:
+    """The resized (width, height), or None when the image stays as it is."""
+    width, height = size
+    short = min(width, height)
+    if conversion.mode != "resize" or short <= conversion.short_side:
+        return None
+    scale = conversion.short_side / short
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def _reduced(image: Image.Image, target: tuple[int, int]) -> Image.Image:
+    # draft() asks libjpeg to decode at 1/2, 1/4 or 1/8 scale, never below the target size:
+    # far cheaper than a full decode when the target is at most half the source.
+    if image.format == "JPEG":
+        image.draft(image.mode, target)
+    return image.resize(target, Image.Resampling.BICUBIC)
+
+
+def _check_complete_jpeg(data: bytes, image: Image.Image) -> None:
+    """A truncated JPEG fails here. Files that end in the EOI marker pass on a header read alone;
+    the rest are decoded, since some valid files carry padding after their last marker."""
+    if data.rstrip(b"\x00").endswith(JPEG_END):
+        return
+    image.draft(image.mode, (max(1, image.width // 8), max(1, image.height // 8)))
+    image.load()  # raises OSError("image file is truncated") when the data runs out
+
+
+def _encode(image: Image.Image, quality: int) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=quality)
+    return buffer.getvalue()
+
+
+def decodes_to_rgb(data: bytes) -> bool:
+    """Whether `data` is a JPEG whose full decode gives 3-channel RGB (what `oak verify` demands)."""
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            image.load()
+            return image.format == "JPEG" and image.mode == "RGB"
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+        return False

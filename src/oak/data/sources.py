@@ -1,0 +1,277 @@
+"""What `oak prepare` reads: the forms a source takes, and the list of samples each one holds.
+
+A source is a folder. Per split, Oak takes the folder `train/` (or `val/`) when there is one,
+else the official archive beside it:
+- train: `train/<wnid>/*.JPEG`, or `ILSVRC2012_img_train.tar` (a tar of per-class tars);
+- val: `val/<wnid>/*.JPEG`; or a flat `val/*.JPEG`, or `ILSVRC2012_img_val.tar`, both labelled by
+  `ILSVRC2012_devkit_t12.tar.gz` or else `LOC_val_solution.csv` (Kaggle) in the same folder.
+Listing reads names only (and, for an archive, streams it once for its layout and MD5); the
+images' contents are checked later, in parallel.
+"""
+
+import hashlib
+import json
+import os
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path, PurePosixPath
+
+from oak.data.archives import (
+    DEVKIT,
+    KAGGLE_LABELS,
+    TRAIN_ARCHIVE,
+    VAL_ARCHIVE,
+    file_md5,
+    index_flat_archive,
+    index_train_archive,
+    read_devkit_labels,
+    read_kaggle_labels,
+)
+from oak.data.imagenet import WNID_PATTERN
+from oak.errors import OakError
+
+SPLITS = ("train", "val")
+DATASET_FILE = "dataset.json"  # an optional description of the set beside its splits (the demo writes one)
+IMAGE_SUFFIXES = {".jpeg", ".jpg", ".png"}
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    """One candidate sample: its key, class, a name for messages, and where its bytes lie."""
+
+    key: str  # the file name without suffix, dots replaced: webdataset splits keys at the first dot
+    wnid: str
+    origin: str  # a path relative to the source, or `archive.tar:member`
+    file: str  # relative to the source: moving the source keeps resumable work valid
+    offset: int
+    size: int
+
+
+@dataclass(frozen=True)
+class Problem:
+    split: str
+    origin: str
+    reason: str
+    wnid: str | None  # the class it belongs to, when known: a class subset leaves others' problems out
+    is_file: bool  # a file that was found (counted in found = written + rejected), else a folder or a label
+
+
+@dataclass
+class Listing:
+    classes: list[str]  # every class with a training folder or archive, sorted
+    items: dict[str, list[Item]]
+    problems: list[Problem]
+    archive_md5: dict[str, str] = field(default_factory=dict)
+
+    def found(self, split: str) -> int:
+        return len(self.items[split]) + sum(1 for p in self.problems if p.split == split and p.is_file)
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "classes": self.classes,
+                "items": {split: [list(asdict(item).values()) for item in items] for split, items in self.items.items()},
+                "problems": [asdict(p) for p in self.problems],
+                "archive_md5": self.archive_md5,
+            }
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> "Listing":
+        data = json.loads(text)
+        items = {split: [Item(*values) for values in rows] for split, rows in data["items"].items()}
+        return cls(data["classes"], items, [Problem(**p) for p in data["problems"]], data["archive_md5"])
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where each split's images and the validation labels come from."""
+
+    root: Path
+    train: Path  # a class-folder tree or TRAIN_ARCHIVE
+    val: Path  # a class-folder tree, a flat folder, or VAL_ARCHIVE
+    labels: Path | None  # DEVKIT or KAGGLE_LABELS; needed by a flat val folder or VAL_ARCHIVE
+
+    @property
+    def inputs(self) -> list[Path]:
+        return [self.train, self.val] + ([self.labels] if self.labels else [])
+
+    @property
+    def has_archive(self) -> bool:
+        return self.train.is_file() or self.val.is_file()
+
+
+def find_source(root: Path) -> Source:
+    """Which form each split takes under `root`; an error says what was expected."""
+    if not root.is_dir():
+        raise OakError(f"{root}: source folder not found; set data.source or run `oak demo-data` first")
+    train = _split_input(root, "train", TRAIN_ARCHIVE)
+    val = _split_input(root, "val", VAL_ARCHIVE)
+    labels = next((root / name for name in (DEVKIT, KAGGLE_LABELS) if (root / name).is_file()), None)
+    if (val.is_file() or _is_flat(val)) and labels is None:
+        raise OakError(f"{val}: unlabelled validation images; put {DEVKIT} or {KAGGLE_LABELS} in {root}")
+    return Source(root, train, val, labels)
+
+
+def _split_input(root: Path, split: str, archive: str) -> Path:
+    folder, tar = root / split, root / archive
+    if folder.is_dir() and tar.is_file():
+        raise OakError(f"{root}: both {split}/ and {archive}; move one away so it is clear which to read")
+    if not folder.is_dir() and not tar.is_file():
+        raise OakError(f"{folder}: split folder not found (nor {archive} in {root})")
+    return folder if folder.is_dir() else tar
+
+
+def _is_flat(folder: Path) -> bool:
+    """A folder of images without class folders: validation images labelled by a file."""
+    return folder.is_dir() and not any(entry.is_dir() for entry in folder.iterdir())
+
+
+def source_stamp(source: Source) -> str:
+    """A hash of every input file's path, size and modification time: cheap, and changes with them."""
+    digest = hashlib.sha256()
+    for path in source.inputs:
+        for file in sorted(_files_under(path)):
+            stat = file.stat()
+            digest.update(f"{file.relative_to(source.root)}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
+
+
+def _files_under(path: Path) -> list[Path]:
+    if path.is_file():
+        return [path]
+    return [Path(folder) / name for folder, _, names in os.walk(path) for name in names]
+
+
+def list_source(source: Source, progress: Callable[[str, int], Callable[[int], object]]) -> Listing:
+    """Every candidate sample and every problem a name reveals, for all classes.
+
+    `progress(description, total_bytes)` returns a callback fed the bytes read; only archives use it.
+    """
+    problems: list[Problem] = []
+    archive_md5: dict[str, str] = {}
+    if source.train.is_dir():
+        train_entries = _tree_entries(source.root, source.train, "train", problems)
+        classes = sorted({entry[0] for entry in train_entries} | _class_folders(source.train))
+    else:
+        by_class, bad, archive_md5[TRAIN_ARCHIVE] = index_train_archive(source.train, progress("index train", source.train.stat().st_size))
+        problems += [Problem("train", f"{TRAIN_ARCHIVE}:{b.name}", b.reason, _wnid_of(b.name), True) for b in bad]
+        train_entries = [
+            (wnid, f"{TRAIN_ARCHIVE}:{m.name}", m.name, TRAIN_ARCHIVE, m.offset, m.size) for wnid, ms in by_class.items() for m in ms
+        ]
+        classes = sorted(by_class)
+        problems += [
+            Problem("train", f"{TRAIN_ARCHIVE}:{wnid}.tar", "empty class archive", wnid, False) for wnid in classes if not by_class[wnid]
+        ]
+    labels: dict[str, str] = {}
+    if source.labels is not None and not _has_class_folders(source.val):
+        labels = read_devkit_labels(source.labels) if source.labels.name == DEVKIT else read_kaggle_labels(source.labels)
+        if source.labels.name == DEVKIT:
+            archive_md5[DEVKIT] = file_md5(source.labels)
+    if source.val.is_file():
+        members, bad, archive_md5[VAL_ARCHIVE] = index_flat_archive(source.val, progress("index val", source.val.stat().st_size))
+        problems += [Problem("val", f"{VAL_ARCHIVE}:{b.name}", b.reason, None, True) for b in bad]
+        val_entries = [(labels.get(_stem(m.name)), f"{VAL_ARCHIVE}:{m.name}", m.name, VAL_ARCHIVE, m.offset, m.size) for m in members]
+    elif labels:
+        val_entries = [
+            (labels.get(_stem(p.name)), f"val/{p.name}", p.name, f"val/{p.name}", 0, p.stat().st_size) for p in sorted(source.val.iterdir())
+        ]
+    else:
+        val_entries = _tree_entries(source.root, source.val, "val", problems)
+    items = {
+        "train": _items("train", train_entries, set(classes), problems),
+        "val": _items("val", val_entries, set(classes), problems),
+    }
+    if labels:
+        listed = {_stem(entry[2]) for entry in val_entries}
+        problems += [
+            Problem("val", f"{source.labels.name}:{name}", "label for an image that is not there", wnid, False)
+            for name, wnid in sorted(labels.items())
+            if name not in listed
+        ]
+    return Listing(classes, items, problems, archive_md5)
+
+
+Entry = tuple[str | None, str, str, str, int, int]  # (wnid or None when unlabelled, origin, file name, file, offset, size)
+
+
+def _tree_entries(root: Path, split_dir: Path, split: str, problems: list[Problem]) -> list[Entry]:
+    entries: list[Entry] = []
+    if not any(entry.is_dir() for entry in split_dir.iterdir()):
+        problems.append(Problem(split, split, "no class folders", None, False))
+    for entry in sorted(split_dir.iterdir()):
+        where = str(entry.relative_to(root))
+        if not entry.is_dir():
+            problems.append(Problem(split, where, "stray file where class folders belong", None, True))
+        elif not WNID_PATTERN.fullmatch(entry.name):
+            problems.append(Problem(split, where, "folder name is not a WordNet ID (n########)", None, False))
+        else:
+            files = sorted(entry.iterdir())
+            if not files:
+                problems.append(Problem(split, where, "empty class folder; remove it or add its images", entry.name, False))
+            for file in files:
+                relative = str(file.relative_to(root))
+                entries.append((entry.name, relative, file.name, relative, 0, file.stat().st_size))
+    return entries
+
+
+def _class_folders(split_dir: Path) -> set[str]:
+    return {entry.name for entry in split_dir.iterdir() if entry.is_dir() and WNID_PATTERN.fullmatch(entry.name)}
+
+
+def _has_class_folders(path: Path) -> bool:
+    return path.is_dir() and not _is_flat(path)
+
+
+def _items(split: str, entries: list[Entry], classes: set[str], problems: list[Problem]) -> list[Item]:
+    """Entries that may be samples; the others become problems (stray file, no label, duplicate key)."""
+    items: list[Item] = []
+    seen: dict[str, str] = {}
+    for wnid, origin, name, file, offset, size in entries:
+        key = _stem(name).replace(".", "_")
+        if PurePosixPath(name).suffix.lower() not in IMAGE_SUFFIXES:
+            problems.append(Problem(split, origin, "stray file: not an image (.JPEG, .jpg or .png)", wnid, True))
+        elif wnid is None:
+            problems.append(Problem(split, origin, "validation image with no label", None, True))
+        elif wnid not in classes:
+            problems.append(Problem(split, origin, f"class {wnid} has no training images", wnid, True))
+        elif key in seen:
+            problems.append(Problem(split, origin, f"duplicate sample key {key!r} (also {seen[key]})", wnid, True))
+        else:
+            seen[key] = origin
+            items.append(Item(key, wnid, origin, file, offset, size))
+    return items
+
+
+def _stem(name: str) -> str:
+    return PurePosixPath(name).stem
+
+
+def _wnid_of(member_name: str) -> str | None:
+    head = member_name.split("/")[0].removesuffix(".tar")
+    return head if WNID_PATTERN.fullmatch(head) else None
+
+
+def select_classes(listing: Listing, wanted: int | list[str] | None) -> Listing:
+    """The listing restricted to a class subset: a count (spread evenly over the sorted classes)
+    or a list of WordNet IDs. Other classes' samples and problems are left out, unseen."""
+    if wanted is None:
+        return listing
+    classes = listing.classes
+    if isinstance(wanted, int):
+        if not 1 <= wanted <= len(classes):
+            raise OakError(f"prepare.classes={wanted}: the source has {len(classes)} classes")
+        chosen = [classes[i * len(classes) // wanted] for i in range(wanted)]
+    else:
+        unknown = [w for w in wanted if w not in classes]
+        if unknown or len(set(wanted)) != len(wanted):
+            what = f"not classes of the source: {', '.join(map(str, unknown))}" if unknown else "a class is listed twice"
+            raise OakError(f"prepare.classes: {what}")
+        chosen = sorted(wanted)
+    keep = set(chosen)
+    return Listing(
+        chosen,
+        {split: [item for item in items if item.wnid in keep] for split, items in listing.items.items()},
+        [p for p in listing.problems if p.wnid is None or p.wnid in keep],
+        listing.archive_md5,
+    )
