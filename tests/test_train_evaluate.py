@@ -16,7 +16,7 @@ from oak.config import load_config
 from oak.errors import OakError
 from oak.evaluate import eval_metrics_path, evaluate
 from oak.models import create_model
-from oak.train import CHECKPOINT, checkpoint_dir, train, train_metrics_path
+from oak.train import CHECKPOINT, checkpoint_dir, newest_checkpoint, train, train_metrics_path
 
 MODEL = "shufflenet_v2_x0_5"  # the study's lightest model: seconds per epoch here
 
@@ -140,9 +140,31 @@ def test_weights_of_another_model_are_refused_with_the_reason(trained, tmp_path:
         evaluate(config, MODEL, tmp_path / "resnet18.pt")
 
 
-@pytest.mark.parametrize("stop", [signal.SIGKILL, signal.SIGTERM])
-def test_a_killed_training_resumes_from_its_checkpoint_in_the_same_run(stop: signal.Signals, tmp_path: Path, shards: Path) -> None:
-    epochs = 40  # long enough to be killed part way
+def slurm_job(tmp_path: Path) -> dict[str, str]:
+    """The environment of a SLURM batch job. No cluster here: a two-line `scontrol` stands in for
+    SLURM's, and ends the job on a requeue the way SLURM does, with SIGKILL."""
+    bin_folder = tmp_path / "bin"
+    bin_folder.mkdir()
+    scontrol = bin_folder / "scontrol"
+    scontrol.write_text('#!/bin/sh\necho "$@" > "$(dirname "$0")/requeued"\nkill -KILL $PPID\n')
+    scontrol.chmod(0o755)
+    job = {"SLURM_NTASKS": "1", "SLURM_JOB_NAME": "oak-test", "SLURM_JOB_ID": "4242", "SLURM_PROCID": "0", "SLURM_LOCALID": "0"}
+    return {"PATH": f"{bin_folder}:{os.environ['PATH']}", "SLURM_NODEID": "0", **job}
+
+
+# How each way of stopping shows: the signal sent, the exit status, and the run's state meanwhile.
+# SIGTERM: Lightning stops at the next batch and Oak exits 143 (not Lightning's 0). A SLURM
+# requeue (SIGUSR1): Lightning writes hpc_ckpt_1.ckpt and calls `scontrol requeue`, which ends the job.
+STOPS = {
+    "SIGKILL": (signal.SIGKILL, -signal.SIGKILL, "RUNNING"),
+    "SIGTERM": (signal.SIGTERM, 128 + signal.SIGTERM, "KILLED"),
+    "SLURM requeue": (signal.SIGUSR1, -signal.SIGKILL, "RUNNING"),
+}
+
+
+@pytest.mark.parametrize("stop", STOPS)
+def test_a_stopped_training_resumes_from_its_newest_checkpoint_in_the_same_run(stop: str, tmp_path: Path, shards: Path) -> None:
+    epochs = 40  # long enough to be stopped part way
     overrides = [
         f"paths.shards={shards}",
         "train.batch_size=8",
@@ -151,29 +173,35 @@ def test_a_killed_training_resumes_from_its_checkpoint_in_the_same_run(stop: sig
         "trainer.accelerator=cpu",
         "trainer.enable_progress_bar=false",
         f"train.epochs={epochs}",
-        "train.checkpoint_every_n_steps=2",  # and every epoch (5 steps): kills land mid-epoch too
+        "train.checkpoint_every_n_steps=2",  # and every epoch (5 steps): stops land mid-epoch too
     ]
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
+    if stop == "SLURM requeue":
+        env |= slurm_job(tmp_path)
+    sent, status, state = STOPS[stop]
     command = [sys.executable, "-m", "oak.cli", "train", MODEL, *overrides]
     first = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    checkpoint = tmp_path / "models" / MODEL / CHECKPOINT
+    folder = tmp_path / "models" / MODEL
     deadline = time.monotonic() + 180
-    while not checkpoint.exists() and first.poll() is None and time.monotonic() < deadline:
+    while not (folder / CHECKPOINT).exists() and first.poll() is None and time.monotonic() < deadline:
         time.sleep(0.2)
     time.sleep(0.5)  # into a later epoch
-    first.send_signal(stop)
+    first.send_signal(sent)
     first.wait()
-    # SIGTERM: Lightning stops at the next batch; Oak exits with the signal's status, not 0
-    assert first.returncode in (-stop, 128 + stop), "training ended before it could be stopped"
-    killed_at = torch.load(checkpoint, weights_only=True, map_location="cpu")["global_step"]
-    assert 0 < killed_at < epochs * 5
+    assert first.returncode == status, "training ended before it could be stopped"
+    if stop == "SLURM requeue":
+        assert (tmp_path / "bin" / "requeued").read_text().split() == ["requeue", "4242"]
+        assert (folder / "hpc_ckpt_1.ckpt").exists()
+    resume_from = newest_checkpoint(folder)
+    stopped_at = torch.load(resume_from, weights_only=True, map_location="cpu")["global_step"]
+    assert 0 < stopped_at < epochs * 5
     client = MlflowClient(env["MLFLOW_TRACKING_URI"])
     [run] = client.search_runs([client.get_experiment_by_name("oak-demo").experiment_id])
-    assert run.info.status == ("RUNNING" if stop == signal.SIGKILL else "KILLED")
+    assert run.info.status == state
 
     second = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True)
     assert second.returncode == 0, second.stderr
-    assert "Restoring states from the checkpoint" in second.stdout + second.stderr
+    assert f"Restoring states from the checkpoint path at {resume_from.relative_to(tmp_path)}" in second.stdout + second.stderr
     assert json.loads((tmp_path / "metrics" / "train" / f"{MODEL}.json").read_text())["steps"] == epochs * 5
 
     [run] = client.search_runs([client.get_experiment_by_name("oak-demo").experiment_id])

@@ -116,7 +116,9 @@ class BufferedMlflowLogger(Logger):
 
     @rank_zero_only
     def finalize(self, status: str) -> None:
-        ended = {"success": "FINISHED", "finished": "FINISHED", "failed": "KILLED" if self.interrupted else "FAILED"}
+        # "finished" comes only from Lightning's SLURM requeue handler: the job is about to be stopped
+        # and requeued, and the requeued job continues this run, so it stays RUNNING.
+        ended = {"success": "FINISHED", "finished": self._status, "failed": "KILLED" if self.interrupted else "FAILED"}
         self._status = ended.get(status, status)
         if not self.deliver(patience=self.patience_seconds):
             log.warning(

@@ -9,6 +9,7 @@ Lightning plans with.
 
 import itertools
 import random
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -19,6 +20,13 @@ from torch.utils.data import DataLoader, IterableDataset, default_collate, get_w
 
 from oak.data.shards import read_info
 from oak.errors import OakError
+
+# Lightning warns that an iterable dataset's length may be wrong with several workers, and that a
+# mid-epoch checkpoint cannot resume an iterable loader exactly. Ours are exact on both counts:
+# the lengths are the batch counts each rank's workers deliver, and a resumed epoch skips the
+# batches already trained (TrainBatches.skip_batches).
+warnings.filterwarnings("ignore", message=r"Your `IterableDataset` has `__len__` defined")
+warnings.filterwarnings("ignore", message=r"You're resuming from a checkpoint that ended before the epoch ended")
 
 Transform = Callable
 Batch = tuple[torch.Tensor, torch.Tensor]
