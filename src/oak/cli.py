@@ -120,26 +120,54 @@ def _calc(config: DictConfig, args: argparse.Namespace) -> None:
 
 
 def _bench(config: DictConfig, args: argparse.Namespace) -> None:
+    from oak.files import write_json
+
     if args.what == "prepare":
         from oak.bench.prepare import bench_prepare
 
-        bench_prepare(images=args.images, workers=args.workers)
+        bench_prepare(images=args.images or 5000, workers=args.workers or 2)
         return
+    if args.what == "train":
+        from oak.bench.training import bench_train
+
+        result = bench_train(
+            model=(args.model or ["resnet18"])[0],
+            images=args.images or 1000,
+            image_size=args.resolution or 64,
+            batch_size=args.batch_size or 32,
+            steps=args.steps,
+            rounds=args.rounds,
+        )
+    elif args.what == "loader":
+        from oak.bench.training import bench_loader
+
+        result = bench_loader(
+            images=args.images or 4000,
+            image_size=args.resolution or 64,
+            batch_size=args.batch_size or 32,
+            num_workers=args.workers or 2,
+            rounds=args.rounds,
+        )
+    else:
+        result = {"results": _bench_infer(config, args)}
+    out = Path(config.paths.metrics) / "bench" / f"{args.what}.json"
+    write_json(out, result)
+    print(f"wrote {out}")
+
+
+def _bench_infer(config: DictConfig, args: argparse.Namespace) -> list[dict]:
     import torch
 
     from oak.bench.infer import bench_infer
-    from oak.files import write_json
     from oak.models.facts import model_facts
 
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     results = []
     for name in args.model or list(config.models):
         resolution = args.resolution or model_facts(name).data.test_size
-        results.append(bench_infer(name, resolution=resolution, batch_size=args.batch_size, device=device))
+        results.append(bench_infer(name, resolution=resolution, batch_size=args.batch_size or 8, device=device))
         print(results[-1])
-    out = Path(config.paths.metrics) / "bench" / "infer.json"
-    write_json(out, {"results": results})
-    print(f"wrote {out}")
+    return results
 
 
 def _server(config: DictConfig, args: argparse.Namespace) -> None:
@@ -188,16 +216,21 @@ def parser() -> argparse.ArgumentParser:
     server.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s, this machine only)")
     server.add_argument("--port", type=int, default=5000)
     server.add_argument("--basic-auth", action="store_true", help="require MLflow's basic-auth logins")
-    bench = verb("bench", _bench, "measure inference speed, or how fast `oak prepare` runs")
+    bench = verb("bench", _bench, "measure speed: inference, training and the loader beside plain PyTorch, or `oak prepare`")
     bench.add_argument(
-        "what", choices=["infer", "prepare"], help="infer: throughput at --batch-size and latency at batch 1; prepare: see the README"
+        "what",
+        choices=["infer", "train", "loader", "prepare"],
+        help="infer: throughput and batch-1 latency; train: Oak's training beside a plain PyTorch loop; "
+        "loader: Oak's shard loader beside ImageFolder; prepare: see the README",
     )
-    bench.add_argument("--images", type=int, default=5000, help="prepare: how many generated JPEGs (default: %(default)s)")
-    bench.add_argument("--workers", type=int, default=2, help="prepare: workers of the multi-worker runs (default: %(default)s)")
-    bench.add_argument("--model", action="append", help="a model to measure (repeatable); default: params.yaml's models")
-    bench.add_argument("--resolution", type=int, help="input size (default: each model's test size)")
-    bench.add_argument("--batch-size", type=int, default=8)
-    bench.add_argument("--device", help="cpu or cuda[:N] (default: cuda when present)")
+    bench.add_argument("--model", action="append", help="a model to measure (repeatable); default: params.yaml's models (train: resnet18)")
+    bench.add_argument("--resolution", type=int, help="input size (default: infer each model's test size; train and loader 64)")
+    bench.add_argument("--batch-size", type=int, help="default: infer 8, train and loader 32")
+    bench.add_argument("--images", type=int, help="generated images (default: prepare 5000, train 1000, loader 4000)")
+    bench.add_argument("--workers", type=int, help="loader or prepare workers (default: 2)")
+    bench.add_argument("--steps", type=int, default=30, help="train: timed steps per round (default: %(default)s)")
+    bench.add_argument("--rounds", type=int, default=2, help="train and loader: rounds, best counts (default: %(default)s)")
+    bench.add_argument("--device", help="infer: cpu or cuda[:N] (default: cuda when present)")
     return root
 
 

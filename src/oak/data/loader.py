@@ -7,15 +7,17 @@ across ranks. The datasets yield whole batches, so their lengths are the exact b
 Lightning plans with.
 """
 
+import io
 import itertools
 import random
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import lightning as L
 import torch
 import webdataset as wds
+from PIL import Image
 from torch.utils.data import DataLoader, IterableDataset, default_collate, get_worker_info
 
 from oak.data.shards import read_info
@@ -29,6 +31,7 @@ warnings.filterwarnings("ignore", message=r"Your `IterableDataset` has `__len__`
 warnings.filterwarnings("ignore", message=r"You're resuming from a checkpoint that ended before the epoch ended")
 
 Transform = Callable
+TAR_BLOCK = 512
 Batch = tuple[torch.Tensor, torch.Tensor]
 
 
@@ -38,8 +41,9 @@ def _worker() -> tuple[int, int]:
 
 
 def _decoded(samples: Iterator[dict], transform: Transform) -> Iterator[tuple[torch.Tensor, int]]:
-    for image, label in wds.to_tuple("jpg", "cls")(wds.decode("pilrgb")(samples)):
-        yield transform(image), int(label)
+    for sample in samples:
+        with Image.open(io.BytesIO(sample["jpg"])) as image:
+            yield transform(image.convert("RGB")), int(sample["cls"])
 
 
 def _batches(samples: Iterator[tuple[torch.Tensor, int]], batch_size: int) -> Iterator[Batch]:
@@ -47,8 +51,38 @@ def _batches(samples: Iterator[tuple[torch.Tensor, int]], batch_size: int) -> It
         yield default_collate(batch)
 
 
-def _shard_samples(urls: list[str]) -> Iterator[dict]:
-    return wds.tarfile_to_samples()(iter({"url": url} for url in urls))
+def _shard_samples(urls: Iterable[str]) -> Iterator[dict[str, bytes]]:
+    """The samples of each shard in turn: {"jpg": ..., "cls": ...}, grouped by key.
+
+    Read here rather than with webdataset's tarfile-based reader, which costs more per sample
+    than decoding a small JPEG: Oak's shards are plain tar files of regular members.
+    """
+    for url in urls:
+        sample: dict[str, bytes] = {}
+        key = None
+        for name, content in _tar_members(url):
+            member_key, _, suffix = name.partition(".")
+            if member_key != key and sample:
+                yield sample
+                sample = {}
+            key = member_key
+            sample[suffix] = content
+        if sample:
+            yield sample
+
+
+def _tar_members(path: str) -> Iterator[tuple[str, bytes]]:
+    data = Path(path).read_bytes()
+    offset = 0
+    while offset + TAR_BLOCK <= len(data) and data[offset] != 0:  # two zero blocks end the archive
+        header = data[offset : offset + TAR_BLOCK]
+        if header[156:157] not in (b"0", b"\0"):
+            raise OakError(f"{path}: member {offset // TAR_BLOCK} is not a regular file; re-create the shards with `oak prepare`")
+        name = header[:100].split(b"\0", 1)[0].decode()
+        size = int(header[124:136].split(b"\0", 1)[0].strip() or b"0", 8)
+        start = offset + TAR_BLOCK
+        yield name, data[start : start + size]
+        offset = start + -(-size // TAR_BLOCK) * TAR_BLOCK
 
 
 class TrainBatches(IterableDataset):
