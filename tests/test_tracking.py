@@ -68,7 +68,7 @@ def runs_of(server: str, experiment: str) -> list:
 
 
 def test_a_run_holds_config_tags_metrics_and_artifacts(tmp_path: Path, shards: Path, server: str) -> None:
-    config = server_config(tmp_path, shards, server, "conventions")
+    config = server_config(tmp_path, shards, server, "conventions", "recipe=demo")
     train(config, MODEL)
     evaluated = evaluate(config, MODEL)
     [run] = runs_of(server, "conventions")
@@ -77,6 +77,7 @@ def test_a_run_holds_config_tags_metrics_and_artifacts(tmp_path: Path, shards: P
     tags = run.data.tags
     assert {"git_commit", "git_dirty", "params_hash", "dataset_fingerprint", "host", "devices"} <= set(tags)
     assert (tags["stage"], tags["synthetic"], tags["dataset"]) == ("train,evaluate", "true", "oak-demo (synthetic)")
+    assert tags["recipe"] == "demo"
     assert {
         "train/loss",
         "train/top1",

@@ -211,6 +211,13 @@ def test_a_stopped_training_resumes_from_its_newest_checkpoint_in_the_same_run(s
         assert len(steps) == len(set(steps)) == epochs, key  # each epoch once: none lost, none repeated
 
 
+def test_an_explicit_resume_without_a_checkpoint_fails_loudly(tmp_path: Path, shards: Path) -> None:
+    config = tiny_config(tmp_path, shards)
+    with pytest.raises(OakError, match=r"no checkpoint of an unfinished training with this config to resume; drop --resume"):
+        train(config, MODEL, resume=True)
+    assert not checkpoint_dir(config, MODEL).exists()
+
+
 def test_a_changed_config_starts_afresh_instead_of_resuming(trained, tmp_path: Path, shards: Path) -> None:
     config, _, _ = trained
     changed = tiny_config(tmp_path, shards, f"paths.checkpoints={checkpoint_dir(config, MODEL).parent}", "train.lr=0.01")

@@ -71,6 +71,7 @@ def run_tags(config: DictConfig, stage: str, info: dict, model: str | None = Non
     trainer = config.trainer
     return {
         **({"model": model} if model else {}),
+        **({"recipe": config.recipe} if config.recipe else {}),
         "stage": stage,
         "git_commit": commit,
         "git_dirty": str(dirty).lower(),

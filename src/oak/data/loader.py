@@ -76,8 +76,10 @@ def _tar_members(path: str) -> Iterator[tuple[str, bytes]]:
     offset = 0
     while offset + TAR_BLOCK <= len(data) and data[offset] != 0:  # two zero blocks end the archive
         header = data[offset : offset + TAR_BLOCK]
+        if header[257:262] != b"ustar":
+            raise OakError(f"{path}: not a tar shard (no tar header at byte {offset}); check the shards with `oak verify`")
         if header[156:157] not in (b"0", b"\0"):
-            raise OakError(f"{path}: member {offset // TAR_BLOCK} is not a regular file; re-create the shards with `oak prepare`")
+            raise OakError(f"{path}: the member at byte {offset} is not a regular file; re-create the shards with `oak prepare`")
         name = header[:100].split(b"\0", 1)[0].decode()
         size = int(header[124:136].split(b"\0", 1)[0].strip() or b"0", 8)
         start = offset + TAR_BLOCK
