@@ -73,14 +73,15 @@ def first_repro(repo: Path) -> str:
 
 
 def test_repro_runs_every_stage_and_writes_every_output(repo: Path, first_repro: str) -> None:
-    expected = {"demo-data", "prepare", "report"} | {f"{stage}@{m}" for stage in ("train", "evaluate") for m in MODELS}
+    expected = {"demo-data", "prepare", "facts", "report"} | {f"{stage}@{m}" for stage in ("train", "evaluate") for m in MODELS}
     assert stages_run(first_repro) == expected
     for model in MODELS:
         assert (repo / "models" / model / "last.ckpt").exists()
         assert set(json.loads((repo / "metrics" / "eval" / f"{model}.json").read_text())) >= {"top1", "top5", "loss", "params"}
-    for name in ("results.md", "results.csv", "top1_vs_params.png"):
+    for name in ("README.md", "results.md", "results.csv", "top1_vs_params.png", "claims.md", "tables/table1.md", "tables/table6.tex"):
         assert (repo / "reports" / name).stat().st_size > 0
     assert "synthetic" in (repo / "reports" / "results.md").read_text()
+    assert "synthetic" in (repo / "reports" / "tables" / "table1.md").read_text()
 
 
 def test_dvc_knows_the_metrics(repo: Path, first_repro: str) -> None:
@@ -95,7 +96,7 @@ def test_mlflow_holds_one_run_per_model_with_the_dvc_numbers_and_one_for_the_rep
     runs = {r.info.run_name: r for r in client.search_runs([experiment.experiment_id])}
     assert set(runs) == set(MODELS) | {"report"}
     report_files = {a.path for a in client.list_artifacts(runs.pop("report").info.run_id)}
-    assert report_files == {"results.md", "results.csv", "top1_vs_params.png"}
+    assert {"README.md", "results.md", "results.csv", "top1_vs_params.png", "claims.md", "table1.md", "table1.tex"} <= report_files
     for model, mlflow_run in runs.items():
         metrics = json.loads((repo / "metrics" / "eval" / f"{model}.json").read_text())
         assert mlflow_run.data.metrics["eval/top1"] == pytest.approx(metrics["top1"])
@@ -111,3 +112,9 @@ def test_changing_the_epochs_reruns_training_downstream_only(repo: Path, first_r
     rerun = stages_run(run(["dvc", "repro"], repo))
     assert rerun == {"report"} | {f"{stage}@{m}" for stage in ("train", "evaluate") for m in MODELS}
     assert json.loads((repo / "metrics" / "train" / f"{MODELS[0]}.json").read_text())["epochs"] == 2
+
+
+def test_changing_a_report_setting_reruns_the_report_only(repo: Path, first_repro: str) -> None:
+    set_params(repo, {"report": {"title": "Another title"}})
+    assert stages_run(run(["dvc", "repro"], repo)) == {"report"}
+    assert (repo / "reports" / "results.md").read_text().startswith("# Another title")

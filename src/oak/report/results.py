@@ -1,4 +1,4 @@
-"""`oak report`: the results table (Markdown, CSV) and a top-1 against parameters figure.
+"""The results of this pipeline's own runs: a table (Markdown, CSV) and top-1 against parameters.
 
 Built only from the DVC-tracked metrics files, never from the MLflow database.
 """
@@ -12,11 +12,9 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 from omegaconf import DictConfig
 
-from oak.data.shards import dataset_label, is_synthetic, read_info
+from oak.data.shards import dataset_label, is_synthetic
 from oak.errors import OakError
 from oak.evaluate import eval_metrics_path
-from oak.files import write_atomic
-from oak.tracking import log_report_run
 from oak.train import train_metrics_path
 
 COLUMNS = ("model", "top1_pct", "top5_pct", "params_m", "epochs", "train_seconds")
@@ -97,17 +95,13 @@ def top1_vs_params_png(rows: list[dict], *, title: str) -> bytes:
     return buffer.getvalue()
 
 
-def write_report(config: DictConfig) -> list[Path]:
+def results_outputs(config: DictConfig, info: dict) -> dict[Path, str | bytes]:
+    """The results files, by path under `paths.reports`."""
     rows = result_rows(config)
-    info = read_info(Path(config.paths.shards))
     out = Path(config.paths.reports)
     title = f"{config.report.title}: {dataset_label(info)}"
-    outputs = {
+    return {
         out / "results.csv": to_csv(rows),
         out / "results.md": to_markdown(rows, title=config.report.title, info=info),
         out / "top1_vs_params.png": top1_vs_params_png(rows, title=title),
     }
-    for path, content in outputs.items():
-        write_atomic(path, content)
-    log_report_run(config, info, list(outputs))
-    return list(outputs)

@@ -1,0 +1,125 @@
+"""The paper's tables set beside Oak's measurements and the models' own facts, and its claims checked.
+
+A cell holds a number only when Oak measured or counted it, or the paper states it (the table's
+source says where from); anything else is a dash with the reason in the notes.
+"""
+
+from dataclasses import dataclass
+
+from oak.models.calculations import TABLE_3, measured_conv_macs, regular_calculations, separable_calculations
+from oak.report.studies import METRICS, Row, Study
+from oak.report.tables import Table
+
+DASH = "—"
+FLAG = "⚠"
+
+
+def measured_value(metric: str, evaluated: dict) -> float:
+    """The study's metric, in percent, from an evaluation's metrics file."""
+    top1, top5 = 100 * evaluated["top1"], 100 * evaluated["top5"]
+    return {"top1": top1, "top1_error": 100 - top1, "top5_error": 100 - top5}[metric]
+
+
+def paper_states_count(paper_millions: float, counted: int) -> bool:
+    """Whether the paper's parameter count, as precisely as it writes it, is the count of the model itself."""
+    decimals = 0 if float(paper_millions).is_integer() else len(repr(float(paper_millions)).split(".")[1])
+    return round(counted / 1e6, decimals) == paper_millions
+
+
+def study_table(study: Study, facts: dict[str, dict], measured: dict[str, dict], data_label: str) -> Table:
+    """The study's rows: the paper's value, Oak's measured one, and parameters and MACs counted from each model."""
+    heading = METRICS[study.metric]
+    with_params = any(row.paper_params_m is not None for row in study.rows)
+    headings = ["model (paper)", "Oak model", f"paper {heading}", f"Oak {heading}"]
+    headings += ["paper params (M)", "Oak params (M)"] if with_params else ["Oak params (M)"]
+    headings += ["Oak GMACs (at px)"]
+    rows = [_row(study, row, facts[row.model], measured.get(row.model), with_params) for row in study.rows]
+    notes = [f"Paper values: {study.source}."]
+    notes.append(f"Oak's measured values: {data_label}; params and MACs are counted from each model as Oak builds it (1000 classes).")
+    if any(row.model not in measured for row in study.rows):
+        notes.append(f"{DASH}: not trained and evaluated by this pipeline; add the model to `models` in params.yaml.")
+    if any(FLAG in cell for cell in sum(rows, [])):
+        notes.append(f"{FLAG}: the paper's parameter count differs from the model's own count at the paper's precision.")
+    return Table(study.title, headings, rows, notes)
+
+
+def _row(study: Study, row: Row, facts: dict, evaluated: dict | None, with_params: bool) -> list[str]:
+    cells = [row.label, f"`{row.model}`", f"{row.paper:g}", f"{measured_value(study.metric, evaluated):.2f}" if evaluated else DASH]
+    counted = f"{facts['params'] / 1e6:.2f}"
+    if with_params:
+        stated = DASH if row.paper_params_m is None else f"{row.paper_params_m:g}"
+        if row.paper_params_m is not None and not paper_states_count(row.paper_params_m, facts["params"]):
+            stated += f" {FLAG}"
+        cells += [stated, counted]
+    else:
+        cells += [counted]
+    return cells + [f"{facts['macs'] / 1e9:.2f} at {facts['resolution']}"]
+
+
+def calculation_table() -> Table:
+    """Table 3: the paper's arithmetic, Oak's formula, and real PyTorch layers counted, for the same shape."""
+    shape = TABLE_3
+    depthwise, pointwise = separable_calculations(shape)
+    regular = regular_calculations(shape)
+    measured_regular, measured_separable = measured_conv_macs(shape)
+    rows = [
+        ["depthwise separable", "675 + 9600 = 10275", f"{depthwise} + {pointwise} = {depthwise + pointwise}", str(measured_separable)],
+        ["regular", "86400", str(regular), str(measured_regular)],
+        ["ratio", "about 8.4x", f"{regular / (depthwise + pointwise):.2f}x", f"{measured_regular / measured_separable:.2f}x"],
+    ]
+    return Table(
+        "Table 3: calculations of depthwise separable vs regular 3x3 filters, 7x7x3 input to 5x5x128 output",
+        ["filters", "paper", "Oak formula", "PyTorch layers (FlopCounterMode, MACs)"],
+        rows,
+        ["Paper values: Zhao 2024, Table 3."],
+    )
+
+
+@dataclass(frozen=True)
+class Claim:
+    text: str
+    source: str
+    holds: bool | None  # None: not checked here, the evidence says why
+    evidence: str
+
+
+def parameter_claims(studies: list[Study], facts: dict[str, dict]) -> list[Claim]:
+    """Each parameter count the paper states that the model's own count contradicts."""
+    return [
+        Claim(
+            f"{row.label} has {row.paper_params_m:g}M parameters",
+            study.source,
+            False,
+            f"`{row.model}` has {facts[row.model]['params']:,} parameters ({facts[row.model]['params'] / 1e6:.2f}M)",
+        )
+        for study in studies
+        for row in study.rows
+        if row.paper_params_m is not None and not paper_states_count(row.paper_params_m, facts[row.model]["params"])
+    ]
+
+
+def both_at_once_claim(row: Row, source: str, variants: dict[str, tuple[float, int]], published_by: str) -> Claim:
+    """Whether any variant of the row's family has both the stated top-1 and at most the stated parameters."""
+    limit = row.paper_params_m * 1e6
+    holds = any(top1 >= row.paper and params <= limit * 1.05 for top1, params in variants.values())
+    listed = "; ".join(f"`{name}` {top1:.2f}% at {params / 1e6:.2f}M" for name, (top1, params) in variants.items())
+    text = f"{row.label} reaches {row.paper:g}% top-1 with {row.paper_params_m:g}M parameters"
+    return Claim(text, source, holds, f"{listed} ({published_by})")
+
+
+def conclusion_claim(study: Study, family_prefix: str, family: str) -> Claim:
+    """The conclusion's "highest top-1 accuracy and the fewest parameters", over the table's own numbers."""
+    best = max(row.paper for row in study.rows)
+    fewest = min(row.paper_params_m for row in study.rows)
+    highest = [row.label for row in study.rows if row.paper == best]
+    smallest = [row.label for row in study.rows if row.paper_params_m == fewest]
+    holds = all(label.startswith(family_prefix) for label in highest + smallest)
+    evidence = f"highest top-1 {best:g}%: {', '.join(highest)}; fewest parameters {fewest:g}M: {', '.join(smallest)}"
+    text = f"{family} has the highest top-1 accuracy and the fewest parameters"
+    return Claim(text, f"{study.source} and the conclusion", holds, evidence)
+
+
+def claims_table(claims: list[Claim]) -> Table:
+    verdict = {True: "holds", False: "fails", None: "not checked"}
+    rows = [[claim.text, verdict[claim.holds], claim.evidence, claim.source] for claim in claims]
+    return Table("The paper's claims, checked", ["claim", "verdict", "evidence", "source of the claim"], rows)

@@ -1,0 +1,93 @@
+"""The paper's tables and claims: study files, table cells beside the runs' metrics files, formats."""
+
+from pathlib import Path
+
+import pytest
+
+from oak.errors import OakError
+from oak.report import paper_claims
+from oak.report.paper import DASH, FLAG, calculation_table, paper_states_count, study_table
+from oak.report.studies import load_studies, load_study
+from oak.report.tables import Table, to_csv, to_latex, to_markdown
+
+STUDIES = {study.name: study for study in load_studies(Path(__file__).parents[1] / "pipelines" / "studies")}
+# Counted by `oak models` for the models the tests use (1000 classes); the report reads them from metrics/facts.json.
+FACTS = {
+    "plain18": {"params": 11_520_104, "macs": 1_790_000_000, "resolution": 224},
+    "resnet18": {"params": 11_689_512, "macs": 2_998_000_000, "resolution": 288},
+    "plain34": {"params": 21_624_264, "macs": 3_640_000_000, "resolution": 224},
+    "resnet34": {"params": 21_797_672, "macs": 6_060_000_000, "resolution": 288},
+    "resnetrs420": {"params": 191_891_656, "macs": 108_020_000_000, "resolution": 416},
+    "inception_resnet_v2": {"params": 55_843_464, "macs": 13_160_000_000, "resolution": 299},
+    "shufflenet_v2_x2_0": {"params": 7_393_996, "macs": 580_000_000, "resolution": 224},
+    "efficientnet_b3": {"params": 12_233_232, "macs": 1_960_000_000, "resolution": 320},
+    "efficientnet_b7": {"params": 66_347_960, "macs": 37_750_000_000, "resolution": 600},
+}
+
+
+def test_the_paper_studies_are_declared_with_their_numbers() -> None:
+    assert {"table1", "table2", "table5", "table6"} <= set(STUDIES)
+    table1 = {row.model: row.paper for row in STUDIES["table1"].rows}
+    assert table1 == {"plain18": 27.94, "resnet18": 27.88, "plain34": 28.54, "resnet34": 25.03}
+    assert [row.paper for row in STUDIES["table2"].rows] == [5.6, 5.5, 5.0, 4.9]
+    assert {row.label: row.paper_params_m for row in STUDIES["table6"].rows}["ShuffleNet-v2"] == 2
+
+
+def test_a_table_sets_the_paper_beside_oaks_measurement_and_counts() -> None:
+    measured = {"resnet18": {"top1": 0.63, "top5": 0.99}}
+    table = study_table(STUDIES["table1"], FACTS, measured, "demo data")
+    rows = {row[1]: row for row in table.rows}
+    assert rows["`resnet18`"][2:5] == ["27.88", "37.00", "11.69"]  # paper error, Oak's error (100 - 63), params (M)
+    assert rows["`plain34`"][3] == DASH and any("not trained and evaluated" in note for note in table.notes)
+    assert any("demo data" in note for note in table.notes) and any("He et al. 2016" in note for note in table.notes)
+
+
+def test_a_stated_parameter_count_is_checked_at_the_papers_precision() -> None:
+    assert paper_states_count(12, 12_233_232) and paper_states_count(55.8, 55_843_464)
+    assert not paper_states_count(9.2, 9_109_994)  # EfficientNet-B2: 9.11M
+    table = study_table(STUDIES["table6"], FACTS, {}, "demo data")
+    flagged = [row[0] for row in table.rows if FLAG in row[4]]
+    assert flagged == ["ShuffleNet-v2"]
+
+
+def test_the_papers_claims_are_checked() -> None:
+    facts = FACTS | {"efficientnet_b2": {"params": 9_109_994, "macs": 1, "resolution": 288}}
+    facts |= {
+        f"efficientnet_b{i}": {"params": p, "macs": 1, "resolution": 224} for i, p in ((0, 5_288_548), (1, 7_794_184), (4, 19_341_616))
+    }
+    facts |= {
+        "efficientnet_b5": {"params": 30_389_784, "macs": 1, "resolution": 456},
+        "efficientnet_b6": {"params": 43_040_704, "macs": 1, "resolution": 528},
+    }
+    studies = [STUDIES["table5"], STUDIES["table6"]]
+    claims = {claim.text: claim for claim in paper_claims(studies, facts, g1=None)}
+    assert claims["EfficientNet-B2 has 9.2M parameters"].holds is False
+    shufflenet = claims["ShuffleNet-v2 reaches 75.4% top-1 with 2M parameters"]
+    assert shufflenet.holds is False and "76.23% at 7.39M" in shufflenet.evidence
+    assert claims["EfficientNet has the highest top-1 accuracy and the fewest parameters"].holds is False
+    assert claims["In G1's test network, c1:c2 = 1:1 is fastest at every width"].holds is None
+
+
+def test_table3_is_reproduced_by_formula_and_by_real_layers() -> None:
+    rows = {row[0]: row for row in calculation_table().rows}
+    assert rows["depthwise separable"][2:] == ["675 + 9600 = 10275", "10275"]
+    assert rows["regular"][2:] == ["86400", "86400"]
+
+
+def test_formats_markdown_csv_and_booktabs_latex() -> None:
+    table = Table("T", ["model", "top-1 (%)"], [["`efficientnet_b2`", "9.2 ⚠"], ["b", DASH]], ["a note"])
+    assert "| `efficientnet_b2` | 9.2 ⚠ |" in to_markdown(table) and "- a note" in to_markdown(table)
+    assert to_csv(table).splitlines()[0] == "model,top-1 (%)"
+    latex = to_latex(table)
+    assert r"\toprule" in latex and r"\texttt{efficientnet\_b2} & 9.2 (!) \\" in latex and r"top-1 (\%)" in latex and "---" in latex
+
+
+def test_a_study_file_with_an_unknown_key_or_model_names_the_file(tmp_path: Path) -> None:
+    bad_key = tmp_path / "bad_key.yaml"
+    bad_key.write_text("title: t\nsource: s\nmetric: top1\nrows:\n  - {label: a, model: resnet18, paper: 1, papr_top5: 2}\n")
+    with pytest.raises(OakError, match=r"bad_key.yaml: unknown key 'papr_top5'"):
+        load_study(bad_key)
+    bad_model = tmp_path / "bad_model.yaml"
+    bad_model.write_text("title: t\nsource: s\nmetric: top1\nrows:\n  - {label: a, model: resnet81, paper: 1}\n")
+    with pytest.raises(OakError, match=r"bad_model.yaml: row 'a': unknown model 'resnet81'"):
+        load_study(bad_model)
