@@ -87,6 +87,13 @@ def _models(config: DictConfig, args: argparse.Namespace) -> None:
 
     names = args.model or list(ZOO)
     facts = [model_facts(name, args.resolution) for name in names]
+    if args.write:
+        from oak.files import write_json
+        from oak.report import facts_path
+
+        write_json(facts_path(config), {f.name: f.as_dict() for f in facts})
+        print(f"wrote {facts_path(config)}: {len(facts)} models")
+        return
     if args.json:
         print(json.dumps([f.as_dict() for f in facts], indent=2))
         return
@@ -135,8 +142,8 @@ def _bench(config: DictConfig, args: argparse.Namespace) -> None:
             images=args.images or 1000,
             image_size=args.resolution or 64,
             batch_size=args.batch_size or 32,
-            steps=args.steps,
-            rounds=args.rounds,
+            steps=args.steps or 30,
+            rounds=args.rounds or 2,
         )
     elif args.what == "loader":
         from oak.bench.training import bench_loader
@@ -146,8 +153,10 @@ def _bench(config: DictConfig, args: argparse.Namespace) -> None:
             image_size=args.resolution or 64,
             batch_size=args.batch_size or 32,
             num_workers=args.workers or 2,
-            rounds=args.rounds,
+            rounds=args.rounds or 2,
         )
+    elif args.what == "g1":
+        result = _bench_g1(args)
     else:
         result = {"results": _bench_infer(config, args)}
     out = Path(config.paths.metrics) / "bench" / f"{args.what}.json"
@@ -168,6 +177,24 @@ def _bench_infer(config: DictConfig, args: argparse.Namespace) -> list[dict]:
         results.append(bench_infer(name, resolution=resolution, batch_size=args.batch_size or 8, device=device))
         print(results[-1])
     return results
+
+
+def _bench_g1(args: argparse.Namespace) -> dict:
+    import torch
+
+    from oak.bench.g1 import FEATURE_MAP, bench_g1, format_table
+
+    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    result = bench_g1(
+        device=device,
+        pairs=args.pairs,
+        resolution=args.resolution or FEATURE_MAP,
+        batch_size=args.batch_size or 1,
+        rounds=args.rounds or 9,
+        passes=args.steps,
+    )
+    print(format_table(result))
+    return result
 
 
 def _server(config: DictConfig, args: argparse.Namespace) -> None:
@@ -211,26 +238,37 @@ def parser() -> argparse.ArgumentParser:
     models.add_argument("--model", action="append", help="only this model (repeatable); default: the whole zoo")
     models.add_argument("--resolution", type=int, help="count MACs and activations at this size (default: each model's test size)")
     models.add_argument("--json", action="store_true", help="print JSON")
+    models.add_argument("--write", action="store_true", help="write them to metrics/facts.json, which `oak report` reads")
     verb("calc", _calc, "the paper's calculations: Table 3 and EfficientNet's compound scaling")
     server = verb("server", _server, "serve the MLflow store (sqlite:///mlflow.db) and UI to a team")
     server.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s, this machine only)")
     server.add_argument("--port", type=int, default=5000)
     server.add_argument("--basic-auth", action="store_true", help="require MLflow's basic-auth logins")
-    bench = verb("bench", _bench, "measure speed: inference, training and the loader beside plain PyTorch, or `oak prepare`")
+    bench = verb("bench", _bench, "measure speed: inference, training and the loader beside plain PyTorch, `oak prepare`, or Table 4 (g1)")
     bench.add_argument(
         "what",
-        choices=["infer", "train", "loader", "prepare"],
+        choices=["infer", "train", "loader", "prepare", "g1"],
         help="infer: throughput and batch-1 latency; train: Oak's training beside a plain PyTorch loop; "
-        "loader: Oak's shard loader beside ImageFolder; prepare: see the README",
+        "loader: Oak's shard loader beside ImageFolder; prepare: see the README; "
+        "g1: the paper's Table 4 (ShuffleNet v2 guideline G1) on this device",
     )
     bench.add_argument("--model", action="append", help="a model to measure (repeatable); default: params.yaml's models (train: resnet18)")
-    bench.add_argument("--resolution", type=int, help="input size (default: infer each model's test size; train and loader 64)")
-    bench.add_argument("--batch-size", type=int, help="default: infer 8, train and loader 32")
+    bench.add_argument(
+        "--resolution", type=int, help="input size (default: infer each model's test size; train and loader 64; g1 56, the paper's)"
+    )
+    bench.add_argument("--batch-size", type=int, help="default: infer 8, train and loader 32, g1 1")
     bench.add_argument("--images", type=int, help="generated images (default: prepare 5000, train 1000, loader 4000)")
     bench.add_argument("--workers", type=int, help="loader or prepare workers (default: 2)")
-    bench.add_argument("--steps", type=int, default=30, help="train: timed steps per round (default: %(default)s)")
-    bench.add_argument("--rounds", type=int, default=2, help="train and loader: rounds, best counts (default: %(default)s)")
-    bench.add_argument("--device", help="infer: cpu or cuda[:N] (default: cuda when present)")
+    bench.add_argument(
+        "--steps", type=int, help="train: timed steps per round (default: 30); g1: forward passes per sample (default: about 0.5 s worth)"
+    )
+    bench.add_argument(
+        "--rounds", type=int, help="train and loader: rounds, best counts (default: 2); g1: rounds, median counts (default: 9)"
+    )
+    bench.add_argument("--device", help="infer and g1: cpu or cuda[:N] (default: cuda when present)")
+    bench.add_argument(
+        "--pairs", choices=["gpu", "arm", "both"], help="g1: the paper's channel pairs to run (default: gpu on CUDA, arm on CPU)"
+    )
     return root
 
 
