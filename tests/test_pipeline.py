@@ -20,6 +20,7 @@ SHRINK = {
     "prepare": {"samples_per_shard": 16},
     "train": {"epochs": 1, "batch_size": 8, "image_size": 32, "num_workers": 0},
     "evaluate": {"num_workers": 0},
+    "bench": {"g1_rounds": 1},
 }
 
 
@@ -73,21 +74,32 @@ def first_repro(repo: Path) -> str:
 
 
 def test_repro_runs_every_stage_and_writes_every_output(repo: Path, first_repro: str) -> None:
-    expected = {"demo-data", "prepare", "facts", "report"} | {f"{stage}@{m}" for stage in ("train", "evaluate") for m in MODELS}
+    expected = {"demo-data", "prepare", "facts", "bench-g1", "report"} | {f"{stage}@{m}" for stage in ("train", "evaluate") for m in MODELS}
     assert stages_run(first_repro) == expected
     for model in MODELS:
         assert (repo / "models" / model / "last.ckpt").exists()
         assert set(json.loads((repo / "metrics" / "eval" / f"{model}.json").read_text())) >= {"top1", "top5", "loss", "params"}
-    for name in ("README.md", "results.md", "results.csv", "top1_vs_params.png", "claims.md", "tables/table1.md", "tables/table6.tex"):
+    reports = (
+        "README.md",
+        "results.md",
+        "top1_vs_params.svg",
+        "claims.md",
+        "tables/table1.md",
+        "tables/table6.tex",
+        "figures/training_curves.png",
+    )
+    for name in reports:
         assert (repo / "reports" / name).stat().st_size > 0
     assert "synthetic" in (repo / "reports" / "results.md").read_text()
     assert "synthetic" in (repo / "reports" / "tables" / "table1.md").read_text()
 
 
-def test_dvc_knows_the_metrics(repo: Path, first_repro: str) -> None:
+def test_dvc_knows_the_metrics_and_the_training_curves(repo: Path, first_repro: str) -> None:
     shown = json.loads(run(["dvc", "metrics", "show", "--json"], repo))
     files = next(iter(shown.values()))["data"]
     assert {f"metrics/eval/{m}.json" for m in MODELS} <= set(files)
+    plots = run(["dvc", "plots", "show", "--json"], repo)
+    assert all(f"metrics/curves/{m}.csv" in plots for m in MODELS)
 
 
 def test_mlflow_holds_one_run_per_model_with_the_dvc_numbers_and_one_for_the_report(repo: Path, first_repro: str) -> None:

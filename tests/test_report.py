@@ -91,3 +91,22 @@ def test_a_study_file_with_an_unknown_key_or_model_names_the_file(tmp_path: Path
     bad_model.write_text("title: t\nsource: s\nmetric: top1\nrows:\n  - {label: a, model: resnet81, paper: 1}\n")
     with pytest.raises(OakError, match=r"bad_model.yaml: row 'a': unknown model 'resnet81'"):
         load_study(bad_model)
+
+
+def test_table4_and_its_claim_come_from_a_real_g1_measurement() -> None:
+    import torch
+
+    from oak.bench.g1 import bench_g1
+    from oak.report import g1_claim
+    from oak.report.paper import g1_table
+
+    result = bench_g1(device=torch.device("cpu"), pairs="arm", resolution=8, batch_size=1, rounds=1, passes=1)
+    table = g1_table(result)
+    assert [row[:3] for row in table.rows] == [
+        ["1:1", "(32,32)", "76.2"],
+        ["1:2", "(22,44)", "72.9"],
+        ["1:6", "(13,78)", "69.1"],
+        ["1:12", "(9,108)", "57.6"],
+    ]
+    claim = g1_claim(result)
+    assert claim.holds is result["claim_check"]["holds"] and claim.evidence.startswith(f"on {result['device']}")

@@ -13,10 +13,11 @@ import torch
 from mlflow import MlflowClient
 
 from oak.config import load_config
+from oak.curves import read_curves
 from oak.errors import OakError
 from oak.evaluate import eval_metrics_path, evaluate
 from oak.models import create_model
-from oak.train import CHECKPOINT, checkpoint_dir, newest_checkpoint, train, train_metrics_path
+from oak.train import CHECKPOINT, checkpoint_dir, curves_path, newest_checkpoint, train, train_metrics_path
 
 MODEL = "shufflenet_v2_x0_5"  # the study's lightest model: seconds per epoch here
 
@@ -56,6 +57,14 @@ def test_training_writes_a_checkpoint_and_its_metrics(trained) -> None:
     assert json.loads(train_metrics_path(config, MODEL).read_text()) == train_metrics
     assert train_metrics["epochs"] == 2
     assert train_metrics["steps"] == 2 * (40 // 8)  # drop_last: whole batches only
+
+
+def test_training_writes_its_curves_one_row_per_epoch(trained) -> None:
+    config, train_metrics, _ = trained
+    rows = read_curves(curves_path(config, MODEL))
+    assert [row["epoch"] for row in rows] == [0, 1]
+    assert {"train/loss", "train/top1", "val/loss", "val/top1", "val/top5", "lr", "train/images_per_second"} <= set(rows[-1])
+    assert rows[-1]["val/top1"] == pytest.approx(train_metrics["val_top1"])
 
 
 def test_evaluation_counts_every_val_sample(trained) -> None:
@@ -209,6 +218,7 @@ def test_a_stopped_training_resumes_from_its_newest_checkpoint_in_the_same_run(s
     for key in ("train/loss", "val/top1", "lr"):
         steps = [m.step for m in client.get_metric_history(run.info.run_id, key)]
         assert len(steps) == len(set(steps)) == epochs, key  # each epoch once: none lost, none repeated
+    assert [row["epoch"] for row in read_curves(tmp_path / "metrics" / "curves" / f"{MODEL}.csv")] == list(range(epochs))
 
 
 def test_an_explicit_resume_without_a_checkpoint_fails_loudly(tmp_path: Path, shards: Path) -> None:

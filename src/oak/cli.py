@@ -156,7 +156,7 @@ def _bench(config: DictConfig, args: argparse.Namespace) -> None:
             rounds=args.rounds or 2,
         )
     elif args.what == "g1":
-        result = _bench_g1(args)
+        result = _bench_g1(config, args)
     else:
         result = {"results": _bench_infer(config, args)}
     out = Path(config.paths.metrics) / "bench" / f"{args.what}.json"
@@ -179,7 +179,7 @@ def _bench_infer(config: DictConfig, args: argparse.Namespace) -> list[dict]:
     return results
 
 
-def _bench_g1(args: argparse.Namespace) -> dict:
+def _bench_g1(config: DictConfig, args: argparse.Namespace) -> dict:
     import torch
 
     from oak.bench.g1 import FEATURE_MAP, bench_g1, format_table
@@ -190,7 +190,7 @@ def _bench_g1(args: argparse.Namespace) -> dict:
         pairs=args.pairs,
         resolution=args.resolution or FEATURE_MAP,
         batch_size=args.batch_size or 1,
-        rounds=args.rounds or 9,
+        rounds=args.rounds or config.bench.g1_rounds,
         passes=args.steps,
     )
     print(format_table(result))

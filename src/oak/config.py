@@ -128,6 +128,13 @@ class TrackingConfig:
 
 
 @dataclass
+class BenchConfig:
+    """Device measurements the reports use (`oak bench g1` for Table 4)."""
+
+    g1_rounds: int = 9  # interleaved timing rounds; the median counts
+
+
+@dataclass
 class ReportConfig:
     title: str = "Oak results"
 
@@ -146,6 +153,7 @@ class OakConfig:
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    bench: BenchConfig = field(default_factory=BenchConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
 
 

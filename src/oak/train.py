@@ -16,6 +16,7 @@ from timm.data import create_transform, resolve_data_config
 from torch import nn
 
 from oak.classifier import Classifier
+from oak.curves import CURVES_FILE, EpochCurves
 from oak.data.loader import ShardDataModule
 from oak.data.shards import read_info
 from oak.errors import OakError
@@ -43,6 +44,10 @@ def checkpoint_dir(config: DictConfig, model: str) -> Path:
 
 def train_metrics_path(config: DictConfig, model: str) -> Path:
     return Path(config.paths.metrics) / "train" / f"{model}.json"
+
+
+def curves_path(config: DictConfig, model: str) -> Path:
+    return Path(config.paths.metrics) / "curves" / f"{model}.csv"
 
 
 class MidEpochCheckpoint(ModelCheckpoint):
@@ -157,7 +162,7 @@ def train(config: DictConfig, model: str, *, resume: bool = False) -> dict:
     trainer = L.Trainer(
         **OmegaConf.to_container(config.trainer),
         max_epochs=recipe.epochs,
-        logger=logger,
+        logger=[logger, EpochCurves(out / CURVES_FILE, resume=resumed_run is not None)],
         callbacks=[
             CheckpointFolder(out, clear=resumed_run is None, run_record=run_record),
             *checkpoint_callbacks(out, recipe.checkpoint_every_n_steps),
@@ -187,6 +192,7 @@ def train(config: DictConfig, model: str, *, resume: bool = False) -> dict:
         write_json(out / RUN_FILE, run_record | {"run_id": logger.run_id, "complete": True})
         write_atomic(out / "config.yaml", OmegaConf.to_yaml(config))
         write_json(train_metrics_path(config, model), metrics)
+        write_atomic(curves_path(config, model), (out / CURVES_FILE).read_text())
         logger.log_metrics({"train_seconds": seconds}, step=trainer.global_step)
         logger.log_artifact(out / "config.yaml")
         logger.log_artifact(train_metrics_path(config, model))

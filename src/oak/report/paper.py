@@ -75,6 +75,25 @@ def calculation_table() -> Table:
     )
 
 
+def g1_table(result: dict) -> Table:
+    """Table 4 as measured by `oak bench g1`: each width's speed beside the paper's, for the device's channel pairs."""
+    speed = "batches_per_second" if result["unit"] == "batches/s" else "images_per_second"
+    headings = ["c1:c2", "(c1,c2) at x1"] + [f"{label} x{width}" for width in (1, 2, 4) for label in ("paper", "Oak")]
+    rows = []
+    for column in dict.fromkeys(cell["column"] for cell in result["cells"]):
+        for ratio in dict.fromkeys(cell["ratio"] for cell in result["cells"]):
+            cells = sorted((c for c in result["cells"] if (c["column"], c["ratio"]) == (column, ratio)), key=lambda c: c["width"])
+            pair = f"({cells[0]['c1']},{cells[0]['c2']})"
+            rows.append([ratio, pair] + [text for cell in cells for text in (f"{cell['paper']:g}", f"{cell[speed]:.1f}")])
+    settings = result["settings"]
+    notes = [
+        "Paper values: Zhao 2024, Table 4, citing Ma et al. 2018 (GTX 1080Ti in batches/s, Snapdragon 810 in images/s).",
+        f"Oak's values: `oak bench g1` on {result['device']} in {result['unit']}, {settings['blocks']} blocks at "
+        f"{settings['resolution']}x{settings['resolution']}, batch {settings['batch_size']}, median of {settings['rounds']} rounds.",
+    ]
+    return Table("Table 4: ShuffleNet-v2 guideline G1, speed at fixed FLOPs", headings, rows, notes)
+
+
 @dataclass(frozen=True)
 class Claim:
     text: str

@@ -15,6 +15,7 @@ from omegaconf import DictConfig
 from oak.data.shards import dataset_label, is_synthetic
 from oak.errors import OakError
 from oak.evaluate import eval_metrics_path
+from oak.report.figures import figure_bytes
 from oak.train import train_metrics_path
 
 COLUMNS = ("model", "top1_pct", "top5_pct", "params_m", "epochs", "train_seconds")
@@ -73,7 +74,7 @@ def to_markdown(rows: list[dict], *, title: str, info: dict) -> str:
     return "\n".join(lines)
 
 
-def top1_vs_params_png(rows: list[dict], *, title: str) -> bytes:
+def top1_vs_params(rows: list[dict], *, title: str) -> Figure:
     figure = Figure(figsize=(6, 4), dpi=120)  # no pyplot: no GUI backend, no global figure state
     axes = figure.subplots()
     for row in rows:
@@ -89,10 +90,7 @@ def top1_vs_params_png(rows: list[dict], *, title: str) -> bytes:
     axes.set_title(title)
     axes.grid(True, which="both", alpha=0.3)
     figure.tight_layout()
-    buffer = io.BytesIO()
-    # no timestamp in the metadata: the same rows give the same bytes
-    figure.savefig(buffer, format="png", metadata={"Software": None})
-    return buffer.getvalue()
+    return figure
 
 
 def results_outputs(config: DictConfig, info: dict) -> dict[Path, str | bytes]:
@@ -100,8 +98,10 @@ def results_outputs(config: DictConfig, info: dict) -> dict[Path, str | bytes]:
     rows = result_rows(config)
     out = Path(config.paths.reports)
     title = f"{config.report.title}: {dataset_label(info)}"
+    figure = top1_vs_params(rows, title=title)
     return {
         out / "results.csv": to_csv(rows),
         out / "results.md": to_markdown(rows, title=config.report.title, info=info),
-        out / "top1_vs_params.png": top1_vs_params_png(rows, title=title),
+        out / "top1_vs_params.png": figure_bytes(figure, "png"),
+        out / "top1_vs_params.svg": figure_bytes(figure, "svg"),
     }
