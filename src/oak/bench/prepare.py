@@ -82,7 +82,9 @@ def megabytes(files: list[Path]) -> float:
     return sum(f.stat().st_size for f in files) / 1e6
 
 
-# Runs in a fresh interpreter: times prepare_shards alone, then reports the peak RSS of itself and its workers.
+# Runs in a fresh interpreter: times prepare_shards alone, then reports the peak RSS of itself and
+# its workers. Its own peak is VmHWM: its ru_maxrss would include the launching process's RSS, which
+# exec carries over (this benchmark's process, with torch loaded: ~700 MB whatever prepare does).
 PREPARE_SCRIPT = """
 import json, resource, sys, time
 from pathlib import Path
@@ -93,7 +95,8 @@ start = time.perf_counter()
 prepare_shards(Path(source), Path(out), samples_per_shard=256, seed=0, workers=int(workers),
                conversion=Conversion(mode, int(side)))
 seconds = time.perf_counter() - start
-peak = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+own_kb = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:"))
+peak = max(own_kb, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
 print(json.dumps({"seconds": seconds, "peak_mb": peak / 1024}))
 """
 
