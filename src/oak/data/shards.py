@@ -303,8 +303,9 @@ class TarWriter:
     """Writes a tar of fixed-metadata members (mtime 0, owner oak, mode 0444), the very bytes
     Python's tarfile writes for them, hashing the stream on the way: no second read of the shard.
 
-    Headers are filled into a template: tarfile builds each one in ~60 us, as long as copying a
-    100 KB image takes. One write per sample (writev: no copy to join the pieces).
+    Headers are filled into a template (1 us; tarfile builds one in 17 us, and a sample has two,
+    against ~110 us for reading, hashing and writing its 100 KB image). One write per sample
+    (writev: no copy to join the pieces).
     """
 
     def __init__(self, fd: int) -> None:
@@ -341,8 +342,19 @@ def tarfile_header(name: str, size: int) -> bytes:
     return info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
 
 
-HEADER_TEMPLATE = tarfile_header("", 0)
 NAME_FIELD, SIZE_FIELD, CHECKSUM_FIELD = slice(0, 100), slice(124, 136), slice(148, 156)
+
+
+def _blank_header() -> bytes:
+    """tarfile's header with name and size zeroed and the checksum field as spaces (how it counts itself)."""
+    header = bytearray(tarfile_header("", 0))
+    header[SIZE_FIELD] = bytes(12)
+    header[CHECKSUM_FIELD] = b" " * 8
+    return bytes(header)
+
+
+BLANK_HEADER = _blank_header()
+BLANK_CHECKSUM = sum(BLANK_HEADER)  # the checksum is a byte sum: add the name's and size's bytes to it
 
 
 def member_header(name: str, size: int) -> bytes:
@@ -350,11 +362,11 @@ def member_header(name: str, size: int) -> bytes:
     encoded = name.encode()
     if not name.isascii() or len(encoded) > 100 or size >= 8**11:  # needs a pax extended header
         return tarfile_header(name, size)
-    header = bytearray(HEADER_TEMPLATE)
+    size_field = b"%011o\0" % size
+    header = bytearray(BLANK_HEADER)
     header[NAME_FIELD] = encoded.ljust(100, b"\0")
-    header[SIZE_FIELD] = b"%011o\0" % size
-    header[CHECKSUM_FIELD] = b" " * 8  # the checksum counts its own field as spaces
-    header[CHECKSUM_FIELD] = b"%06o\0 " % sum(header)
+    header[SIZE_FIELD] = size_field
+    header[CHECKSUM_FIELD] = b"%06o\0 " % (BLANK_CHECKSUM + sum(encoded) + sum(size_field))
     return bytes(header)
 
 
