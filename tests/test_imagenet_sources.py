@@ -315,6 +315,13 @@ def exif_jpeg(seed: int) -> bytes:
     return buffer.getvalue()
 
 
+def multi_picture_jpeg(seed: int) -> bytes:
+    buffer = io.BytesIO()
+    first, second = (Image.open(io.BytesIO(jpeg(n))) for n in (seed, seed + 1))
+    first.save(buffer, format="MPO", save_all=True, append_images=[second])
+    return buffer.getvalue()
+
+
 def progressive_jpeg(seed: int) -> bytes:
     buffer = io.BytesIO()
     Image.open(io.BytesIO(jpeg(seed))).save(buffer, format="JPEG", progressive=True)
@@ -330,6 +337,7 @@ def progressive_jpeg(seed: int) -> bytes:
         (jpeg(4, mode="CMYK"), False),
         (png(5), False),
         (exif_jpeg(6), False),
+        (multi_picture_jpeg(11), False),
         (jpeg(7) + bytes(10), False),  # zero padding after the end marker
         (jpeg(8)[:-100], False),  # cut short
         (b"not an image", False),

@@ -107,6 +107,8 @@ def jpeg_frame(head: bytes) -> tuple[int, int, int] | None:
             return (width, height, components) if precision == 8 and width and height else None
         if marker not in SEGMENTS_BEFORE_FRAME or length < 2:
             return None  # a rarer frame type, a marker out of place, or a broken length
+        if marker == 0xE2 and head[position + 4 : position + 8] == b"MPF\0":
+            return None  # a multi-picture file: Pillow calls it MPO, not JPEG, and re-encodes it
         position += 2 + length
     return None
 
