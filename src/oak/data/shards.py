@@ -37,7 +37,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from oak.data.archives import OFFICIAL_MD5
-from oak.data.images import HEAD_BYTES, KEPT, BadImage, Conversion, convert_image, planned_kind
+from oak.data.images import HEAD_BYTES, KEPT, BadImage, Conversion, convert_image, planned_kind, reuse_image_memory
 from oak.data.sources import DATASET_FILE, SPLITS, Item, Listing, Problem, Source, find_source, list_source, select_classes, source_stamp
 from oak.errors import OakError
 from oak.files import write_atomic
@@ -99,6 +99,7 @@ def prepare_shards(
     _stop_on_problems(source, listing.problems, on_bad, "nothing written")
     _open_staging(staging, fingerprint)
     root = str(found.root)
+    reuse_image_memory()
     with _parallel_map(workers) as parallel_map:
         outcomes = {split: _check_images(root, split, listing.items[split], conversion, parallel_map) for split in SPLITS}
         problems = listing.problems + [
