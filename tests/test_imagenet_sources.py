@@ -25,7 +25,7 @@ from imagenet_fixtures import (
 )
 from PIL import Image
 
-from oak.data.images import Conversion
+from oak.data.images import HEAD_BYTES, Conversion, convert_image, planned_kind
 from oak.data.shards import REJECTED_FILE, prepare_shards, read_info
 from oak.errors import OakError
 
@@ -304,3 +304,65 @@ def test_source_forms_that_cannot_be_read_are_named(arrange, named: str, tmp_pat
     arrange(source)
     with pytest.raises(OakError, match=named):
         prepare(source, tmp_path / "shards")
+
+
+def exif_jpeg(seed: int) -> bytes:
+    """An RGB JPEG whose frame header lies past the first HEAD_BYTES, behind a large EXIF block."""
+    exif = Image.Exif()
+    exif[0x010E] = "x" * (2 * HEAD_BYTES)  # ImageDescription
+    buffer = io.BytesIO()
+    Image.open(io.BytesIO(jpeg(seed))).save(buffer, format="JPEG", exif=exif.tobytes())
+    return buffer.getvalue()
+
+
+def multi_picture_jpeg(seed: int) -> bytes:
+    buffer = io.BytesIO()
+    first, second = (Image.open(io.BytesIO(jpeg(n))) for n in (seed, seed + 1))
+    first.save(buffer, format="MPO", save_all=True, append_images=[second])
+    return buffer.getvalue()
+
+
+def progressive_jpeg(seed: int) -> bytes:
+    buffer = io.BytesIO()
+    Image.open(io.BytesIO(jpeg(seed))).save(buffer, format="JPEG", progressive=True)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    "data, decided",
+    [
+        (jpeg(1), True),
+        (progressive_jpeg(2), True),
+        (jpeg(3, mode="L"), False),
+        (jpeg(4, mode="CMYK"), False),
+        (png(5), False),
+        (exif_jpeg(6), False),
+        (multi_picture_jpeg(11), False),
+        (jpeg(7) + bytes(10), False),  # zero padding after the end marker
+        (jpeg(8)[:-100], False),  # cut short
+        (b"not an image", False),
+        (b"", False),
+    ],
+)
+@pytest.mark.parametrize("conversion", [Conversion(), Conversion("resize", short_side=12)])
+def test_the_header_check_agrees_with_pillow_or_leaves_it_to_pillow(data: bytes, decided: bool, conversion: Conversion) -> None:
+    planned = planned_kind(data[:HEAD_BYTES], data[-2:], conversion)
+    assert (planned is not None) == decided
+    if decided:
+        assert planned == convert_image(data, conversion)[1]
+
+
+def test_a_conversion_that_fails_while_writing_stops_the_run_naming_the_file(tmp_path: Path) -> None:
+    """A scan that does not decode behind a sound header passes the check; writing finds it, and leaves no partial shard."""
+    broken = bytearray(jpeg(40, size=(64, 48)))
+    broken[broken.index(b"\xff\xda") + 5] = 9  # the scan's first component: an ID the frame does not have
+    source = write_archives(tmp_path / "imagenet")
+    (source / "ILSVRC2012_img_val.tar").write_bytes(tar_bytes(val_images() | {"ILSVRC2012_val_00000006.JPEG": bytes(broken)}))
+    with pytest.raises(OakError, match="ILSVRC2012_val_00000006.JPEG: cannot be decoded .*found while writing"):
+        prepare(source, tmp_path / "shards", conversion=Conversion("resize", short_side=12))
+    assert not (tmp_path / "shards").exists()
+    finished = sorted(path.name for path in tmp_path.glob("shards.tmp/shards/*"))
+    assert finished == [f"train-{index:06d}.tar" for index in range(4)] + ["val-000000.tar"]  # not val-000001, whole or partial
+    for name, length in zip(finished, [4, 4, 4, 3, 4]):
+        with tarfile.open(tmp_path / "shards.tmp" / "shards" / name) as tar:
+            assert len(tar.getnames()) == 2 * length

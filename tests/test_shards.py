@@ -12,7 +12,7 @@ import webdataset as wds
 from conftest import TINY_DEMO
 from PIL import Image
 
-from oak.data.shards import INFO_FILE, prepare_shards, read_info
+from oak.data.shards import INFO_FILE, TarWriter, prepare_shards, read_info
 from oak.errors import OakError
 
 
@@ -110,3 +110,25 @@ def test_info_file_is_json_with_the_dataset_description(shards: Path) -> None:
     info = json.loads((shards / INFO_FILE).read_text())
     assert info["dataset"]["synthetic"] is True
     assert info["num_classes"] == TINY_DEMO["classes"]
+
+
+@pytest.mark.parametrize("key", ["n01440764_10026", "k" * 96, "k" * 97, "ünïcode", "x"])
+def test_shard_tars_are_the_bytes_tarfile_writes(key: str, tmp_path: Path) -> None:
+    """Headers filled into a template: the same bytes as tarfile's, up to and past the 100-byte ustar name."""
+    members = [("cls", b"7"), ("jpg", bytes(range(256)) * 5)]
+    with open(tmp_path / "ours.tar", "wb", buffering=0) as file:
+        tar = TarWriter(file.fileno())
+        tar.add(key, members)
+        digest = tar.finish()
+    expected = io.BytesIO()
+    with tarfile.open(fileobj=expected, mode="w") as reference:
+        for extension, data in members:
+            reference.addfile(reference_member(f"{key}.{extension}", len(data)), io.BytesIO(data))
+    assert (tmp_path / "ours.tar").read_bytes() == expected.getvalue()
+    assert digest == hashlib.sha256(expected.getvalue()).hexdigest()
+
+
+def reference_member(name: str, size: int) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.size, info.mtime, info.mode, info.uname, info.gname = size, 0, 0o444, "oak", "oak"
+    return info

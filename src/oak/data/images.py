@@ -3,9 +3,15 @@
 `passthrough` keeps an RGB JPEG's original bytes and re-encodes only what is not one (CMYK or
 grayscale JPEGs, a PNG named .JPEG). `resize` makes the shorter side at most `short_side` and
 re-encodes at `quality`, decoding at reduced size (JPEG draft mode) when the target allows it.
+
+What will happen to an image is usually known from its first bytes and its last two
+(`planned_kind`): the frame header gives the size and the colour components, the end marker
+shows the file is not cut short. Only files that this cheap check cannot settle are opened with
+Pillow (`convert_image`).
 """
 
 import io
+import struct
 from dataclasses import dataclass
 
 from PIL import Image, UnidentifiedImageError
@@ -14,7 +20,15 @@ from oak.errors import OakError
 
 MODES = ("passthrough", "resize")
 REENCODE_QUALITY = 95  # for files re-encoded only to become RGB JPEG: keep them close to the original
+JPEG_START = b"\xff\xd8"  # the SOI marker
 JPEG_END = b"\xff\xd9"  # the EOI marker: a JPEG that does not end with it was cut short
+HEAD_BYTES = 4096  # enough to reach the frame header of nearly every JPEG (a large EXIF block pushes it further)
+# Frame headers (SOF) Pillow decodes with libjpeg's usual paths: baseline, extended, progressive.
+# Other frame types (lossless, arithmetic, hierarchical) are rare: left to Pillow to judge.
+COMMON_FRAMES = {0xC0, 0xC1, 0xC2}
+# What may come between the start and the frame header: application data (APPn), comments,
+# quantisation and Huffman tables, restart interval, arithmetic-coding conditioning.
+SEGMENTS_BEFORE_FRAME = {*range(0xE0, 0xF0), 0xFE, 0xDB, 0xC4, 0xDD, 0xCC}
 
 
 class BadImage(Exception):
@@ -36,6 +50,18 @@ class Conversion:
             raise OakError(f"prepare.resize_quality={self.quality}: must be between 1 and 100")
 
 
+# Pillow gives a freed image's memory back to malloc (it caches no blocks by default), and glibc
+# serves the next image's ~1 MB with fresh pages from the kernel: page faults and zeroing that
+# cost ~10% of a resize. Pillow can keep freed blocks for reuse (its PILLOW_BLOCKS_MAX setting); a
+# conversion holds at most three images at once (decoded, half-resized, resized).
+REUSED_IMAGE_BLOCKS = 4
+
+
+def reuse_image_memory() -> None:
+    """Let this process (and the workers it forks) reuse Pillow's freed image memory."""
+    Image.core.set_blocks_max(REUSED_IMAGE_BLOCKS)
+
+
 # What happened to an image: kept as it was, re-encoded to become RGB JPEG, or resized.
 KEPT, REENCODED_RGB, RESIZED = "kept", "reencoded_rgb", "resized"
 
@@ -53,11 +79,50 @@ def convert_image(data: bytes, conversion: Conversion) -> tuple[bytes | None, st
                     _check_complete_jpeg(data, image)
                     return None, KEPT
                 return _encode(image.convert("RGB"), REENCODE_QUALITY), REENCODED_RGB
-            return _encode(_reduced(image, target).convert("RGB"), conversion.quality), RESIZED
+            return _encode(_rgb(_reduced(image, target)), conversion.quality), RESIZED
     except UnidentifiedImageError:
         raise BadImage("not an image") from None
     except (OSError, SyntaxError, ValueError) as error:  # Pillow's ways of saying "broken file"
         raise BadImage(f"cannot be decoded ({error})") from None
+
+
+def planned_kind(head: bytes, tail: bytes, conversion: Conversion) -> str | None:
+    """What `convert_image` will do with a file, from its first bytes and its last two; None
+    when these cannot tell (not an RGB JPEG, no end marker, frame header further in): ask Pillow."""
+    frame = jpeg_frame(head)
+    if frame is None or tail != JPEG_END:
+        return None
+    width, height, components = frame
+    if components != 3:  # grayscale or CMYK: re-encoded, and rare enough to check by decoding
+        return None
+    return KEPT if _target_size((width, height), conversion) is None else RESIZED
+
+
+def jpeg_frame(head: bytes) -> tuple[int, int, int] | None:
+    """(width, height, colour components) from the frame header of an 8-bit JPEG of a common
+    type, walking the marker segments from the start; None when `head` does not get that far."""
+    if not head.startswith(JPEG_START):
+        return None
+    position = len(JPEG_START)
+    while position + 4 <= len(head):
+        if head[position] != 0xFF:
+            return None  # not a marker where one must be: damaged, let Pillow say how
+        marker = head[position + 1]
+        if marker == 0xFF:  # a fill byte before the marker
+            position += 1
+            continue
+        (length,) = struct.unpack_from(">H", head, position + 2)
+        if marker in COMMON_FRAMES:
+            if length < 8 or position + 10 > len(head):
+                return None
+            precision, height, width, components = struct.unpack_from(">BHHB", head, position + 4)
+            return (width, height, components) if precision == 8 and width and height else None
+        if marker not in SEGMENTS_BEFORE_FRAME or length < 2:
+            return None  # a rarer frame type, a marker out of place, or a broken length
+        if marker == 0xE2 and head[position + 4 : position + 8] == b"MPF\0":
+            return None  # a multi-picture file: Pillow calls it MPO, not JPEG, and re-encodes it
+        position += 2 + length
+    return None
 
 
 def _target_size(size: tuple[int, int], conversion: Conversion) -> tuple[int, int] | None:
@@ -76,6 +141,10 @@ def _reduced(image: Image.Image, target: tuple[int, int]) -> Image.Image:
     if image.format == "JPEG":
         image.draft(image.mode, target)
     return image.resize(target, Image.Resampling.BICUBIC)
+
+
+def _rgb(image: Image.Image) -> Image.Image:
+    return image if image.mode == "RGB" else image.convert("RGB")  # convert() would copy an RGB image
 
 
 def _check_complete_jpeg(data: bytes, image: Image.Image) -> None:
