@@ -115,3 +115,22 @@ def test_evaluation_reads_every_sample_exactly_once_across_ranks(many_shards: Pa
     ]
     assert len(everything) == info["num_samples"] == len(set(everything))
     assert sorted(seen) == sorted(everything)
+
+
+def test_the_loader_reads_long_and_non_ascii_member_names_as_tar_writes_them(tmp_path: Path) -> None:
+    import io
+    import tarfile
+
+    from oak.data.loader import _shard_samples
+
+    names = ["plain_key", "k" * 120, "caf\u00e9_\u00fcber"]
+    for form in (tarfile.PAX_FORMAT, tarfile.GNU_FORMAT):
+        shard = tmp_path / f"shard-{form}.tar"
+        with tarfile.open(shard, "w", format=form) as tar:
+            for index, key in enumerate(names):
+                for suffix, content in (("cls", str(index).encode()), ("jpg", b"\xff\xd8 image bytes")):
+                    member = tarfile.TarInfo(f"{key}.{suffix}")
+                    member.size = len(content)
+                    tar.addfile(member, io.BytesIO(content))
+        samples = list(_shard_samples([str(shard)]))
+        assert [(s["cls"], s["jpg"]) for s in samples] == [(str(i).encode(), b"\xff\xd8 image bytes") for i in range(3)]

@@ -72,19 +72,39 @@ def _shard_samples(urls: Iterable[str]) -> Iterator[dict[str, bytes]]:
 
 
 def _tar_members(path: str) -> Iterator[tuple[str, bytes]]:
+    """(name, content) of each file, with the long or non-ASCII names tar keeps in a PAX or GNU header before it."""
     data = Path(path).read_bytes()
-    offset = 0
+    offset, long_name = 0, None
     while offset + TAR_BLOCK <= len(data) and data[offset] != 0:  # two zero blocks end the archive
         header = data[offset : offset + TAR_BLOCK]
         if header[257:262] != b"ustar":
             raise OakError(f"{path}: not a tar shard (no tar header at byte {offset}); check the shards with `oak verify`")
-        if header[156:157] not in (b"0", b"\0"):
-            raise OakError(f"{path}: the member at byte {offset} is not a regular file; re-create the shards with `oak prepare`")
-        name = header[:100].split(b"\0", 1)[0].decode()
+        kind = header[156:157]
         size = int(header[124:136].split(b"\0", 1)[0].strip() or b"0", 8)
         start = offset + TAR_BLOCK
-        yield name, data[start : start + size]
+        content = data[start : start + size]
         offset = start + -(-size // TAR_BLOCK) * TAR_BLOCK
+        if kind == b"x":
+            long_name = _pax_path(content) or long_name
+        elif kind == b"L":
+            long_name = content.rstrip(b"\0").decode()
+        elif kind in (b"0", b"\0"):
+            yield long_name or header[:100].split(b"\0", 1)[0].decode(), content
+            long_name = None
+        else:
+            raise OakError(f"{path}: the member at byte {offset} is not a regular file; re-create the shards with `oak prepare`")
+
+
+def _pax_path(records: bytes) -> str | None:
+    """The `path` of a PAX extended header: records of "<length> <key>=<value>\\n"."""
+    position = 0
+    while position < len(records):
+        length = int(records[position : records.index(b" ", position)])
+        key, _, value = records[records.index(b" ", position) + 1 : position + length - 1].partition(b"=")
+        if key == b"path":
+            return value.decode()
+        position += length
+    return None
 
 
 class TrainBatches(IterableDataset):
