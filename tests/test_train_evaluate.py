@@ -17,7 +17,7 @@ from oak.curves import read_curves
 from oak.errors import OakError
 from oak.evaluate import eval_metrics_path, evaluate
 from oak.models import create_model
-from oak.train import CHECKPOINT, checkpoint_dir, curves_path, newest_checkpoint, train, train_metrics_path
+from oak.train import CHECKPOINT, checkpoint_dir, curves_path, train, train_metrics_path
 
 MODEL = "shufflenet_v2_x0_5"  # the study's lightest model: seconds per epoch here
 
@@ -163,7 +163,8 @@ def slurm_job(tmp_path: Path) -> dict[str, str]:
 
 # How each way of stopping shows: the signal sent, the exit status, and the run's state meanwhile.
 # SIGTERM: Lightning stops at the next batch and Oak exits 143 (not Lightning's 0). A SLURM
-# requeue (SIGUSR1): Lightning writes hpc_ckpt_1.ckpt and calls `scontrol requeue`, which ends the job.
+# requeue (SIGUSR1): Lightning writes hpc_ckpt_1.ckpt and calls `scontrol requeue`, which ends the
+# job; Oak resumes from its own last.ckpt (see oak.train.drop_requeue_checkpoints).
 STOPS = {
     "SIGKILL": (signal.SIGKILL, -signal.SIGKILL, "RUNNING"),
     "SIGTERM": (signal.SIGTERM, 128 + signal.SIGTERM, "KILLED"),
@@ -172,7 +173,7 @@ STOPS = {
 
 
 @pytest.mark.parametrize("stop", STOPS)
-def test_a_stopped_training_resumes_from_its_newest_checkpoint_in_the_same_run(stop: str, tmp_path: Path, shards: Path) -> None:
+def test_a_stopped_training_resumes_from_its_last_checkpoint_in_the_same_run(stop: str, tmp_path: Path, shards: Path) -> None:
     epochs = 40  # long enough to be stopped part way
     overrides = [
         f"paths.shards={shards}",
@@ -201,7 +202,7 @@ def test_a_stopped_training_resumes_from_its_newest_checkpoint_in_the_same_run(s
     if stop == "SLURM requeue":
         assert (tmp_path / "bin" / "requeued").read_text().split() == ["requeue", "4242"]
         assert (folder / "hpc_ckpt_1.ckpt").exists()
-    resume_from = newest_checkpoint(folder)
+    resume_from = folder / CHECKPOINT
     stopped_at = torch.load(resume_from, weights_only=True, map_location="cpu")["global_step"]
     assert 0 < stopped_at < epochs * 5
     client = MlflowClient(env["MLFLOW_TRACKING_URI"])
@@ -212,6 +213,7 @@ def test_a_stopped_training_resumes_from_its_newest_checkpoint_in_the_same_run(s
     assert second.returncode == 0, second.stderr
     assert f"Restoring states from the checkpoint path at {resume_from.relative_to(tmp_path)}" in second.stdout + second.stderr
     assert json.loads((tmp_path / "metrics" / "train" / f"{MODEL}.json").read_text())["steps"] == epochs * 5
+    assert not list(folder.glob("hpc_ckpt_*.ckpt"))
 
     [run] = client.search_runs([client.get_experiment_by_name("oak-demo").experiment_id])
     assert run.info.status == "FINISHED"
@@ -266,7 +268,8 @@ def test_oak_evaluation_equals_a_plain_pytorch_loop_over_the_image_folder(traine
     from timm.data import create_transform, resolve_data_config
     from torchvision.datasets import ImageFolder
 
-    config, _, eval_metrics = trained
+    config, _, _ = trained
+    eval_metrics = evaluate(config, MODEL)  # of the checkpoint there now (another test may have retrained it)
     net = create_model(MODEL, num_classes=4).eval()
     state = torch.load(checkpoint_dir(config, MODEL) / CHECKPOINT, weights_only=True, map_location="cpu")["state_dict"]
     net.load_state_dict({name.removeprefix("net."): value for name, value in state.items() if name.startswith("net.")})

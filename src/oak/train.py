@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import lightning as L
-from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 from timm.data import create_transform, resolve_data_config
@@ -50,31 +50,39 @@ def curves_path(config: DictConfig, model: str) -> Path:
     return Path(config.paths.metrics) / "curves" / f"{model}.csv"
 
 
-class MidEpochCheckpoint(ModelCheckpoint):
-    """Every n steps, except after an epoch's last batch: Lightning cannot resume an epoch from there
-    (it would skip the epoch's end: validation, scheduler step, epoch metrics), and the epoch-end
-    checkpoint follows at once.
+class LastCheckpoint(Callback):
+    """Writes `last.ckpt` (atomically, through Lightning's checkpoint IO) after the first batch of
+    every epoch but the first, every `every_n_steps` steps when set, and when training ends.
+
+    Never at an epoch's end: Lightning logs the epoch's training metrics and steps the scheduler
+    after its epoch-end checkpoint hooks, so a kill in between would lose them for good. Never
+    after an epoch's last batch either: Lightning cannot resume an epoch from there.
     """
+
+    def __init__(self, path: Path, every_n_steps: int | None) -> None:
+        self.path = path
+        self.every_n_steps = every_n_steps
 
     def on_train_batch_end(self, trainer: L.Trainer, module: L.LightningModule, outputs, batch, batch_index: int) -> None:
-        if batch_index + 1 < trainer.num_training_batches:
-            super().on_train_batch_end(trainer, module, outputs, batch, batch_index)
+        epoch_start = batch_index == 0 and trainer.current_epoch > 0
+        periodic = bool(self.every_n_steps) and trainer.global_step % self.every_n_steps == 0
+        if (epoch_start or periodic) and batch_index + 1 < trainer.num_training_batches:
+            trainer.save_checkpoint(self.path)
+
+    def on_train_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        trainer.save_checkpoint(self.path)
 
 
-def checkpoint_callbacks(out: Path, every_n_steps: int | None) -> list[ModelCheckpoint]:
-    """`out/last.ckpt`, replaced (atomically, by Lightning's checkpoint IO) every epoch and every `every_n_steps` steps.
+def drop_requeue_checkpoints(out: Path) -> None:
+    """Delete the `hpc_ckpt_N.ckpt` Lightning writes when SLURM signals a requeue.
 
-    Not `save_last=True`: without a top-k checkpoint, Lightning writes "last" only when training ends.
+    Lightning writes it from the signal handler, at any instant: also between an epoch's last
+    batch and the epoch's end, from which no resume is exact (the epoch's validation, scheduler
+    step and metrics would be skipped). Oak resumes from its own `last.ckpt` instead, and Lightning
+    would load these by itself on a fresh start.
     """
-    common = {"dirpath": out, "filename": Path(CHECKPOINT).stem, "save_top_k": 1, "enable_version_counter": False}
-    every_epoch = ModelCheckpoint(every_n_epochs=1, **common)
-    return [every_epoch, MidEpochCheckpoint(every_n_train_steps=every_n_steps, **common)] if every_n_steps else [every_epoch]
-
-
-def newest_checkpoint(out: Path) -> Path | None:
-    """The latest of `last.ckpt` and the checkpoints Lightning writes on a SLURM requeue signal."""
-    candidates = [path for path in [out / CHECKPOINT, *out.glob("hpc_ckpt_*.ckpt")] if path.exists()]
-    return max(candidates, key=lambda path: path.stat().st_mtime_ns, default=None)
+    for stale in out.glob("hpc_ckpt_*.ckpt"):
+        stale.unlink(missing_ok=True)
 
 
 class CheckpointFolder(Callback):
@@ -104,7 +112,7 @@ def training_fingerprint(config: DictConfig, info: dict) -> str:
 def unfinished_run(out: Path, fingerprint: str) -> str | None:
     """The MLflow run id of an interrupted training of the same fingerprint in `out`, if any."""
     run_file = out / RUN_FILE
-    if not (run_file.exists() and newest_checkpoint(out)):
+    if not (run_file.exists() and (out / CHECKPOINT).exists()):
         return None
     run = json.loads(run_file.read_text())
     return run["run_id"] if run.get("fingerprint") == fingerprint and not run.get("complete") else None
@@ -138,7 +146,7 @@ def datamodule_for(config: DictConfig, net: nn.Module, *, batch_size: int, num_w
 def train(config: DictConfig, model: str, *, resume: bool = False) -> dict:
     """Train `model` with the config's recipe; write its checkpoint folder and training metrics; return those metrics.
 
-    An interrupted training of the same fingerprint is resumed from its newest checkpoint; with
+    An interrupted training of the same fingerprint is resumed from its last checkpoint; with
     `resume`, there must be one.
     """
     check_model_name(model)
@@ -153,7 +161,7 @@ def train(config: DictConfig, model: str, *, resume: bool = False) -> dict:
     resumed_run = unfinished_run(out, fingerprint)
     if resume and resumed_run is None:
         raise OakError(f"{out}: no checkpoint of an unfinished training with this config to resume; drop --resume to start afresh")
-    resume_from = newest_checkpoint(out) if resumed_run else None
+    drop_requeue_checkpoints(out)
     close_abandoned_runs(config, model)
     logger = mlflow_logger(config, model, "train", info, run_id=resumed_run and existing_run(tracking_uri(config), resumed_run))
     if not logger.resumed:
@@ -165,15 +173,16 @@ def train(config: DictConfig, model: str, *, resume: bool = False) -> dict:
         logger=[logger, EpochCurves(out / CURVES_FILE, resume=resumed_run is not None)],
         callbacks=[
             CheckpointFolder(out, clear=resumed_run is None, run_record=run_record),
-            *checkpoint_callbacks(out, recipe.checkpoint_every_n_steps),
+            LastCheckpoint(out / CHECKPOINT, recipe.checkpoint_every_n_steps),
             MarkInterrupted(),
         ],
+        enable_checkpointing=False,  # LastCheckpoint writes the only checkpoint
         reload_dataloaders_every_n_epochs=1,  # a fresh shuffle per epoch, see ShardDataModule
-        default_root_dir=out,  # where Lightning writes its checkpoint on a SLURM requeue signal
+        default_root_dir=out,
     )
     start = time.perf_counter()
     try:
-        trainer.fit(classifier, datamodule=datamodule, ckpt_path=resume_from)
+        trainer.fit(classifier, datamodule=datamodule, ckpt_path=out / CHECKPOINT if resumed_run else None)
     except SIGTERMException:
         # Lightning's exception exits with status 0; a stopped training must not look finished to DVC
         print(f"oak train: {model} stopped by SIGTERM at step {trainer.global_step}; run it again to resume", file=sys.stderr)
