@@ -110,3 +110,10 @@ def test_table4_and_its_claim_come_from_a_real_g1_measurement() -> None:
     ]
     claim = g1_claim(result)
     assert claim.holds is result["claim_check"]["holds"] and claim.evidence.startswith(f"on {result['device']}")
+
+
+def test_the_pareto_front_keeps_the_points_nothing_beats_on_both_axes() -> None:
+    from oak.report.figures import pareto_front
+
+    points = {"fast": (100.0, 40.0), "accurate": (20.0, 60.0), "dominated": (50.0, 35.0), "balanced": (60.0, 50.0)}
+    assert pareto_front(points) == ["accurate", "balanced", "fast"]

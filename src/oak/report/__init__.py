@@ -7,6 +7,7 @@ when measured, `metrics/bench/g1.json`.
 """
 
 import json
+import statistics
 from pathlib import Path
 
 import torchvision
@@ -17,7 +18,7 @@ from oak.data.shards import dataset_label, read_info
 from oak.errors import OakError
 from oak.evaluate import eval_metrics_path
 from oak.files import write_atomic
-from oak.report.figures import figure_bytes, training_curves
+from oak.report.figures import accuracy_vs_throughput, figure_bytes, training_curves
 from oak.report.paper import (
     Claim,
     both_at_once_claim,
@@ -96,11 +97,17 @@ def index(tables: dict[str, Table], data_label: str) -> str:
         "",
         "- [results.md](results.md) (and `results.csv`, `top1_vs_params.png` and `.svg`): every model this pipeline trains.",
         "- [figures/training_curves.png](figures/training_curves.png) (and `.svg`): validation top-1 per epoch of each model.",
+        "- [figures/top1_vs_throughput.png](figures/top1_vs_throughput.png) (and `.svg`): top-1 against the training throughput "
+        "measured on this machine, with the Pareto front.",
         *(f"- [{table.title}](tables/{name}.md) (also `tables/{name}.csv`, `tables/{name}.tex`)" for name, table in tables.items()),
         "- [claims.md](claims.md): the paper's claims, checked against the models and measurements.",
         "",
     ]
     return "\n".join(lines)
+
+
+def median_throughput(rows: list[dict[str, float]]) -> float:
+    return statistics.median(row["train/images_per_second"] for row in rows)
 
 
 def write_report(config: DictConfig) -> list[Path]:
@@ -126,6 +133,12 @@ def write_report(config: DictConfig) -> list[Path]:
     curves = {model: read_curves(curves_path(config, model)) for model in config.models}
     figure = training_curves(curves, "val/top1", "validation top-1 (%)", title=f"Training curves: {data_label}")
     outputs |= {out / "figures" / f"training_curves.{kind}": figure_bytes(figure, kind) for kind in ("png", "svg")}
+    pareto = accuracy_vs_throughput(
+        {model: (median_throughput(curves[model]), 100 * measured[model]["top1"]) for model in config.models},
+        xlabel="training throughput (images/s, median over epochs, measured)",
+        title=f"Top-1 against throughput: {data_label}",
+    )
+    outputs |= {out / "figures" / f"top1_vs_throughput.{kind}": figure_bytes(pareto, kind) for kind in ("png", "svg")}
     outputs[out / "claims.md"] = to_markdown(claims_table(paper_claims(studies, facts, g1)))
     outputs[out / "README.md"] = index(tables, data_label)
     for path, content in outputs.items():

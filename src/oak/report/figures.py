@@ -29,3 +29,28 @@ def training_curves(curves: dict[str, list[dict[str, float]]], key: str, label: 
     axes.legend(fontsize=8)
     figure.tight_layout()
     return figure
+
+
+def pareto_front(points: dict[str, tuple[float, float]]) -> list[str]:
+    """The names no other point matches or beats on both coordinates (higher is better), by x."""
+    front = [name for name, (x, y) in points.items() if not any(ox >= x and oy >= y and (ox, oy) != (x, y) for ox, oy in points.values())]
+    return sorted(front, key=lambda name: points[name][0])
+
+
+def accuracy_vs_throughput(points: dict[str, tuple[float, float]], *, xlabel: str, title: str) -> Figure:
+    """Top-1 (%) against measured throughput, one point per model, with the Pareto front drawn."""
+    figure = Figure(figsize=(6, 4), dpi=120)
+    axes = figure.subplots()
+    for name, (x, y) in points.items():
+        axes.scatter(x, y)
+        axes.annotate(name, (x, y), textcoords="offset points", xytext=(5, 5), fontsize=8)
+    front = pareto_front(points)
+    axes.plot([points[name][0] for name in front], [points[name][1] for name in front], linestyle="--", color="gray", label="Pareto front")
+    axes.margins(0.15)
+    axes.set_xlabel(xlabel)
+    axes.set_ylabel("top-1 accuracy (%)")
+    axes.set_title(title)
+    axes.grid(True, alpha=0.3)
+    axes.legend(fontsize=8)
+    figure.tight_layout()
+    return figure
