@@ -12,6 +12,7 @@ from oak.report.tables import Table
 
 DASH = "—"
 FLAG = "⚠"
+ROUNDING_SLACK = 1.05  # a stated "2M" stands for anything that rounds to it, and a little more
 
 
 def measured_value(metric: str, evaluated: dict) -> float:
@@ -119,8 +120,8 @@ def parameter_claims(studies: list[Study], facts: dict[str, dict]) -> list[Claim
 
 def both_at_once_claim(row: Row, source: str, variants: dict[str, tuple[float, int]], published_by: str) -> Claim:
     """Whether any variant of the row's family has both the stated top-1 and at most the stated parameters."""
-    limit = row.paper_params_m * 1e6
-    holds = any(top1 >= row.paper and params <= limit * 1.05 for top1, params in variants.values())
+    limit = row.paper_params_m * 1e6 * ROUNDING_SLACK
+    holds = any(top1 >= row.paper and params <= limit for top1, params in variants.values())
     listed = "; ".join(f"`{name}` {top1:.2f}% at {params / 1e6:.2f}M" for name, (top1, params) in variants.items())
     text = f"{row.label} reaches {row.paper:g}% top-1 with {row.paper_params_m:g}M parameters"
     return Claim(text, source, holds, f"{listed} ({published_by})")
