@@ -7,7 +7,11 @@ RUN := PATH="$(BIN):$$PATH"
 
 .PHONY: repro test
 
+# `make repro PROFILE=imagenet` switches the studies to the real recipes (data.source must point at ImageNet).
+PROFILE ?=
+
 repro: $(VENV)/.installed
+	$(RUN) oak plan $(PROFILE)
 	$(RUN) dvc repro
 
 test: $(VENV)/.installed-test

@@ -14,8 +14,16 @@ from mlflow import MlflowClient
 
 REPO = Path(__file__).resolve().parents[1]
 MODELS = ["resnet18", "shufflenet_v2_x0_5"]
+# The paper's studies train a dozen models; the copy declares one study of two instead.
+STUDY = """title: "Two small models"
+source: "torchvision's model cards"
+metric: top1
+profiles: {demo: {recipe: demo}}
+rows:
+  - {label: ResNet-18, model: resnet18, paper: 69.758}
+  - {label: ShuffleNet-v2 0.5x, model: shufflenet_v2_x0_5, paper: 60.552}
+"""
 SHRINK = {
-    "models": MODELS,
     "demo": {"classes": 4, "train_per_class": 12, "val_per_class": 6, "image_size": 40},
     "prepare": {"samples_per_shard": 16},
     "train": {"epochs": 1, "batch_size": 8, "image_size": 32, "num_workers": 0},
@@ -61,6 +69,11 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
             missing_ok=True
         )
     set_params(copy, SHRINK)
+    studies = copy / "pipelines" / "studies"
+    shutil.rmtree(studies)
+    studies.mkdir()
+    (studies / "small.yaml").write_text(STUDY)
+    run(["oak", "plan", "demo"], copy)
     git = ["git", "-c", "user.name=oak", "-c", "user.email=oak@localhost"]
     run(["git", "init", "-q"], copy)
     run(git + ["add", "-A"], copy)
@@ -84,14 +97,14 @@ def test_repro_runs_every_stage_and_writes_every_output(repo: Path, first_repro:
         "results.md",
         "top1_vs_params.svg",
         "claims.md",
-        "tables/table1.md",
-        "tables/table6.tex",
+        "tables/small.md",
+        "tables/small.tex",
         "figures/training_curves.png",
     )
     for name in reports:
         assert (repo / "reports" / name).stat().st_size > 0
     assert "synthetic" in (repo / "reports" / "results.md").read_text()
-    assert "synthetic" in (repo / "reports" / "tables" / "table1.md").read_text()
+    assert "synthetic" in (repo / "reports" / "tables" / "small.md").read_text()
 
 
 def test_dvc_knows_the_metrics_and_the_training_curves(repo: Path, first_repro: str) -> None:
@@ -108,7 +121,7 @@ def test_mlflow_holds_one_run_per_model_with_the_dvc_numbers_and_one_for_the_rep
     runs = {r.info.run_name: r for r in client.search_runs([experiment.experiment_id])}
     assert set(runs) == set(MODELS) | {"report"}
     report_files = {a.path for a in client.list_artifacts(runs.pop("report").info.run_id)}
-    assert {"README.md", "results.md", "results.csv", "top1_vs_params.png", "claims.md", "table1.md", "table1.tex"} <= report_files
+    assert {"README.md", "results.md", "results.csv", "top1_vs_params.png", "claims.md", "small.md", "small.tex"} <= report_files
     for model, mlflow_run in runs.items():
         metrics = json.loads((repo / "metrics" / "eval" / f"{model}.json").read_text())
         assert mlflow_run.data.metrics["eval/top1"] == pytest.approx(metrics["top1"])
@@ -130,3 +143,29 @@ def test_changing_a_report_setting_reruns_the_report_only(repo: Path, first_repr
     set_params(repo, {"report": {"title": "Another title"}})
     assert stages_run(run(["dvc", "repro"], repo)) == {"report"}
     assert (repo / "reports" / "results.md").read_text().startswith("# Another title")
+
+
+def test_changing_one_runs_settings_in_its_study_reruns_that_run_and_the_report(repo: Path, first_repro: str) -> None:
+    study = repo / "pipelines" / "studies" / "small.yaml"
+    study.write_text(study.read_text().replace("paper: 60.552}", "paper: 60.552, profiles: {demo: {settings: {train: {hflip: 0.0}}}}}"))
+    run(["oak", "plan"], repo)
+    assert stages_run(run(["dvc", "repro"], repo)) == {"train@shufflenet_v2_x0_5", "evaluate@shufflenet_v2_x0_5", "report"}
+    assert "hflip: 0.0" in (repo / "models" / "shufflenet_v2_x0_5" / "config.yaml").read_text()
+
+
+def test_adding_a_study_is_adding_one_file(repo: Path, first_repro: str) -> None:
+    (repo / "pipelines" / "studies" / "smoothing.yaml").write_text(
+        """title: "ResNet-18 with label smoothing"
+source: "a test"
+metric: top1
+profiles: {demo: {recipe: demo, settings: {train: {label_smoothing: 0.1}}}}
+rows:
+  - {label: ResNet-18 + LS, model: resnet18, variant: ls, paper: 70}
+"""
+    )
+    run(["oak", "plan"], repo)
+    assert stages_run(run(["dvc", "repro"], repo)) == {"train@resnet18-ls", "evaluate@resnet18-ls", "report"}
+    assert "`resnet18-ls`" in (repo / "reports" / "tables" / "smoothing.md").read_text()
+    client = MlflowClient(f"sqlite:///{repo / 'mlflow.db'}")
+    [ls_run] = client.search_runs([client.get_experiment_by_name("oak-demo").experiment_id], "tags.run = 'resnet18-ls'")
+    assert ls_run.info.run_name == "resnet18-ls" and ls_run.data.tags["model"] == "resnet18"

@@ -5,12 +5,14 @@ from pathlib import Path
 import pytest
 
 from oak.errors import OakError
+from oak.plan import plan_rows
 from oak.report import paper_claims
 from oak.report.paper import DASH, FLAG, calculation_table, paper_states_count, study_table
-from oak.report.studies import load_studies, load_study
 from oak.report.tables import Table, to_csv, to_latex, to_markdown
+from oak.studies import load_studies, load_study
 
 STUDIES = {study.name: study for study in load_studies(Path(__file__).parents[1] / "pipelines" / "studies")}
+DEMO_RUNS = plan_rows(list(STUDIES.values()), "demo")
 # Counted by `oak models` for the models the tests use (1000 classes); the report reads them from metrics/facts.json.
 FACTS = {
     "plain18": {"params": 11_520_104, "macs": 1_790_000_000, "resolution": 224},
@@ -35,18 +37,28 @@ def test_the_paper_studies_are_declared_with_their_numbers() -> None:
 
 def test_a_table_sets_the_paper_beside_oaks_measurement_and_counts() -> None:
     measured = {"resnet18": {"top1": 0.63, "top5": 0.99}}
-    table = study_table(STUDIES["table1"], FACTS, measured, "demo data")
+    table = study_table(STUDIES["table1"], DEMO_RUNS, FACTS, measured, "demo data")
     rows = {row[1]: row for row in table.rows}
-    assert rows["`resnet18`"][2:5] == ["27.88", "37.00", "11.69"]  # paper error, Oak's error (100 - 63), params (M)
-    assert rows["`plain34`"][3] == DASH and any("not trained and evaluated" in note for note in table.notes)
+    assert rows["`resnet18`"][2:6] == ["`resnet18`", "27.88", "37.00", "11.69"]  # run, paper error, Oak's error (100 - 63), params (M)
     assert any("demo data" in note for note in table.notes) and any("He et al. 2016" in note for note in table.notes)
+
+
+def test_a_table_names_its_stand_ins_and_why_a_row_has_no_run() -> None:
+    measured = {"resnetrs50": {"top1": 0.5, "top5": 0.9}, "efficientnet_b3": {"top1": 0.25, "top5": 0.75}}
+    table = study_table(STUDIES["table6"], DEMO_RUNS, FACTS, measured, "demo data")
+    rows = {row[0]: row for row in table.rows}
+    assert rows["ResNet-RS"][1:5] == ["`resnetrs420`", "`resnetrs50` (stand-in)", "84.4", "50.00"]
+    assert rows["EfficientNet-B3"][2:5] == ["`efficientnet_b3`", "81.1", "25.00"]
+    assert rows["EfficientNet-B7"][2:5] == [DASH, "84.4", DASH]
+    assert any(note.startswith(f"{DASH} EfficientNet-B7: imagenet profile only") for note in table.notes)
+    assert any("lighter model in the paper model's place" in note for note in table.notes)
 
 
 def test_a_stated_parameter_count_is_checked_at_the_papers_precision() -> None:
     assert paper_states_count(12, 12_233_232) and paper_states_count(55.8, 55_843_464)
     assert not paper_states_count(9.2, 9_109_994)  # EfficientNet-B2: 9.11M
-    table = study_table(STUDIES["table6"], FACTS, {}, "demo data")
-    flagged = [row[0] for row in table.rows if FLAG in row[4]]
+    table = study_table(STUDIES["table6"], DEMO_RUNS, FACTS, {}, "demo data")
+    flagged = [row[0] for row in table.rows if FLAG in row[5]]
     assert flagged == ["ShuffleNet-v2"]
 
 
@@ -60,7 +72,7 @@ def test_the_papers_claims_are_checked() -> None:
         "efficientnet_b6": {"params": 43_040_704, "macs": 1, "resolution": 528},
     }
     studies = [STUDIES["table5"], STUDIES["table6"]]
-    claims = {claim.text: claim for claim in paper_claims(studies, facts, g1=None)}
+    claims = {claim.text: claim for claim in paper_claims(studies, facts, g1s=[])}
     assert claims["EfficientNet-B2 has 9.2M parameters"].holds is False
     shufflenet = claims["ShuffleNet-v2 reaches 75.4% top-1 with 2M parameters"]
     assert shufflenet.holds is False and "76.23% at 7.39M" in shufflenet.evidence
@@ -109,7 +121,7 @@ def test_table4_and_its_claim_come_from_a_real_g1_measurement() -> None:
         ["1:12", "(9,108)", "57.6"],
     ]
     claim = g1_claim(result)
-    assert claim.holds is result["claim_check"]["holds"] and claim.evidence.startswith(f"on {result['device']}")
+    assert claim.holds is result["claim_check"]["holds"] and claim.evidence.startswith(f"on {result['device']}, batch 1: ")
 
 
 def test_the_pareto_front_keeps_the_points_nothing_beats_on_both_axes() -> None:

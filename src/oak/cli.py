@@ -10,7 +10,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from oak.config import PARAMS_FILE, load_config
+from oak.config import PARAMS_FILE, PROFILES, load_config
 from oak.errors import OakError
 
 
@@ -63,13 +63,27 @@ def _verify(config: DictConfig, args: argparse.Namespace) -> None:
 def _train(config: DictConfig, args: argparse.Namespace) -> None:
     from oak.train import train
 
-    print(f"{args.model}: {train(config, args.model, resume=args.resume)}")
+    print(f"{args.run or args.model}: {train(config, args.model, run=args.run, resume=args.resume)}")
 
 
 def _evaluate(config: DictConfig, args: argparse.Namespace) -> None:
     from oak.evaluate import evaluate
 
-    print(f"{args.model}: {evaluate(config, args.model, args.weights)}")
+    print(f"{args.run or args.model}: {evaluate(config, args.model, args.weights, run=args.run)}")
+
+
+def _plan(config: DictConfig, args: argparse.Namespace) -> None:
+    from oak.files import write_atomic
+    from oak.plan import PLAN_FILE, Run, plan_rows, planned_profile, render_plan
+    from oak.studies import load_studies
+
+    studies, profile = load_studies(), args.profile or planned_profile()
+    write_atomic(PLAN_FILE, render_plan(studies, profile))
+    planned = plan_rows(studies, profile)
+    runs = {run.name for run in planned.values() if isinstance(run, Run)}
+    without = [key for key, run in planned.items() if not isinstance(run, Run)]
+    skipped = f"; no run for {', '.join(without)}" if without else ""
+    print(f"wrote {PLAN_FILE}: profile {profile}, {len(runs)} runs for {len(planned)} study rows{skipped}")
 
 
 def _report(config: DictConfig, args: argparse.Namespace) -> None:
@@ -157,11 +171,21 @@ def _bench(config: DictConfig, args: argparse.Namespace) -> None:
         )
     elif args.what == "g1":
         result = _bench_g1(config, args)
+    elif args.what == "cost":
+        _bench_cost(args)
+        return
     else:
         result = {"results": _bench_infer(config, args)}
     out = Path(config.paths.metrics) / "bench" / f"{args.what}.json"
     write_json(out, result)
     print(f"wrote {out}")
+
+
+def _planned_models() -> list[str]:
+    from oak.plan import plan_runs, planned_profile
+    from oak.studies import load_studies
+
+    return sorted({run.model for run in plan_runs(load_studies(), planned_profile()).values()})
 
 
 def _bench_infer(config: DictConfig, args: argparse.Namespace) -> list[dict]:
@@ -172,11 +196,29 @@ def _bench_infer(config: DictConfig, args: argparse.Namespace) -> list[dict]:
 
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     results = []
-    for name in args.model or list(config.models):
+    for name in args.model or _planned_models():
         resolution = args.resolution or model_facts(name).data.test_size
         results.append(bench_infer(name, resolution=resolution, batch_size=args.batch_size or 8, device=device))
         print(results[-1])
     return results
+
+
+def _bench_cost(args: argparse.Namespace) -> None:
+    import torch
+
+    from oak.bench.cost import DEVICES_DIR, bench_cost, device_slug
+    from oak.plan import plan_runs
+    from oak.studies import load_studies
+
+    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    runs = plan_runs(load_studies(), args.profile or "imagenet")
+    chosen = {name: run for name, run in runs.items() if not args.model or run.model in args.model}
+    configs = {name: (run.model, load_config(args.params, [f"recipe={run.recipe}", *run.settings])) for name, run in chosen.items()}
+    out = DEVICES_DIR / device_slug(device) / "cost.json"
+    cpu = device.type == "cpu"
+    steps, warmup = args.steps or (2 if cpu else 20), 1 if cpu else 5
+    bench_cost(configs, out, device=device, batch_size=args.batch_size or (2 if cpu else None), steps=steps, warmup=warmup)
+    print(f"wrote {out}")
 
 
 def _bench_g1(config: DictConfig, args: argparse.Namespace) -> dict:
@@ -214,14 +256,21 @@ def parser() -> argparse.ArgumentParser:
     root.add_argument("--params", type=Path, default=PARAMS_FILE, help="the params file (default: %(default)s)")
     verbs = root.add_subparsers(dest="verb", required=True)
 
-    def verb(name: str, run, help: str, *, takes_model: bool = False, takes_folder: bool = False) -> argparse.ArgumentParser:
+    def verb(
+        name: str, run, help: str, *, takes_model: bool = False, takes_folder: bool = False, takes_profile: bool = False
+    ) -> argparse.ArgumentParser:
         sub = verbs.add_parser(name, help=help)
+        if takes_profile:
+            sub.add_argument("profile", nargs="?", choices=PROFILES, help="default: the current plan's, else demo")
         if takes_model:
             sub.add_argument("model", help="a model name, e.g. resnet18")
+            sub.add_argument(
+                "--run", help="the run's name, for its files and MLflow run (default: the model; `oak plan` names the studies')"
+            )
         if takes_folder:
             sub.add_argument("folder", type=Path, help="a shard folder written by `oak prepare`")
         sub.add_argument("overrides", nargs="*", metavar="key=value", help="override a setting of the params file")
-        sub.set_defaults(run=run)
+        sub.set_defaults(handler=run)
         return sub
 
     verb("demo-data", _demo_data, "write the synthetic demo image tree")
@@ -233,6 +282,7 @@ def parser() -> argparse.ArgumentParser:
     train.add_argument("--resume", action="store_true", help="fail unless an interrupted training of this config can be resumed")
     evaluate = verb("evaluate", _evaluate, "evaluate one trained model", takes_model=True)
     evaluate.add_argument("--weights", type=Path, help="evaluate this checkpoint, state_dict or .safetensors file instead")
+    verb("plan", _plan, "expand the studies in pipelines/studies/ into the runs dvc.yaml trains, in one profile", takes_profile=True)
     verb("report", _report, "write the results table and figure")
     models = verb("models", _models, "the model zoo and each model's architecture facts")
     models.add_argument("--model", action="append", help="only this model (repeatable); default: the whole zoo")
@@ -247,25 +297,30 @@ def parser() -> argparse.ArgumentParser:
     bench = verb("bench", _bench, "measure speed: inference, training and the loader beside plain PyTorch, `oak prepare`, or Table 4 (g1)")
     bench.add_argument(
         "what",
-        choices=["infer", "train", "loader", "prepare", "g1"],
+        choices=["infer", "train", "loader", "prepare", "g1", "cost"],
         help="infer: throughput and batch-1 latency; train: Oak's training beside a plain PyTorch loop; "
         "loader: Oak's shard loader beside ImageFolder; prepare: see the README; "
-        "g1: the paper's Table 4 (ShuffleNet v2 guideline G1) on this device",
+        "g1: the paper's Table 4 (ShuffleNet v2 guideline G1) on this device; "
+        "cost: training throughput of each planned run on this device, for the report's cost to reproduce",
     )
-    bench.add_argument("--model", action="append", help="a model to measure (repeatable); default: params.yaml's models (train: resnet18)")
+    bench.add_argument("--model", action="append", help="a model to measure (repeatable); default: the planned runs' (train: resnet18)")
     bench.add_argument(
         "--resolution", type=int, help="input size (default: infer each model's test size; train and loader 64; g1 56, the paper's)"
     )
-    bench.add_argument("--batch-size", type=int, help="default: infer 8, train and loader 32, g1 1")
+    bench.add_argument("--batch-size", type=int, help="default: infer 8, train and loader 32, g1 1, cost the recipe's (at most 2 on a CPU)")
     bench.add_argument("--images", type=int, help="generated images (default: prepare 5000, train 1000, loader 4000)")
     bench.add_argument("--workers", type=int, help="loader or prepare workers (default: 2)")
     bench.add_argument(
-        "--steps", type=int, help="train: timed steps per round (default: 30); g1: forward passes per sample (default: about 0.5 s worth)"
+        "--steps",
+        type=int,
+        help="train: timed steps per round (default: 30); g1: forward passes per sample (default: about 0.5 s worth); "
+        "cost: timed steps per run (default: 20, 2 on a CPU)",
     )
     bench.add_argument(
         "--rounds", type=int, help="train and loader: rounds, best counts (default: 2); g1: rounds, median counts (default: 9)"
     )
-    bench.add_argument("--device", help="infer and g1: cpu or cuda[:N] (default: cuda when present)")
+    bench.add_argument("--device", help="infer, g1 and cost: cpu or cuda[:N] (default: cuda when present)")
+    bench.add_argument("--profile", choices=PROFILES, help="cost: the profile whose planned runs to measure (default: imagenet)")
     bench.add_argument(
         "--pairs", choices=["gpu", "arm", "both"], help="g1: the paper's channel pairs to run (default: gpu on CUDA, arm on CPU)"
     )
@@ -276,7 +331,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         config = load_config(args.params, args.overrides)
-        args.run(config, args)
+        args.handler(config, args)
     except OakError as error:
         print(f"oak {args.verb}: error: {error}", file=sys.stderr)
         return 2

@@ -18,6 +18,7 @@ from oak.errors import OakError
 
 PARAMS_FILE = Path("params.yaml")
 RECIPES_DIR = Path("pipelines/recipes")
+PROFILES = ("demo", "imagenet")  # the scales a study declares its runs at (see oak.plan)
 RECIPE_SECTIONS = {"train", "trainer"}
 
 
@@ -144,7 +145,6 @@ class OakConfig:
     seed: int = 0
     recipe: str | None = None  # pipelines/recipes/<recipe>.yaml: the train and trainer settings it starts from
     launch: str = ""  # prefix of the training command, e.g. srun or `torchrun --nproc-per-node 8 --no-python`
-    models: list[str] = field(default_factory=lambda: ["resnet18"])
     paths: PathsConfig = field(default_factory=PathsConfig)
     data: DataConfig = field(default_factory=DataConfig)
     demo: DemoConfig = field(default_factory=DemoConfig)

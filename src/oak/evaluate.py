@@ -16,32 +16,33 @@ from oak.train import CHECKPOINT, RUN_FILE, checkpoint_dir, datamodule_for
 from oak.weights import load_weights
 
 
-def eval_metrics_path(config: DictConfig, model: str) -> Path:
-    return Path(config.paths.metrics) / "eval" / f"{model}.json"
+def eval_metrics_path(config: DictConfig, run: str) -> Path:
+    return Path(config.paths.metrics) / "eval" / f"{run}.json"
 
 
-def weights_metrics_path(config: DictConfig, model: str) -> Path:
-    return Path(config.paths.metrics) / "weights" / f"{model}.json"
+def weights_metrics_path(config: DictConfig, run: str) -> Path:
+    return Path(config.paths.metrics) / "weights" / f"{run}.json"
 
 
-def evaluate(config: DictConfig, model: str, weights: Path | None = None) -> dict:
-    """Evaluate `model` on every val sample and write its metrics.
+def evaluate(config: DictConfig, model: str, weights: Path | None = None, *, run: str | None = None) -> dict:
+    """Evaluate `model` on every val sample and write its metrics, named `run` (default: the model).
 
-    By default the model's trained checkpoint, adding the results to its training run; with
+    By default the checkpoint of that training run, adding the results to its MLflow run; with
     `weights`, that file (checkpoint, state_dict or safetensors) in a run of its own.
     """
+    run = run or model
     check_model_name(model)
     info = read_info(Path(config.paths.shards))
     net = create_model(model, num_classes=info["num_classes"])
-    folder = checkpoint_dir(config, model)
+    folder = checkpoint_dir(config, run)
     if weights is None and not (folder / CHECKPOINT).exists():
         raise OakError(f"{folder / CHECKPOINT}: checkpoint not found; run `oak train` for this model first")
     load_weights(net, weights or folder / CHECKPOINT)
     run_file = folder / RUN_FILE
     run_id = json.loads(run_file.read_text())["run_id"] if run_file.exists() and weights is None else None
     run_id = run_id and existing_run(tracking_uri(config), run_id)
-    out = weights_metrics_path(config, model) if weights else eval_metrics_path(config, model)
-    logger = mlflow_logger(config, model, "evaluate", info, run_id=run_id)
+    out = weights_metrics_path(config, run) if weights else eval_metrics_path(config, run)
+    logger = mlflow_logger(config, model, run, "evaluate", info, run_id=run_id)
     trainer = L.Trainer(
         accelerator=config.trainer.accelerator,
         devices=config.trainer.devices,  # with several, each sample is still counted once (see oak.data.loader)

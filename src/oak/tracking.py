@@ -1,6 +1,7 @@
 """MLflow conventions: where runs go, what they are named, what they hold, and how they end.
 
-One experiment per study (`tracking.experiment`), one run per model named after the model;
+One experiment per study (`tracking.experiment`), one MLflow run per training run, under the name
+`oak plan` gives it (the model, plus the study's variant where a study trains one model several ways);
 training opens the run and evaluation adds its final metrics to the same run. A run that raises
 ends FAILED, Ctrl-C ends it KILLED, and a run left RUNNING by a killed process on this host is
 closed as KILLED by the next invocation for the same model.
@@ -66,11 +67,11 @@ def git_state() -> tuple[str, bool]:
     return commit, bool(changes.strip())
 
 
-def run_tags(config: DictConfig, stage: str, info: dict, model: str | None = None) -> dict[str, str]:
+def run_tags(config: DictConfig, stage: str, info: dict, model: str | None = None, run: str | None = None) -> dict[str, str]:
     commit, dirty = git_state()
     trainer = config.trainer
     return {
-        **({"model": model} if model else {}),
+        **({"model": model, "run": run or model} if model else {}),
         **({"recipe": config.recipe} if config.recipe else {}),
         "stage": stage,
         "git_commit": commit,
@@ -95,13 +96,13 @@ class MarkInterrupted(Callback):
                     logger.interrupted = True
 
 
-def mlflow_logger(config: DictConfig, model: str, stage: str, info: dict, run_id: str | None = None) -> BufferedMlflowLogger:
-    """A Lightning logger for `model`'s run; `run_id` continues an existing run instead of opening one."""
+def mlflow_logger(config: DictConfig, model: str, run: str, stage: str, info: dict, run_id: str | None = None) -> BufferedMlflowLogger:
+    """A Lightning logger for the run named `run`, training `model`; `run_id` continues an existing run instead of opening one."""
     return BufferedMlflowLogger(
         tracking_uri=tracking_uri(config),
         experiment=config.tracking.experiment,
-        run_name=model,
-        tags=run_tags(config, stage, info, model),
+        run_name=run,
+        tags=run_tags(config, stage, info, model, run),
         run_id=run_id,
         patience_seconds=config.tracking.patience_seconds,
     )
@@ -128,8 +129,8 @@ def _process_alive(pid: int) -> bool:
 
 
 @rank_zero_only
-def close_abandoned_runs(config: DictConfig, model: str) -> list[str]:
-    """Mark KILLED the runs of `model` left RUNNING by a process of this host that no longer exists.
+def close_abandoned_runs(config: DictConfig, run: str) -> list[str]:
+    """Mark KILLED the runs named `run` left RUNNING by a process of this host that no longer exists.
 
     A SIGKILL gives MLflow no chance to end its run; runs of other hosts are left alone, as this
     host cannot tell whether they still live.
@@ -143,7 +144,7 @@ def close_abandoned_runs(config: DictConfig, model: str) -> list[str]:
                 return []
             running = client.search_runs(
                 [experiment.experiment_id],
-                filter_string=f"attributes.status = 'RUNNING' and tags.model = '{model}' and tags.host = '{host}'",
+                filter_string=f"attributes.status = 'RUNNING' and tags.run = '{run}' and tags.host = '{host}'",
             )
             closed = [run.info.run_id for run in running if not _process_alive(int(run.data.tags.get("pid", "0")))]
             for run_id in closed:

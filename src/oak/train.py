@@ -38,16 +38,16 @@ CHECKPOINT = "last.ckpt"
 RUN_FILE = "run.json"
 
 
-def checkpoint_dir(config: DictConfig, model: str) -> Path:
-    return Path(config.paths.checkpoints) / model
+def checkpoint_dir(config: DictConfig, run: str) -> Path:
+    return Path(config.paths.checkpoints) / run
 
 
-def train_metrics_path(config: DictConfig, model: str) -> Path:
-    return Path(config.paths.metrics) / "train" / f"{model}.json"
+def train_metrics_path(config: DictConfig, run: str) -> Path:
+    return Path(config.paths.metrics) / "train" / f"{run}.json"
 
 
-def curves_path(config: DictConfig, model: str) -> Path:
-    return Path(config.paths.metrics) / "curves" / f"{model}.csv"
+def curves_path(config: DictConfig, run: str) -> Path:
+    return Path(config.paths.metrics) / "curves" / f"{run}.csv"
 
 
 class LastCheckpoint(Callback):
@@ -67,10 +67,13 @@ class LastCheckpoint(Callback):
         epoch_start = batch_index == 0 and trainer.current_epoch > 0
         periodic = bool(self.every_n_steps) and trainer.global_step % self.every_n_steps == 0
         if (epoch_start or periodic) and batch_index + 1 < trainer.num_training_batches:
-            trainer.save_checkpoint(self.path)
+            self.save(trainer)
 
     def on_train_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
-        trainer.save_checkpoint(self.path)
+        self.save(trainer)
+
+    def save(self, trainer: L.Trainer) -> None:
+        trainer.save_checkpoint(self.path, weights_only=False)  # with the optimizer and loop states, to resume
 
 
 def drop_requeue_checkpoints(out: Path) -> None:
@@ -143,12 +146,13 @@ def datamodule_for(config: DictConfig, net: nn.Module, *, batch_size: int, num_w
     )
 
 
-def train(config: DictConfig, model: str, *, resume: bool = False) -> dict:
+def train(config: DictConfig, model: str, *, run: str | None = None, resume: bool = False) -> dict:
     """Train `model` with the config's recipe; write its checkpoint folder and training metrics; return those metrics.
 
-    An interrupted training of the same fingerprint is resumed from its last checkpoint; with
-    `resume`, there must be one.
+    Files and the MLflow run are named `run` (default: the model). An interrupted training of the
+    same fingerprint is resumed from its last checkpoint; with `resume`, there must be one.
     """
+    run = run or model
     check_model_name(model)
     info = read_info(Path(config.paths.shards))
     L.seed_everything(config.seed, workers=True)
@@ -156,14 +160,14 @@ def train(config: DictConfig, model: str, *, resume: bool = False) -> dict:
     net = create_model(model, num_classes=info["num_classes"], drop_rate=recipe.drop_rate, drop_path_rate=recipe.drop_path_rate)
     datamodule = datamodule_for(config, net, batch_size=recipe.batch_size, num_workers=recipe.num_workers)
     classifier = Classifier(net, num_classes=info["num_classes"], recipe=recipe)
-    out = checkpoint_dir(config, model)
+    out = checkpoint_dir(config, run)
     fingerprint = training_fingerprint(config, info)
     resumed_run = unfinished_run(out, fingerprint)
     if resume and resumed_run is None:
         raise OakError(f"{out}: no checkpoint of an unfinished training with this config to resume; drop --resume to start afresh")
     drop_requeue_checkpoints(out)
-    close_abandoned_runs(config, model)
-    logger = mlflow_logger(config, model, "train", info, run_id=resumed_run and existing_run(tracking_uri(config), resumed_run))
+    close_abandoned_runs(config, run)
+    logger = mlflow_logger(config, model, run, "train", info, run_id=resumed_run and existing_run(tracking_uri(config), resumed_run))
     if not logger.resumed:
         logger.log_hyperparams(run_params(config))  # opens the run: after anything that could fail before training
     run_record = {"tracking_uri": tracking_uri(config), "run_id": logger.run_id, "fingerprint": fingerprint, "complete": False}
@@ -185,7 +189,7 @@ def train(config: DictConfig, model: str, *, resume: bool = False) -> dict:
         trainer.fit(classifier, datamodule=datamodule, ckpt_path=out / CHECKPOINT if resumed_run else None)
     except SIGTERMException:
         # Lightning's exception exits with status 0; a stopped training must not look finished to DVC
-        print(f"oak train: {model} stopped by SIGTERM at step {trainer.global_step}; run it again to resume", file=sys.stderr)
+        print(f"oak train: {run} stopped by SIGTERM at step {trainer.global_step}; run it again to resume", file=sys.stderr)
         raise SystemExit(128 + signal.SIGTERM) from None
     seconds = time.perf_counter() - start
     logged = {name: float(value) for name, value in trainer.callback_metrics.items()}
@@ -200,11 +204,11 @@ def train(config: DictConfig, model: str, *, resume: bool = False) -> dict:
     if trainer.is_global_zero:
         write_json(out / RUN_FILE, run_record | {"run_id": logger.run_id, "complete": True})
         write_atomic(out / "config.yaml", OmegaConf.to_yaml(config))
-        write_json(train_metrics_path(config, model), metrics)
-        write_atomic(curves_path(config, model), (out / CURVES_FILE).read_text())
+        write_json(train_metrics_path(config, run), metrics)
+        write_atomic(curves_path(config, run), (out / CURVES_FILE).read_text())
         logger.log_metrics({"train_seconds": seconds}, step=trainer.global_step)
         logger.log_artifact(out / "config.yaml")
-        logger.log_artifact(train_metrics_path(config, model))
+        logger.log_artifact(train_metrics_path(config, run))
         if config.tracking.log_checkpoints:
             logger.log_artifact(out / CHECKPOINT)
     return metrics

@@ -15,13 +15,16 @@ def figure_bytes(figure: Figure, format: str) -> bytes:
     return buffer.getvalue()
 
 
-def training_curves(curves: dict[str, list[dict[str, float]]], key: str, label: str, *, title: str) -> Figure:
-    """`key` per epoch, one line per model (no pyplot: no GUI backend, no global figure state)."""
+def training_curves(curves: dict[str, list[dict[str, float]]], key: str, label: str, *, title: str, error: bool = False) -> Figure:
+    """`key` (a fraction) per epoch in percent, or its error 1 - `key`, one line per run.
+
+    No pyplot: no GUI backend, no global figure state.
+    """
     figure = Figure(figsize=(6, 4), dpi=120)
     axes = figure.subplots()
-    for model, rows in curves.items():
-        points = [(row["epoch"] + 1, row[key]) for row in rows if key in row]
-        axes.plot([epoch for epoch, _ in points], [100 * value for _, value in points], marker="o", markersize=3, label=model)
+    for name, rows in curves.items():
+        points = [(row["epoch"] + 1, 1 - row[key] if error else row[key]) for row in rows if key in row]
+        axes.plot([epoch for epoch, _ in points], [100 * value for _, value in points], marker="o", markersize=3, label=name)
     axes.set_xlabel("epoch")
     axes.set_ylabel(label)
     axes.set_title(title)

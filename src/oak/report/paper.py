@@ -7,10 +7,12 @@ source says where from); anything else is a dash with the reason in the notes.
 from dataclasses import dataclass
 
 from oak.models.calculations import TABLE_3, measured_conv_macs, regular_calculations, separable_calculations
-from oak.report.studies import METRICS, Row, Study
+from oak.plan import Run, row_key
 from oak.report.tables import Table
+from oak.studies import METRICS, Row, Study
 
 DASH = "—"
+STAND_IN = "(stand-in)"
 FLAG = "⚠"
 ROUNDING_SLACK = 1.05  # a stated "2M" stands for anything that rounds to it, and a little more
 
@@ -27,25 +29,38 @@ def paper_states_count(paper_millions: float, counted: int) -> bool:
     return round(counted / 1e6, decimals) == paper_millions
 
 
-def study_table(study: Study, facts: dict[str, dict], measured: dict[str, dict], data_label: str) -> Table:
-    """The study's rows: the paper's value, Oak's measured one, and parameters and MACs counted from each model."""
+def study_table(study: Study, planned: dict[str, Run | str], facts: dict[str, dict], measured: dict[str, dict], data_label: str) -> Table:
+    """The study's rows: the paper's value, Oak's measured one, and parameters and MACs counted from each model.
+
+    `planned` gives each row's run (or why it has none), `measured` each run's evaluation metrics.
+    """
     heading = METRICS[study.metric]
     with_params = any(row.paper_params_m is not None for row in study.rows)
-    headings = ["model (paper)", "Oak model", f"paper {heading}", f"Oak {heading}"]
+    headings = ["model (paper)", "Oak model", "Oak run", f"paper {heading}", f"Oak {heading}"]
     headings += ["paper params (M)", "Oak params (M)"] if with_params else ["Oak params (M)"]
     headings += ["Oak GMACs (at px)"]
-    rows = [_row(study, row, facts[row.model], measured.get(row.model), with_params) for row in study.rows]
+    runs = {row.label: planned[row_key(study, row)] for row in study.rows}
+    rows = [_row(study, row, runs[row.label], facts[row.model], measured, with_params) for row in study.rows]
     notes = [f"Paper values: {study.source}."]
     notes.append(f"Oak's measured values: {data_label}; params and MACs are counted from each model as Oak builds it (1000 classes).")
-    if any(row.model not in measured for row in study.rows):
-        notes.append(f"{DASH}: not trained and evaluated by this pipeline; add the model to `models` in params.yaml.")
+    if any(isinstance(run, Run) and run.model != row.model for row, run in zip(study.rows, runs.values(), strict=True)):
+        notes.append(
+            f"{STAND_IN}: the run trains a lighter model in the paper model's place at this scale; params and MACs are the paper's model's."
+        )
+    for row in study.rows:
+        run = runs[row.label]
+        if not isinstance(run, Run):
+            notes.append(f"{DASH} {row.label}: {run}.")
     if any(FLAG in cell for cell in sum(rows, [])):
         notes.append(f"{FLAG}: the paper's parameter count differs from the model's own count at the paper's precision.")
     return Table(study.title, headings, rows, notes)
 
 
-def _row(study: Study, row: Row, facts: dict, evaluated: dict | None, with_params: bool) -> list[str]:
-    cells = [row.label, f"`{row.model}`", f"{row.paper:g}", f"{measured_value(study.metric, evaluated):.2f}" if evaluated else DASH]
+def _row(study: Study, row: Row, run: Run | str, facts: dict, measured: dict[str, dict], with_params: bool) -> list[str]:
+    evaluated = measured.get(run.name) if isinstance(run, Run) else None
+    run_cell = DASH if not isinstance(run, Run) else f"`{run.name}`" + (f" {STAND_IN}" if run.model != row.model else "")
+    oak_value = f"{measured_value(study.metric, evaluated):.2f}" if evaluated else DASH
+    cells = [row.label, f"`{row.model}`", run_cell, f"{row.paper:g}", oak_value]
     counted = f"{facts['params'] / 1e6:.2f}"
     if with_params:
         stated = DASH if row.paper_params_m is None else f"{row.paper_params_m:g}"
@@ -92,7 +107,8 @@ def g1_table(result: dict) -> Table:
         f"Oak's values: `oak bench g1` on {result['device']} in {result['unit']}, {settings['blocks']} blocks at "
         f"{settings['resolution']}x{settings['resolution']}, batch {settings['batch_size']}, median of {settings['rounds']} rounds.",
     ]
-    return Table("Table 4: ShuffleNet-v2 guideline G1, speed at fixed FLOPs", headings, rows, notes)
+    title = f"Table 4: ShuffleNet-v2 guideline G1, speed at fixed FLOPs, on {result['device']} at batch {settings['batch_size']}"
+    return Table(title, headings, rows, notes)
 
 
 @dataclass(frozen=True)

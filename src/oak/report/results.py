@@ -15,28 +15,31 @@ from omegaconf import DictConfig
 from oak.data.shards import dataset_label, is_synthetic
 from oak.errors import OakError
 from oak.evaluate import eval_metrics_path
+from oak.plan import Run
 from oak.report.figures import figure_bytes
 from oak.train import train_metrics_path
 
-COLUMNS = ("model", "top1_pct", "top5_pct", "params_m", "epochs", "train_seconds")
-HEADINGS = ("model", "top-1 (%)", "top-5 (%)", "params (M)", "epochs", "training time (s)")
+COLUMNS = ("run", "model", "recipe", "top1_pct", "top5_pct", "params_m", "epochs", "train_seconds")
+HEADINGS = ("run", "model", "recipe", "top-1 (%)", "top-5 (%)", "params (M)", "epochs", "training time (s)")
 
 
-def _read_metrics(path: Path) -> dict:
+def read_metrics(path: Path) -> dict:
     if not path.exists():
         raise OakError(f"{path}: metrics file not found; run `dvc repro` (or `oak train` and `oak evaluate`) for this model")
     return json.loads(path.read_text())
 
 
-def result_rows(config: DictConfig) -> list[dict]:
-    """One row per model in `models`, joined from its training and evaluation metrics."""
+def result_rows(config: DictConfig, runs: list[Run]) -> list[dict]:
+    """One row per run, joined from its training and evaluation metrics."""
     rows = []
-    for model in config.models:
-        trained = _read_metrics(train_metrics_path(config, model))
-        evaluated = _read_metrics(eval_metrics_path(config, model))
+    for run in runs:
+        trained = read_metrics(train_metrics_path(config, run.name))
+        evaluated = read_metrics(eval_metrics_path(config, run.name))
         rows.append(
             {
-                "model": model,
+                "run": run.name,
+                "model": run.model,
+                "recipe": run.recipe,
                 "top1_pct": round(100 * evaluated["top1"], 2),
                 "top5_pct": round(100 * evaluated["top5"], 2),
                 "params_m": round(evaluated["params"] / 1e6, 3),
@@ -79,7 +82,7 @@ def top1_vs_params(rows: list[dict], *, title: str) -> Figure:
     axes = figure.subplots()
     for row in rows:
         axes.scatter(row["params_m"], row["top1_pct"])
-        axes.annotate(row["model"], (row["params_m"], row["top1_pct"]), textcoords="offset points", xytext=(5, 5), fontsize=8)
+        axes.annotate(row["run"], (row["params_m"], row["top1_pct"]), textcoords="offset points", xytext=(5, 5), fontsize=8)
     axes.set_xscale("log")
     plain_numbers = FuncFormatter(lambda value, _: f"{value:g}")  # 2, not 2x10^0
     axes.xaxis.set_major_formatter(plain_numbers)
@@ -93,9 +96,9 @@ def top1_vs_params(rows: list[dict], *, title: str) -> Figure:
     return figure
 
 
-def results_outputs(config: DictConfig, info: dict) -> dict[Path, str | bytes]:
+def results_outputs(config: DictConfig, info: dict, runs: list[Run]) -> dict[Path, str | bytes]:
     """The results files, by path under `paths.reports`."""
-    rows = result_rows(config)
+    rows = result_rows(config, runs)
     out = Path(config.paths.reports)
     title = f"{config.report.title}: {dataset_label(info)}"
     figure = top1_vs_params(rows, title=title)

@@ -1,0 +1,86 @@
+"""What reproducing each study costs: the imagenet profile's runs, timed on each device measured.
+
+`oak bench cost` writes metrics/devices/<device>/cost.json on each device (each run's training images/s at
+its recipe's resolution, batch and precision); a run costs epochs x ImageNet's training images /
+images/s, and a study the sum of its distinct runs.
+"""
+
+import json
+from pathlib import Path
+
+from oak.bench.cost import DEVICES_DIR
+from oak.plan import Run, row_key
+from oak.report.paper import DASH
+from oak.report.tables import Table
+from oak.studies import Study
+
+IMAGENET_TRAIN_IMAGES = 1_281_167  # ILSVRC-2012's training set (Russakovsky et al. 2015, Table 2)
+
+
+def read_devices(folder: Path = DEVICES_DIR) -> dict[str, dict]:
+    """Each device's measurement, by device name."""
+    measurements = [json.loads(path.read_text()) for path in sorted(folder.glob("*/cost.json"))]
+    return {measured["device"]: measured for measured in measurements}
+
+
+def run_hours(measured: dict) -> float:
+    """Device-hours to train one run on ImageNet, at the measured images/s."""
+    return measured["epochs"] * IMAGENET_TRAIN_IMAGES / measured["images_per_second"] / 3600
+
+
+def _hours(runs: list[Run], measurement: dict) -> str:
+    measured = measurement["runs"]
+    if not runs or any(run.name not in measured for run in runs):
+        return DASH
+    return f"{sum(run_hours(measured[run.name]) for run in runs):,.0f}"
+
+
+def study_runs(study: Study, planned: dict[str, Run | str]) -> list[Run]:
+    """The distinct runs of the study's rows."""
+    return list(dict.fromkeys(run for row in study.rows if isinstance(run := planned[row_key(study, row)], Run)))
+
+
+def cost_table(studies: list[Study], planned: dict[str, Run | str], devices: dict[str, dict]) -> Table:
+    """Device-hours per study on each device, with the imagenet profile's recipes."""
+    headings = ["study", "runs", "epochs"] + [f"{device} (hours)" for device in devices]
+    rows = []
+    for study in studies:
+        runs = study_runs(study, planned)
+        epochs = sorted(
+            {measurement["runs"][run.name]["epochs"] for measurement in devices.values() for run in runs if run.name in measurement["runs"]}
+        )
+        label = study.title.split(":")[0]
+        rows.append([label, str(len(runs)), "/".join(map(str, epochs)) or DASH] + [_hours(runs, m) for m in devices.values()])
+    every_run = list(dict.fromkeys(run for study in studies for run in study_runs(study, planned)))
+    rows.append(["all studies (shared runs once)", str(len(every_run)), ""] + [_hours(every_run, m) for m in devices.values()])
+    notes = [
+        f"Hours on one device to train each study's runs in the imagenet profile: epochs x {IMAGENET_TRAIN_IMAGES:,} training "
+        "images (ILSVRC-2012) / the training images/s `oak bench cost` measured for the run on that device "
+        "(its model, resolution, per-device batch and precision; random tensors, so data loading is assumed to keep up; "
+        "evaluation not counted).",
+        "Data-parallel training on N devices divides these hours by at most N.",
+        f"{DASH}: a run not measured on that device; run `oak bench cost` there.",
+    ]
+    return Table("Cost to reproduce each study (ImageNet, imagenet profile)", headings, rows, notes)
+
+
+def cost_runs_table(planned: dict[str, Run | str], devices: dict[str, dict]) -> Table:
+    """Each imagenet-profile run's measured throughput and hours, per device."""
+    runs = sorted({run for run in planned.values() if isinstance(run, Run)}, key=lambda run: run.name)
+    headings = ["run", "recipe", "px", "epochs"] + [f"{device} {what}" for device in devices for what in ("images/s (batch)", "hours")]
+    rows = []
+    for run in runs:
+        measured = [m["runs"].get(run.name) for m in devices.values()]
+        first = next((m for m in measured if m), None)
+        cells = [f"`{run.name}`", run.recipe, str(first["image_size"]) if first else DASH, str(first["epochs"]) if first else DASH]
+        for m in measured:
+            cells += [f"{m['images_per_second']:,.1f} ({m['batch_size']})", f"{run_hours(m):,.0f}"] if m else [DASH, DASH]
+        rows.append(cells)
+    notes = [
+        "Measured by `oak bench cost` on each device: "
+        + ", ".join(f"{device} (PyTorch {m['torch']})" for device, m in devices.items())
+        + ".",
+        "The batch in brackets is the one timed: the recipe's per-device batch, or less where it did not fit in the GPU's memory "
+        "or to bound the time on a CPU (at most 2 there, in 32-bit precision).",
+    ]
+    return Table("Cost to reproduce, per run (ImageNet, imagenet profile)", headings, rows, notes)

@@ -1,0 +1,125 @@
+"""The paper's studies, declared one file each in pipelines/studies/: the rows of a table or figure,
+the paper's numbers with their source, and how each row's model is trained in each profile.
+
+A study file is YAML checked against the schema below (an unknown key, a wrong type, an unknown
+model, recipe or setting is an error naming the file and row):
+
+    title: "Table 1: top-1 error (%) on ImageNet val, plain vs residual"
+    source: "Zhao 2024, Table 1, citing He et al. 2016"
+    metric: top1_error            # the column the paper reports: top1, top1_error or top5_error
+    profiles:                     # how every row is trained in each profile (see oak.plan)
+      demo: {recipe: demo}
+      imagenet: {recipe: resnet_he2016}
+    rows:
+      - {label: plain-18, model: plain18, paper: 27.94}
+      - label: EfficientNet-B7
+        model: efficientnet_b7
+        paper: 84.4
+        profiles:                 # a row refines its study's profiles
+          demo: {skip: "60 s per epoch on 2 CPU cores at 64 px"}
+          imagenet: {settings: {train: {image_size: 600}}}
+"""
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from oak.config import PROFILES, OakConfig
+from oak.errors import OakError
+from oak.models import check_model_name
+
+STUDIES_DIR = Path("pipelines/studies")
+METRICS = {"top1": "top-1 (%)", "top1_error": "top-1 error (%)", "top5_error": "top-5 error (%)"}
+
+
+@dataclass
+class RunSpec:
+    """How a row's model is trained in one profile. A row's spec refines its study's, key by key."""
+
+    recipe: str | None = None  # pipelines/recipes/<recipe>.yaml
+    stand_in: str | None = None  # a lighter model trained in the row's place, where its own cannot run in this profile
+    settings: dict[str, Any] = field(default_factory=dict)  # config keys as in params.yaml, e.g. {train: {image_size: 300}}
+    skip: str | None = None  # no run in this profile, and why: tables show a dash with this reason
+
+
+@dataclass
+class Row:
+    label: str  # the paper's name for the model
+    model: str  # the model Oak builds for that row
+    paper: float  # the paper's value of the study's metric
+    paper_top5: float | None = None
+    paper_params_m: float | None = None  # the parameter count the paper states, in millions
+    variant: str | None = None  # names the run where several rows train one model differently
+    profiles: dict[str, RunSpec] = field(default_factory=dict)
+
+
+@dataclass
+class Study:
+    title: str
+    source: str
+    metric: str
+    profiles: dict[str, RunSpec] = field(default_factory=dict)
+    rows: list[Row] = field(default_factory=list)
+    curves: str | None = None  # the paper's figure of the runs' per-epoch curves, where it has one
+    name: str = ""  # the file's stem, set when read
+
+
+def load_study(path: Path) -> Study:
+    try:
+        merged = OmegaConf.merge(OmegaConf.structured(Study), OmegaConf.load(path))
+    except OmegaConfBaseException as error:
+        key = getattr(error, "full_key", None) or "?"
+        if "not in" in str(error):
+            raise OakError(f"{path}: unknown key '{key}'; the study schema is in src/oak/studies.py") from None
+        raise OakError(f"{path}: key '{key}': {str(error).strip().splitlines()[0]}") from None
+    study: Study = OmegaConf.to_object(merged)
+    study.name = path.stem
+    if study.metric not in METRICS:
+        raise OakError(f"{path}: metric {study.metric!r} is not one of {', '.join(METRICS)}")
+    _check_profiles(path, "", study.profiles)
+    for row in study.rows:
+        where = f"row {row.label!r}: "
+        try:
+            check_model_name(row.model)
+        except OakError as error:
+            raise OakError(f"{path}: {where}{error}") from None
+        _check_profiles(path, where, row.profiles)
+    return study
+
+
+def load_studies(folder: Path = STUDIES_DIR) -> list[Study]:
+    """Every study in `folder`, in file-name order."""
+    return [load_study(path) for path in sorted(folder.glob("*.yaml"))]
+
+
+def run_spec(study: Study, row: Row, profile: str) -> RunSpec:
+    """The row's spec in `profile`: its own keys over its study's."""
+    base, own = study.profiles.get(profile, RunSpec()), row.profiles.get(profile, RunSpec())
+    settings = OmegaConf.to_container(OmegaConf.merge(base.settings, own.settings))
+    return RunSpec(
+        recipe=own.recipe or base.recipe,
+        stand_in=own.stand_in or base.stand_in,
+        settings=settings,
+        skip=own.skip or base.skip,
+    )
+
+
+def _check_profiles(path: Path, where: str, profiles: dict[str, RunSpec]) -> None:
+    for profile, spec in profiles.items():
+        if profile not in PROFILES:
+            raise OakError(f"{path}: {where}profile {profile!r} is not one of {', '.join(PROFILES)}")
+        if spec.recipe and not (path.parents[1] / "recipes" / f"{spec.recipe}.yaml").exists():
+            raise OakError(f"{path}: {where}{profile}: recipe {spec.recipe!r} has no file pipelines/recipes/{spec.recipe}.yaml")
+        if spec.stand_in:
+            try:
+                check_model_name(spec.stand_in)
+            except OakError as error:
+                raise OakError(f"{path}: {where}{profile}: stand-in: {error}") from None
+        try:
+            OmegaConf.merge(OmegaConf.structured(OakConfig), spec.settings)
+        except OmegaConfBaseException as error:
+            key = getattr(error, "full_key", None) or "?"
+            raise OakError(f"{path}: {where}{profile}: setting '{key}' is not in the schema of src/oak/config.py") from None

@@ -1,0 +1,61 @@
+"""Cost to reproduce: each planned run timed on a device, turned into device-hours per study."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from oak.bench.cost import bench_cost
+from oak.config import load_config
+from oak.plan import plan_rows
+from oak.report.cost import IMAGENET_TRAIN_IMAGES, cost_runs_table, cost_table, read_devices, run_hours
+from oak.report.paper import DASH
+from oak.studies import load_studies
+
+REPO = Path(__file__).resolve().parents[1]
+STUDIES = load_studies(REPO / "pipelines" / "studies")
+
+
+def test_a_run_is_timed_as_its_recipe_trains_and_written_after_each_run(tmp_path: Path) -> None:
+    config = load_config(REPO / "params.yaml", ["recipe=resnet_he2016", "train.image_size=32", "train.epochs=3"])
+    out = tmp_path / "cost.json"
+    result = bench_cost({"resnet18": ("resnet18", config)}, out, device=torch.device("cpu"), batch_size=2, steps=1, warmup=1)
+    measured = result["runs"]["resnet18"]
+    assert measured | {"images_per_second": None} == {
+        "model": "resnet18",
+        "image_size": 32,
+        "batch_size": 2,
+        "precision": "32-true",  # the recipe's 16-mixed is a GPU setting
+        "channels_last": False,
+        "epochs": 3,
+        "images_per_second": None,
+    }
+    assert measured["images_per_second"] > 0
+    assert json.loads(out.read_text()) == result
+
+
+def test_hours_are_epochs_times_imagenet_over_throughput() -> None:
+    assert run_hours({"epochs": 90, "images_per_second": IMAGENET_TRAIN_IMAGES / 3600}) == pytest.approx(90)
+
+
+def test_each_study_costs_the_sum_of_its_distinct_runs_on_each_device() -> None:
+    planned = plan_rows(STUDIES, "imagenet")
+    per_image = IMAGENET_TRAIN_IMAGES / 3600  # images/s at which one epoch takes an hour
+    runs = {run.name: {"epochs": 10, "images_per_second": per_image, "image_size": 224, "batch_size": 8} for run in planned.values()}
+    devices = {"GPU A": {"torch": "2", "runs": runs}, "GPU B": {"torch": "2", "runs": dict(list(runs.items())[:3])}}
+    table = cost_table(STUDIES, planned, devices)
+    rows = {row[0]: row for row in table.rows}
+    assert rows["Table 1"][1:] == ["4", "10", "40", DASH]  # 4 runs x 10 epochs x 1 hour; GPU B has only 3 of them
+    assert rows["Table 6"][1:4] == ["5", "10", "50"]
+    assert rows["all studies (shared runs once)"][1:4] == ["18", "", "180"]  # 20 rows, 2 runs shared by two tables
+    per_run = {row[0]: row for row in cost_runs_table(planned, devices).rows}
+    assert per_run["`efficientnet_b7`"][4:] == [f"{per_image:,.1f} (8)", "10", DASH, DASH]
+
+
+def test_the_committed_device_measurements_cover_the_imagenet_plan() -> None:
+    planned = {run.name for run in plan_rows(STUDIES, "imagenet").values() if not isinstance(run, str)}
+    devices = read_devices(REPO / "metrics" / "devices")
+    assert "NVIDIA H200" in devices
+    for device, measurement in devices.items():
+        assert set(measurement["runs"]) == planned, device

@@ -1,0 +1,115 @@
+"""Studies to runs: what `oak plan` writes for dvc.yaml, and the errors a wrong study file gets."""
+
+from pathlib import Path
+
+import pytest
+
+from oak.errors import OakError
+from oak.plan import PLAN_FILE, Run, current_runs, plan_rows, plan_runs, planned_profile, render_plan
+from oak.studies import load_studies
+
+REPO = Path(__file__).resolve().parents[1]
+STUDIES = load_studies(REPO / "pipelines" / "studies")
+
+
+def studies_in(tmp_path: Path, **files: str) -> Path:
+    """A pipelines/ folder holding the given studies and a `demo` recipe."""
+    (tmp_path / "pipelines" / "recipes").mkdir(parents=True)
+    (tmp_path / "pipelines" / "recipes" / "demo.yaml").write_text("train:\n  epochs: 1\n")
+    folder = tmp_path / "pipelines" / "studies"
+    folder.mkdir()
+    for name, text in files.items():
+        (folder / f"{name}.yaml").write_text(text)
+    return folder
+
+
+STUDY = """title: A study
+source: a source
+metric: top1
+profiles: {demo: {recipe: demo}}
+rows:
+"""
+
+
+def test_the_committed_plan_is_what_the_studies_say() -> None:
+    profile = planned_profile(REPO / PLAN_FILE)
+    assert (REPO / PLAN_FILE).read_text() == render_plan(STUDIES, profile), "run `oak plan` and commit pipelines/plan.yaml"
+
+
+def test_rows_asking_for_the_same_run_share_it() -> None:
+    rows = plan_rows(STUDIES, "imagenet")
+    assert rows["table5/EfficientNet-B3"] == rows["table6/EfficientNet-B3"]
+    assert rows["table6/EfficientNet-B3"].settings == ("train.drop_rate=0.3", "train.image_size=300")
+    assert rows["table2/Inception-ResNet-v2"] is not rows["table1/ResNet-18"]
+    assert len(plan_runs(STUDIES, "imagenet")) == len(rows) - 2  # B3 and Inception-ResNet-v2 each serve two tables
+
+
+def test_every_row_of_the_imagenet_profile_trains_its_own_model_with_a_paper_recipe() -> None:
+    for key, run in plan_rows(STUDIES, "imagenet").items():
+        assert isinstance(run, Run), key
+        assert run.recipe != "demo", key
+
+
+def test_the_demo_profile_names_its_stand_ins_and_why_rows_have_no_run() -> None:
+    rows = plan_rows(STUDIES, "demo")
+    assert rows["table6/ResNet-RS"].model == "resnetrs50"
+    assert rows["table2/Inception-v4"] == rows["table2/Inception-v3"]
+    assert "imagenet profile only" in rows["table6/EfficientNet-B7"]
+    assert all(run.recipe == "demo" for run in rows.values() if isinstance(run, Run))
+
+
+def test_a_variant_names_a_second_run_of_one_model(tmp_path: Path) -> None:
+    folder = studies_in(
+        tmp_path,
+        ablation=STUDY
+        + "  - {label: baseline, model: resnet18, paper: 79.0}\n"
+        + "  - {label: + label smoothing, model: resnet18, paper: 80.4, variant: ls,\n"
+        + "     profiles: {demo: {settings: {train: {label_smoothing: 0.1}}}}}\n",
+    )
+    runs = plan_runs(load_studies(folder), "demo")
+    assert set(runs) == {"resnet18", "resnet18-ls"}
+    assert runs["resnet18-ls"].args() == "recipe=demo train.label_smoothing=0.1"
+
+
+def test_two_rows_training_one_model_differently_under_one_name_is_an_error(tmp_path: Path) -> None:
+    folder = studies_in(
+        tmp_path,
+        a=STUDY + "  - {label: A, model: resnet18, paper: 1}\n",
+        b=STUDY + "  - {label: B, model: resnet18, paper: 2, profiles: {demo: {settings: {train: {lr: 0.1}}}}}\n",
+    )
+    with pytest.raises(OakError, match=r"run 'resnet18': rows 'a/A' and 'b/B' train it differently; give one of them a `variant`"):
+        plan_runs(load_studies(folder), "demo")
+
+
+@pytest.mark.parametrize(
+    ("row", "message"),
+    [
+        ("{label: A, model: resnet18, paper: 1, profiles: {demo: {recipe: nope}}}", r"row 'A': demo: recipe 'nope' has no file"),
+        ("{label: A, model: resnet18, paper: 1, profiles: {demo: {stand_in: resnet1}}}", r"row 'A': demo: stand-in: unknown model"),
+        (
+            "{label: A, model: resnet18, paper: 1, profiles: {demo: {settings: {train: {epoch: 1}}}}}",
+            r"row 'A': demo: setting 'train.epoch",
+        ),
+        ("{label: A, model: resnet18, paper: 1, profiles: {cluster: {recipe: demo}}}", r"row 'A': profile 'cluster' is not one of"),
+        ("{label: A, model: resnet18, paper: 1, profiles: {demo: {recipe: demo, seed: 1}}}", r"unknown key 'profiles.demo.seed'"),
+    ],
+)
+def test_a_wrong_study_names_the_file_and_row(tmp_path: Path, row: str, message: str) -> None:
+    folder = studies_in(tmp_path, bad=STUDY + f"  - {row}\n")
+    with pytest.raises(OakError, match=r"bad.yaml: .*" + message):
+        load_studies(folder)
+
+
+def test_a_profile_the_study_does_not_declare_has_no_runs(tmp_path: Path) -> None:
+    folder = studies_in(tmp_path, a=STUDY + "  - {label: A, model: resnet18, paper: 1}\n")
+    assert plan_rows(load_studies(folder), "imagenet") == {"a/A": "the study declares no run in the imagenet profile"}
+
+
+def test_a_plan_file_behind_the_studies_is_an_error(tmp_path: Path) -> None:
+    folder = studies_in(tmp_path, a=STUDY + "  - {label: A, model: resnet18, paper: 1}\n")
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(render_plan(load_studies(folder), "demo"))
+    assert current_runs(plan, folder)[0] == "demo"
+    (folder / "b.yaml").write_text(STUDY + "  - {label: B, model: resnet34, paper: 1}\n")
+    with pytest.raises(OakError, match=r"plan.yaml does not match pipelines/studies/; run `oak plan`"):
+        current_runs(plan, folder)
