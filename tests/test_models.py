@@ -7,9 +7,9 @@ from timm.models.resnet import BasicBlock
 from oak.errors import OakError
 from oak.models import create_model, parameter_count
 from oak.models.calculations import TABLE_3, compound_scaling, measured_conv_macs, regular_calculations, separable_calculations
+from oak.models.cards import ZOO
 from oak.models.facts import model_facts
 from oak.models.plain import PlainBlock
-from oak.models.registry import ZOO
 
 # The smallest input each architecture takes without its feature maps vanishing.
 SMALL_INPUT = {name: 96 if name.startswith("inception") else 64 for name in ZOO}

@@ -169,3 +169,17 @@ rows:
     client = MlflowClient(f"sqlite:///{repo / 'mlflow.db'}")
     [ls_run] = client.search_runs([client.get_experiment_by_name("oak-demo").experiment_id], "tags.run = 'resnet18-ls'")
     assert ls_run.info.run_name == "resnet18-ls" and ls_run.data.tags["model"] == "resnet18"
+
+
+def test_an_experiment_shows_its_change_in_dvc_exp_show_and_metrics_diff(repo: Path, first_repro: str) -> None:
+    git = ["git", "-c", "user.name=oak", "-c", "user.email=oak@localhost"]
+    run(git + ["add", "-A"], repo)
+    run(git + ["commit", "-qm", "baseline results"], repo)
+    run(["dvc", "exp", "run", "-n", "longer", "-S", "train.epochs=3"], repo)
+    [workspace, baseline] = json.loads(run(["dvc", "exp", "show", "--json"], repo))
+    [experiment] = baseline["experiments"]
+    [result] = experiment["revs"]
+    assert result["name"] == "longer" and result["data"]["params"]["params.yaml"]["data"]["train"]["epochs"] == 3
+    assert baseline["data"]["params"]["params.yaml"]["data"]["train"]["epochs"] == 2
+    diff = json.loads(run(["dvc", "metrics", "diff", "--json"], repo))
+    assert diff["metrics/train/resnet18.json"]["epochs"] == {"old": 2, "new": 3, "diff": 1}

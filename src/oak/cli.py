@@ -96,8 +96,8 @@ def _report(config: DictConfig, args: argparse.Namespace) -> None:
 def _models(config: DictConfig, args: argparse.Namespace) -> None:
     import json
 
+    from oak.models.cards import ZOO
     from oak.models.facts import model_facts
-    from oak.models.registry import ZOO
 
     names = args.model or list(ZOO)
     facts = [model_facts(name, args.resolution) for name in names]
@@ -217,7 +217,8 @@ def _bench_cost(args: argparse.Namespace) -> None:
     out = DEVICES_DIR / device_slug(device) / "cost.json"
     cpu = device.type == "cpu"
     steps, warmup = args.steps or (2 if cpu else 20), 1 if cpu else 5
-    bench_cost(configs, out, device=device, batch_size=args.batch_size or (2 if cpu else None), steps=steps, warmup=warmup)
+    batch_size = args.batch_size or (2 if cpu else None)
+    bench_cost(configs, out, device=device, batch_size=batch_size, steps=steps, warmup=warmup, update=bool(args.model))
     print(f"wrote {out}")
 
 
@@ -303,7 +304,11 @@ def parser() -> argparse.ArgumentParser:
         "g1: the paper's Table 4 (ShuffleNet v2 guideline G1) on this device; "
         "cost: training throughput of each planned run on this device, for the report's cost to reproduce",
     )
-    bench.add_argument("--model", action="append", help="a model to measure (repeatable); default: the planned runs' (train: resnet18)")
+    bench.add_argument(
+        "--model",
+        action="append",
+        help="a model to measure (repeatable); default: the planned runs' (train: resnet18); cost: adds its runs to the device's file",
+    )
     bench.add_argument(
         "--resolution", type=int, help="input size (default: infer each model's test size; train and loader 64; g1 56, the paper's)"
     )

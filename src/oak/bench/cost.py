@@ -9,6 +9,7 @@ Where the recipe's batch does not fit in the GPU's memory, the batch is halved u
 """
 
 import contextlib
+import json
 import re
 import time
 from collections.abc import Iterator
@@ -106,14 +107,22 @@ def device_slug(device: torch.device) -> str:
 
 
 def bench_cost(
-    runs: dict[str, tuple[str, DictConfig]], out: Path, *, device: torch.device, batch_size: int | None, steps: int, warmup: int
+    runs: dict[str, tuple[str, DictConfig]],
+    out: Path,
+    *,
+    device: torch.device,
+    batch_size: int | None,
+    steps: int,
+    warmup: int,
+    update: bool = False,
 ) -> dict:
     """Each run's throughput on `device`, from `runs`: name -> (model, resolved config).
 
     `out` is rewritten after each run, so a measurement cut short keeps the runs it finished (the
-    report shows a dash for the others).
+    report shows a dash for the others). With `update`, the runs already in `out` are kept.
     """
-    result = {"device": device_name(device), "torch": torch.__version__, "steps": steps, "warmup": warmup, "runs": {}}
+    kept = json.loads(out.read_text())["runs"] if update and out.exists() else {}
+    result = {"device": device_name(device), "torch": torch.__version__, "steps": steps, "warmup": warmup, "runs": kept}
     for name, (model, config) in runs.items():
         result["runs"][name] = measure_run(config, model, device=device, batch_size=batch_size, steps=steps, warmup=warmup)
         print(f"{name}: {result['runs'][name]}", flush=True)

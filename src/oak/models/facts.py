@@ -12,7 +12,8 @@ import torchvision
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from oak.models.registry import ZOO, create_model, parameter_count
+from oak.models.cards import ZOO
+from oak.models.registry import create_model, parameter_count
 
 
 @dataclass(frozen=True)
