@@ -6,7 +6,7 @@ same run share it, and dvc.yaml makes a train and an evaluate stage of each. The
 `make repro` rewrites it, and a test keeps the committed one equal to what the studies say.
 
 A run's name is the model it trains, plus the row's `variant` where one is given
-(`resnet18-cosine`); the name keys its checkpoint folder, metrics files and MLflow run.
+(`resnet18-rs-training`); the name keys its checkpoint folder, metrics files and MLflow run.
 """
 
 import shlex

@@ -20,6 +20,7 @@ model, recipe or setting is an error naming the file and row):
           imagenet: {settings: {train: {image_size: 600}}}
 """
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,7 @@ from oak.errors import OakError
 from oak.models import check_model_name
 
 STUDIES_DIR = Path("pipelines/studies")
+VARIANT = re.compile(r"[a-z0-9][a-z0-9_-]*")
 METRICS = {"top1": "top-1 (%)", "top1_error": "top-1 error (%)", "top5_error": "top-5 error (%)"}
 
 
@@ -86,6 +88,10 @@ def load_study(path: Path) -> Study:
             check_model_name(row.model)
         except OakError as error:
             raise OakError(f"{path}: {where}{error}") from None
+        if row.variant is not None and not VARIANT.fullmatch(row.variant):
+            raise OakError(
+                f"{path}: {where}variant {row.variant!r}: use lower-case letters, digits, '-' and '_' (it names files and stages)"
+            )
         _check_profiles(path, where, row.profiles)
     return study
 
