@@ -129,3 +129,30 @@ def test_the_pareto_front_keeps_the_points_nothing_beats_on_both_axes() -> None:
 
     points = {"fast": (100.0, 40.0), "accurate": (20.0, 60.0), "dominated": (50.0, 35.0), "balanced": (60.0, 50.0)}
     assert pareto_front(points) == ["accurate", "balanced", "fast"]
+
+
+def markdown_rows(path: Path) -> dict[str, list[str]]:
+    """A Markdown table's body rows by their first cell."""
+    lines = [line for line in path.read_text().splitlines() if line.startswith("| ")][1:]
+    rows = [[cell.strip() for cell in line.strip().strip("|").split("|")] for line in lines]
+    return {row[0]: row for row in rows}
+
+
+def test_the_committed_tables_hold_the_papers_numbers_and_the_committed_runs_metrics() -> None:
+    import json
+
+    from oak.plan import PLAN_FILE, Run, current_runs, row_key
+    from oak.report.paper import measured_value
+
+    repo = Path(__file__).parents[1]
+    _, planned = current_runs(repo / PLAN_FILE, repo / "pipelines" / "studies")
+    for study in STUDIES.values():
+        table = markdown_rows(repo / "reports" / "tables" / f"{study.name}.md")
+        for row in study.rows:
+            cells, run = table[row.label], planned[row_key(study, row)]
+            assert cells[3] == f"{row.paper:g}", (study.name, row.label)
+            if isinstance(run, Run):
+                evaluated = json.loads((repo / "metrics" / "eval" / f"{run.name}.json").read_text())
+                assert cells[2].split()[0] == f"`{run.name}`" and cells[4] == f"{measured_value(study.metric, evaluated):.2f}"
+            else:
+                assert cells[2] == cells[4] == DASH
