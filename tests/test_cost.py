@@ -43,7 +43,10 @@ def test_each_study_costs_the_sum_of_its_distinct_runs_on_each_device() -> None:
     planned = plan_rows(STUDIES, "imagenet")
     per_image = IMAGENET_TRAIN_IMAGES / 3600  # images/s at which one epoch takes an hour
     runs = {run.name: {"epochs": 10, "images_per_second": per_image, "image_size": 224, "batch_size": 8} for run in planned.values()}
-    devices = {"GPU A": {"torch": "2", "runs": runs}, "GPU B": {"torch": "2", "runs": dict(list(runs.items())[:3])}}
+    devices = {
+        "a": {"device": "GPU A", "torch": "2", "runs": runs},
+        "b": {"device": "GPU B", "torch": "2", "runs": dict(list(runs.items())[:3])},
+    }
     table = cost_table(STUDIES, planned, devices)
     rows = {row[0]: row for row in table.rows}
     assert rows["Table 1"][1:] == ["4", "10", "40", DASH]  # 4 runs x 10 epochs x 1 hour; GPU B has only 3 of them
@@ -56,6 +59,15 @@ def test_each_study_costs_the_sum_of_its_distinct_runs_on_each_device() -> None:
 def test_the_committed_device_measurements_cover_the_imagenet_plan() -> None:
     planned = {run.name for run in plan_rows(STUDIES, "imagenet").values() if not isinstance(run, str)}
     devices = read_devices(REPO / "metrics" / "devices")
-    assert "NVIDIA H200" in devices
+    assert devices["nvidia-h200"]["device"] == "NVIDIA H200"
     for device, measurement in devices.items():
         assert set(measurement["runs"]) == planned, device
+
+
+def test_the_papers_top1_is_set_against_each_runs_measured_speed() -> None:
+    from oak.report.cost import paper_speed_accuracy
+
+    planned = plan_rows(STUDIES, "imagenet")
+    measurement = {"runs": {"efficientnet_b3": {"images_per_second": 500.0}, "resnetrs420": {"images_per_second": 250.0}}}
+    points = paper_speed_accuracy(STUDIES, planned, measurement)
+    assert points == {"EfficientNet-B3": (500.0, 81.1), "ResNet-RS": (250.0, 84.4)}  # Table 2 reports top-5 error: left out

@@ -21,7 +21,7 @@ from oak.errors import OakError
 from oak.evaluate import eval_metrics_path
 from oak.files import write_atomic
 from oak.plan import Run, current_runs, plan_rows
-from oak.report.cost import cost_runs_table, cost_table, read_devices, study_runs
+from oak.report.cost import cost_runs_table, cost_table, paper_speed_accuracy, read_devices, study_runs
 from oak.report.figures import accuracy_vs_throughput, figure_bytes, training_curves
 from oak.report.paper import (
     Claim,
@@ -101,7 +101,7 @@ def g1_claim(g1: dict | None) -> Claim:
     return Claim(text, source, check["holds"], f"{where}: " + (failures or "1:1 fastest in every column"))
 
 
-def index(tables: dict[str, Table], studies: list[Study], profile: str, data_label: str) -> str:
+def index(tables: dict[str, Table], studies: list[Study], device_names: dict[str, str], profile: str, data_label: str) -> str:
     lines = [
         "# Reports",
         "",
@@ -117,6 +117,12 @@ def index(tables: dict[str, Table], studies: list[Study], profile: str, data_lab
         ),
         "- [figures/top1_vs_throughput.png](figures/top1_vs_throughput.png) (and `.svg`): top-1 against the training throughput "
         "measured on this machine, with the Pareto front.",
+        *(
+            f"- [figures/speed_accuracy_{slug}.png](figures/speed_accuracy_{slug}.png) (and `.svg`): the paper's top-1 of each "
+            f"top-1 row against its run's training speed measured on {device} with the imagenet profile's recipe, with the "
+            "Pareto front (the paper's Fig. 5 compares ResNet-RS and EfficientNet this way)"
+            for slug, device in device_names.items()
+        ),
         *(f"- [{table.title}](tables/{name}.md) (also `tables/{name}.csv`, `tables/{name}.tex`)" for name, table in tables.items()),
         "- [claims.md](claims.md): the paper's claims, checked against the models and measurements.",
         "",
@@ -173,8 +179,15 @@ def write_report(config: DictConfig) -> list[Path]:
         title=f"Top-1 against throughput: {data_label}",
     )
     outputs |= {out / "figures" / f"top1_vs_throughput.{kind}": figure_bytes(pareto, kind) for kind in ("png", "svg")}
+    for slug, measurement in devices.items():
+        speed = accuracy_vs_throughput(
+            paper_speed_accuracy(studies, imagenet, measurement),
+            xlabel=f"training images/s on {measurement['device']} (oak bench cost, imagenet profile recipes)",
+            title="The paper's top-1 against measured training speed",
+        )
+        outputs |= {out / "figures" / f"speed_accuracy_{slug}.{kind}": figure_bytes(speed, kind) for kind in ("png", "svg")}
     outputs[out / "claims.md"] = to_markdown(claims_table(paper_claims(studies, facts, list(g1s.values()))))
-    outputs[out / "README.md"] = index(tables, studies, profile, data_label)
+    outputs[out / "README.md"] = index(tables, studies, {slug: m["device"] for slug, m in devices.items()}, profile, data_label)
     for path, content in outputs.items():
         write_atomic(path, content)
     log_report_run(config, info, list(outputs))

@@ -18,9 +18,8 @@ IMAGENET_TRAIN_IMAGES = 1_281_167  # ILSVRC-2012's training set (Russakovsky et 
 
 
 def read_devices(folder: Path = DEVICES_DIR) -> dict[str, dict]:
-    """Each device's measurement, by device name."""
-    measurements = [json.loads(path.read_text()) for path in sorted(folder.glob("*/cost.json"))]
-    return {measured["device"]: measured for measured in measurements}
+    """Each device's measurement, by its folder's name (`nvidia-h200`)."""
+    return {path.parent.name: json.loads(path.read_text()) for path in sorted(folder.glob("*/cost.json"))}
 
 
 def run_hours(measured: dict) -> float:
@@ -42,7 +41,7 @@ def study_runs(study: Study, planned: dict[str, Run | str]) -> list[Run]:
 
 def cost_table(studies: list[Study], planned: dict[str, Run | str], devices: dict[str, dict]) -> Table:
     """Device-hours per study on each device, with the imagenet profile's recipes."""
-    headings = ["study", "runs", "epochs"] + [f"{device} (hours)" for device in devices]
+    headings = ["study", "runs", "epochs"] + [f"{m['device']} (hours)" for m in devices.values()]
     rows = []
     for study in studies:
         runs = study_runs(study, planned)
@@ -67,7 +66,9 @@ def cost_table(studies: list[Study], planned: dict[str, Run | str], devices: dic
 def cost_runs_table(planned: dict[str, Run | str], devices: dict[str, dict]) -> Table:
     """Each imagenet-profile run's measured throughput and hours, per device."""
     runs = sorted({run for run in planned.values() if isinstance(run, Run)}, key=lambda run: run.name)
-    headings = ["run", "recipe", "px", "epochs"] + [f"{device} {what}" for device in devices for what in ("images/s (batch)", "hours")]
+    headings = ["run", "recipe", "px", "epochs"] + [
+        f"{m['device']} {what}" for m in devices.values() for what in ("images/s (batch)", "hours")
+    ]
     rows = []
     for run in runs:
         measured = [m["runs"].get(run.name) for m in devices.values()]
@@ -78,9 +79,22 @@ def cost_runs_table(planned: dict[str, Run | str], devices: dict[str, dict]) -> 
         rows.append(cells)
     notes = [
         "Measured by `oak bench cost` on each device: "
-        + ", ".join(f"{device} (PyTorch {m['torch']})" for device, m in devices.items())
+        + ", ".join(f"{m['device']} (PyTorch {m['torch']})" for m in devices.values())
         + ".",
         "The batch in brackets is the one timed: the recipe's per-device batch, or less where it did not fit in the GPU's memory "
         "or to bound the time on a CPU (at most 2 there, in 32-bit precision).",
     ]
     return Table("Cost to reproduce, per run (ImageNet, imagenet profile)", headings, rows, notes)
+
+
+def paper_speed_accuracy(studies: list[Study], planned: dict[str, Run | str], measurement: dict) -> dict[str, tuple[float, float]]:
+    """(measured training images/s, the paper's top-1) of each imagenet-profile run a top-1 study row names, by row label."""
+    points = {}
+    for study in studies:
+        if study.metric != "top1":
+            continue
+        for row in study.rows:
+            run = planned[row_key(study, row)]
+            if isinstance(run, Run) and run.name in measurement["runs"]:
+                points[row.label] = (measurement["runs"][run.name]["images_per_second"], row.paper)
+    return points
