@@ -214,3 +214,21 @@ def test_a_server_down_at_the_start_receives_the_run_when_it_comes_up(tmp_path: 
         assert_every_epoch_once(uri, "late", 3)
     finally:
         stop(server)
+
+
+def test_a_resumed_run_keeps_one_point_per_step_when_the_replay_logs_an_epoch_again(tmp_path: Path) -> None:
+    from oak.mlflow_logger import BufferedMlflowLogger
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    first = BufferedMlflowLogger(tracking_uri=uri, experiment="resume", run_name="r", tags={})
+    for epoch_end in (4, 9, 14):
+        first.log_metrics({"train/loss": 1.0 / epoch_end, "lr": 0.1}, step=epoch_end)
+    # killed after epoch 2 ended (step 14) but before the next checkpoint: the resumed training
+    # replays from a checkpoint inside epoch 2, logs a step-level point first, then epoch 2's end again
+    resumed = BufferedMlflowLogger(tracking_uri=uri, experiment="resume", run_name="r", tags={}, run_id=first.run_id)
+    resumed.log_metrics({"lr": 0.05}, step=13)
+    resumed.log_metrics({"train/loss": 0.5, "lr": 0.1}, step=14)
+    resumed.log_metrics({"train/loss": 0.4, "lr": 0.1}, step=19)
+    history = MlflowClient(uri).get_metric_history(first.run_id, "train/loss")
+    assert sorted(point.step for point in history) == [4, 9, 14, 19]
+    assert [point.value for point in history if point.step == 14] == [1.0 / 14]  # the first delivery stands

@@ -3,8 +3,10 @@
 Everything a run receives (tags, params, metric points, artifacts, its end status) is queued
 here and delivered in order. A delivery that fails because the server cannot be reached leaves
 the queue as it was, warns once, and is tried again at the next log call after a pause, and
-patiently when the run ends. Before sending again after a failure (or into a run that already
-holds data), the points the server already has are looked up and left out, so each arrives once.
+patiently when the run ends. After a failure, and in a resumed run, the points the server already
+holds are looked up, and any point logged again at a (key, step) it holds is left out, so each
+arrives once: a resumed training replays the steps after its checkpoint, and with them the
+metrics of an epoch that ended before the stop.
 """
 
 import contextlib
@@ -76,7 +78,8 @@ class BufferedMlflowLogger(Logger):
         self._metrics: list[Metric] = []
         self._artifacts: list[str] = []
         self._status: str | None = "RUNNING" if self.resumed else None
-        self._check_server_first = self.resumed
+        self._held: set[tuple[str, int]] = set()  # (key, step) of the points the server holds, when looked up
+        self._look_up_held = self.resumed
         self._next_try = 0.0
         self._warned = False
 
@@ -144,7 +147,7 @@ class BufferedMlflowLogger(Logger):
                 except Exception as error:
                     if not is_unreachable(error):
                         raise
-                    self._check_server_first = True
+                    self._look_up_held = True
                     self._next_try = time.monotonic() + self.retry_seconds
                     if not self._warned:
                         log.warning("MLflow: tracking server unreachable (%s); metrics are kept and sent when it answers", error)
@@ -167,9 +170,10 @@ class BufferedMlflowLogger(Logger):
             for start in range(0, max(len(tags), len(params)), 100):
                 self.client.log_batch(self.run_id, params=params[start : start + 100], tags=tags[start : start + 100])
             self._tags, self._params = {}, {}
-        if self._check_server_first:
-            self._metrics = self._not_on_server(self._metrics)
-            self._check_server_first = False
+        if self._look_up_held:
+            self._held = self._points_on_server()
+            self._look_up_held = False
+        self._metrics = [point for point in self._metrics if (point.key, point.step) not in self._held]
         while self._metrics:
             self.client.log_batch(self.run_id, metrics=self._metrics[:BATCH])
             self._metrics = self._metrics[BATCH:]
@@ -180,9 +184,7 @@ class BufferedMlflowLogger(Logger):
             self.client.set_terminated(self.run_id, self._status)
             self._status = None
 
-    def _not_on_server(self, points: list[Metric]) -> list[Metric]:
-        """`points` minus those whose (key, step) the run already holds."""
-        held = set()
-        for key in {point.key for point in points}:
-            held |= {(key, m.step) for m in self.client.get_metric_history(self.run_id, key)}
-        return [point for point in points if (point.key, point.step) not in held]
+    def _points_on_server(self) -> set[tuple[str, int]]:
+        """(key, step) of every metric point the run holds."""
+        keys = self.client.get_run(self.run_id).data.metrics
+        return {(key, point.step) for key in keys for point in self.client.get_metric_history(self.run_id, key)}
