@@ -91,6 +91,10 @@ def test_two_rows_training_one_model_differently_under_one_name_is_an_error(tmp_
             r"row 'A': demo: setting 'train.epoch",
         ),
         ("{label: A, model: resnet18, paper: 1, profiles: {cluster: {recipe: demo}}}", r"row 'A': profile 'cluster' is not one of"),
+        (
+            "{label: A, model: resnet18, paper: 1, profiles: {demo: {settings: {train: {epochs: many}}}}}",
+            r"setting 'train.epochs' Value 'many'",
+        ),
         ("{label: A, model: resnet18, paper: 1, variant: Label Smoothing}", r"row 'A': variant 'Label Smoothing': use lower-case"),
         ("{label: A, model: resnet18, paper: 1, profiles: {demo: {recipe: demo, seed: 1}}}", r"unknown key 'profiles.demo.seed'"),
     ],

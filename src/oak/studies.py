@@ -128,4 +128,5 @@ def _check_profiles(path: Path, where: str, profiles: dict[str, RunSpec]) -> Non
             OmegaConf.merge(OmegaConf.structured(OakConfig), spec.settings)
         except OmegaConfBaseException as error:
             key = getattr(error, "full_key", None) or "?"
-            raise OakError(f"{path}: {where}{profile}: setting '{key}' is not in the schema of src/oak/config.py") from None
+            problem = "is not in the schema of src/oak/config.py" if "not in" in str(error) else str(error).strip().splitlines()[0]
+            raise OakError(f"{path}: {where}{profile}: setting '{key}' {problem}") from None

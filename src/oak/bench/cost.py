@@ -8,38 +8,22 @@ assumed, which the README's loader benchmark checks). Warm-up steps are left out
 Where the recipe's batch does not fit in the GPU's memory, the batch is halved until it does.
 """
 
-import contextlib
 import json
 import re
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import torch
 from omegaconf import DictConfig
 from timm.optim import create_optimizer_v2
 
-from oak.bench.infer import device_name
+from oak.bench.infer import device_name, synchronize
 from oak.files import write_json
 from oak.models import create_model
 
 CLASSES = 1000  # ImageNet's
 DEVICES_DIR = Path("metrics/devices")  # <device>/cost.json: one measurement per device, which the report reads
 AUTOCAST = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}
-
-
-def _synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-@contextlib.contextmanager
-def _autocast(device: torch.device, precision: str) -> Iterator[None]:
-    if precision in AUTOCAST:
-        with torch.autocast(device.type, dtype=AUTOCAST[precision]):
-            yield
-    else:
-        yield
 
 
 def training_throughput(
@@ -58,7 +42,7 @@ def training_throughput(
 
     def step() -> None:
         optimizer.zero_grad(set_to_none=True)
-        with _autocast(device, precision):
+        with torch.autocast(device.type, dtype=AUTOCAST.get(precision), enabled=precision in AUTOCAST):
             loss = torch.nn.functional.cross_entropy(net(images), targets, label_smoothing=recipe.label_smoothing)
         scaler.scale(loss).backward()
         scaler.step(optimizer)
@@ -66,11 +50,11 @@ def training_throughput(
 
     for _ in range(warmup):
         step()
-    _synchronize(device)
+    synchronize(device)
     start = time.perf_counter()
     for _ in range(steps):
         step()
-    _synchronize(device)
+    synchronize(device)
     return batch_size * steps / (time.perf_counter() - start)
 
 

@@ -21,15 +21,19 @@ def device_name(device: torch.device) -> str:
     )
 
 
+def synchronize(device: torch.device) -> None:
+    """Wait for the device's queued work, so that a timer measures it."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def _median_seconds(run, device: torch.device, repeats: int) -> float:
     times = []
     for _ in range(repeats):
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
+        synchronize(device)
         start = time.perf_counter()
         run()
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
+        synchronize(device)
         times.append(time.perf_counter() - start)
     return statistics.median(times)
 

@@ -131,7 +131,7 @@ def index(tables: dict[str, Table], studies: list[Study], device_names: dict[str
 
 
 def study_curves(study: Study, curves: dict[str, list[dict[str, float]]], data_label: str) -> Figure:
-    """The study's metric per epoch for each of its runs (for Table 2, the paper's Fig. 7 and 8)."""
+    """The study's metric per epoch for each of its runs."""
     key = "val/top5" if study.metric == "top5_error" else "val/top1"
     label = f"validation {METRICS[study.metric]}"
     title = f"{study.title.split(':')[0]}: {label} per epoch\n{data_label}"
