@@ -92,6 +92,35 @@ def test_table_3_is_reproduced_exactly() -> None:
     assert measured_conv_macs(TABLE_3) == (86400, 10275)
 
 
+def test_one_dimension_scalings_change_that_dimension_alone() -> None:
+    with torch.device("meta"):
+        b0, wide, deep = (create_model(name, num_classes=1000) for name in ("efficientnet_b0", "efficientnet_b0_w2", "efficientnet_b0_d4"))
+        resnet18, resnet18_wide = (create_model(name, num_classes=1000) for name in ("resnet18", "resnet18_w1_5"))
+    blocks = [len(stage) for stage in b0.blocks]
+    assert [len(stage) for stage in deep.blocks] == [4 * n for n in blocks] and deep.conv_stem.out_channels == b0.conv_stem.out_channels
+    assert [len(stage) for stage in wide.blocks] == blocks and wide.conv_stem.out_channels == 2 * b0.conv_stem.out_channels
+    stages = [resnet18.layer1, resnet18.layer2, resnet18.layer3, resnet18.layer4]
+    wide_stages = [resnet18_wide.layer1, resnet18_wide.layer2, resnet18_wide.layer3, resnet18_wide.layer4]
+    assert [len(s) for s in wide_stages] == [len(s) for s in stages]
+    assert [s[0].conv1.out_channels for s in wide_stages] == [round(1.5 * s[0].conv1.out_channels) for s in stages]
+
+
+def test_each_scaling_costs_about_what_it_is_compared_with() -> None:
+    macs = {name: model_facts(name, resolution).macs for name, resolution in [
+        ("resnet34", 224), ("resnet18_w1_5", 224), ("resnet101", 224), ("resnet50_w1_5", 224),
+        ("efficientnet_b0", 224), ("efficientnet_b0_w2", 224), ("efficientnet_b0_d4", 224), ("efficientnet_b3", 300),
+    ]}  # fmt: skip
+    # Fig. 4: widening 1.5x costs about what doubling the depth does.
+    assert macs["resnet18_w1_5"] == pytest.approx(macs["resnet34"], rel=0.1)
+    assert macs["resnet50_w1_5"] == pytest.approx(macs["resnet101"], rel=0.2)
+    # Fig. 9: each one-dimension scaling of B0 costs about 4x B0, as does twice the resolution and, nearly, B3.
+    b0 = macs["efficientnet_b0"]
+    for name in ("efficientnet_b0_w2", "efficientnet_b0_d4"):
+        assert 3.5 < macs[name] / b0 < 4.5, name
+    assert model_facts("efficientnet_b0", 448).macs / b0 == pytest.approx(4, rel=0.01)
+    assert 4.0 < macs["efficientnet_b3"] / b0 < 5.0
+
+
 def test_compound_scaling_beside_the_released_models() -> None:
     rows = compound_scaling()
     assert [r.width_measured for r in rows] == [r.released_width for r in rows]

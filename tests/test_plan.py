@@ -41,7 +41,9 @@ def test_rows_asking_for_the_same_run_share_it() -> None:
     assert rows["table5/EfficientNet-B3"] == rows["table6/EfficientNet-B3"]
     assert rows["table6/EfficientNet-B3"].settings == ("train.drop_rate=0.3", "train.image_size=300")
     assert rows["table2/Inception-ResNet-v2"] is not rows["table1/ResNet-18"]
-    assert len(plan_runs(STUDIES, "imagenet")) == len(rows) - 2  # B3 and Inception-ResNet-v2 each serve two tables
+    assert rows["fig9_single_dimension/EfficientNet-B0"] == rows["table5/EfficientNet-B0"]
+    # B3 serves three studies, Inception-ResNet-v2 and B0 two each
+    assert len(plan_runs(STUDIES, "imagenet")) == len(rows) - 4
 
 
 def test_every_row_of_the_imagenet_profile_trains_its_own_model_with_a_paper_recipe() -> None:
@@ -71,6 +73,21 @@ def test_a_variant_names_a_second_run_of_one_model(tmp_path: Path) -> None:
     assert runs["resnet18-ls"].args() == "recipe=demo train.label_smoothing=0.1"
 
 
+def test_a_profile_may_give_a_row_its_own_variant(tmp_path: Path) -> None:
+    # Fig. 9's shape: B0 at twice the base resolution is another study's B0 run at demo scale, and a run of its own at ImageNet scale.
+    folder = studies_in(
+        tmp_path,
+        table=STUDY + "  - {label: B0, model: efficientnet_b0, paper: 76.3}\n",
+        figure=STUDY.replace("rows:", "scaling: Fig. 9\nrows:")
+        + "  - {label: B0, model: efficientnet_b0, series: [resolution],\n"
+        + "     profiles: {demo: {variant: 32px, settings: {train: {image_size: 32}}}}}\n"
+        + "  - {label: B0 resolution x2, model: efficientnet_b0, series: [resolution], profiles: {imagenet: {variant: 448px}}}\n",
+    )
+    rows = plan_rows(load_studies(folder), "demo")
+    assert rows["figure/B0"].name == "efficientnet_b0-32px" and rows["figure/B0"].settings == ("train.image_size=32",)
+    assert rows["figure/B0 resolution x2"] == rows["table/B0"]
+
+
 def test_two_rows_training_one_model_differently_under_one_name_is_an_error(tmp_path: Path) -> None:
     folder = studies_in(
         tmp_path,
@@ -97,11 +114,18 @@ def test_two_rows_training_one_model_differently_under_one_name_is_an_error(tmp_
         ),
         ("{label: A, model: resnet18, paper: 1, variant: Label Smoothing}", r"row 'A': variant 'Label Smoothing': use lower-case"),
         ("{label: A, model: resnet18, paper: 1, profiles: {demo: {recipe: demo, seed: 1}}}", r"unknown key 'profiles.demo.seed'"),
+        ("{label: A, model: resnet18, profiles: {demo: {variant: 32 px}}}", r"row 'A': demo: variant '32 px': use lower-case"),
     ],
 )
 def test_a_wrong_study_names_the_file_and_row(tmp_path: Path, row: str, message: str) -> None:
     folder = studies_in(tmp_path, bad=STUDY + f"  - {row}\n")
     with pytest.raises(OakError, match=r"bad.yaml: .*" + message):
+        load_studies(folder)
+
+
+def test_a_scaling_figures_rows_name_their_lines(tmp_path: Path) -> None:
+    folder = studies_in(tmp_path, bad=STUDY.replace("rows:", "scaling: Fig. 4\nrows:") + "  - {label: A, model: resnet18}\n")
+    with pytest.raises(OakError, match=r"bad.yaml: row 'A': no `series`: in a study with a scaling figure"):
         load_studies(folder)
 
 

@@ -8,6 +8,7 @@ from oak.errors import OakError
 from oak.plan import plan_rows
 from oak.report import paper_claims
 from oak.report.paper import DASH, FLAG, calculation_table, paper_states_count, study_table
+from oak.report.scaling import gmacs, scaling_panels
 from oak.report.tables import Table, to_csv, to_latex, to_markdown
 from oak.studies import load_studies, load_study
 
@@ -52,6 +53,35 @@ def test_a_table_names_its_stand_ins_and_why_a_row_has_no_run() -> None:
     assert rows["EfficientNet-B7"][2:5] == [DASH, "84.4", DASH]
     assert any(note.startswith(f"{DASH} EfficientNet-B7: imagenet profile only") for note in table.notes)
     assert any("lighter model in the paper model's place" in note for note in table.notes)
+
+
+def test_a_figures_point_has_no_paper_value_and_the_notes_say_so() -> None:
+    facts = {
+        name: {"params": 1_000_000, "macs": 1_000_000_000, "resolution": 224}
+        for name in ("efficientnet_b0", "efficientnet_b0_w2", "efficientnet_b0_d4", "efficientnet_b3")
+    }
+    measured = {"efficientnet_b0_w2": {"top1": 0.3, "top5": 0.8}}
+    table = study_table(STUDIES["fig9_single_dimension"], DEMO_RUNS, facts, measured, "demo data")
+    rows = {row[0]: row for row in table.rows}
+    assert rows["B0 width x2"][2:5] == ["`efficientnet_b0_w2`", DASH, "30.00"]
+    assert any(
+        note.startswith(f"{DASH} in the paper's column: its figure shows these points without numbers: EfficientNet-B0,")
+        for note in table.notes
+    )
+
+
+def test_a_scaling_figure_puts_each_run_on_its_lines_by_cost_one_panel_per_training_length() -> None:
+    runs = {"resnet18": (3, 64, 0.30), "resnet34": (3, 64, 0.35), "resnet18_w1_5": (3, 64, 0.32),
+            "resnet18-short": (1, 64, 0.20), "resnet34-short": (1, 64, 0.18), "resnet18_w1_5-short": (1, 64, 0.22)}  # fmt: skip
+    trained = {name: {"epochs": epochs, "image_size": size} for name, (epochs, size, _) in runs.items()}
+    evaluated = {name: {"top1": top1} for name, (_, _, top1) in runs.items()}
+    panels = scaling_panels(STUDIES["fig4_depth_width"], DEMO_RUNS, trained, evaluated)
+    assert list(panels) == ["1 epoch", "3 epochs"]
+    assert set(panels["3 epochs"]) == {"depth", "width"}  # the lower-resolution rows have no demo run
+    depth = panels["3 epochs"]["depth"]
+    assert [(label, round(top1)) for _, top1, label in depth] == [("resnet18 64px", 30), ("resnet34 64px", 35)]
+    assert depth[0][0] == pytest.approx(gmacs("resnet18", 224) * (64 / 224) ** 2, rel=0.05)  # MACs at the run's own resolution
+    assert [label for _, _, label in panels["1 epoch"]["width"]] == ["resnet18 64px", "resnet18_w1_5 64px"]
 
 
 def test_a_stated_parameter_count_is_checked_at_the_papers_precision() -> None:
@@ -150,7 +180,7 @@ def test_the_committed_tables_hold_the_papers_numbers_and_the_committed_runs_met
         table = markdown_rows(repo / "reports" / "tables" / f"{study.name}.md")
         for row in study.rows:
             cells, run = table[row.label], planned[row_key(study, row)]
-            assert cells[3] == f"{row.paper:g}", (study.name, row.label)
+            assert cells[3] == (DASH if row.paper is None else f"{row.paper:g}"), (study.name, row.label)
             if isinstance(run, Run):
                 evaluated = json.loads((repo / "metrics" / "eval" / f"{run.name}.json").read_text())
                 assert cells[2].split()[0] == f"`{run.name}`" and cells[4] == f"{measured_value(study.metric, evaluated):.2f}"

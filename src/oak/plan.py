@@ -6,7 +6,8 @@ same run share it, and dvc.yaml makes a train and an evaluate stage of each. The
 `make repro` rewrites it, and a test keeps the committed one equal to what the studies say.
 
 A run's name is the model it trains, plus the row's `variant` where one is given
-(`resnet18-rs-training`); the name keys its checkpoint folder, metrics files and MLflow run.
+(`resnet18-rs-training`; a profile may give its own); the name keys its checkpoint folder, metrics
+files and MLflow run.
 """
 
 import shlex
@@ -56,7 +57,8 @@ def plan_rows(studies: list[Study], profile: str) -> dict[str, Run | str]:
                 continue
             model = spec.stand_in or row.model
             settings = tuple(sorted(f"{key}={value}" for key, value in flatten(OmegaConf.create(spec.settings)).items()))
-            name = model + (f"-{row.variant}" if row.variant else "")
+            variant = spec.variant or row.variant
+            name = model + (f"-{variant}" if variant else "")
             planned[row_key(study, row)] = Run(name, model, spec.recipe, settings)
     _check_names(planned)
     return planned
@@ -78,7 +80,7 @@ def render_plan(studies: list[Study], profile: str) -> str:
         }
         for run in sorted(plan_runs(studies, profile).values(), key=lambda run: run.name)
     }
-    return HEADER + yaml.safe_dump({"profile": profile, "runs": runs}, sort_keys=False, width=200)
+    return HEADER + yaml.safe_dump({"profile": profile, "runs": runs}, sort_keys=False, width=1000)
 
 
 def planned_profile(path: Path = PLAN_FILE) -> str:

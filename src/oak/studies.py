@@ -18,6 +18,14 @@ model, recipe or setting is an error naming the file and row):
         profiles:                 # a row refines its study's profiles
           demo: {skip: "60 s per epoch on 2 CPU cores at 64 px"}
           imagenet: {settings: {train: {image_size: 600}}}
+
+A study of one of the paper's scaling figures (top-1 against MACs) names it in `scaling` and puts
+each row on the figure's lines; the paper's figures give no numbers, so their rows have no `paper`:
+
+    scaling: "Fig. 4"
+    rows:
+      - {label: ResNet-50, model: resnet50, series: [depth, width]}
+      - {label: "ResNet-50, depth x2", model: resnet101, series: [depth]}
 """
 
 import re
@@ -45,16 +53,18 @@ class RunSpec:
     stand_in: str | None = None  # a lighter model trained in the row's place, where its own cannot run in this profile
     settings: dict[str, Any] = field(default_factory=dict)  # config keys as in params.yaml, e.g. {train: {image_size: 300}}
     skip: str | None = None  # no run in this profile, and why: tables show a dash with this reason
+    variant: str | None = None  # the run's variant in this profile, in place of the row's
 
 
 @dataclass
 class Row:
     label: str  # the paper's name for the model
     model: str  # the model Oak builds for that row
-    paper: float  # the paper's value of the study's metric
+    paper: float | None = None  # the paper's value of the study's metric; None where it gives none (a figure's point)
     paper_top5: float | None = None
     paper_params_m: float | None = None  # the parameter count the paper states, in millions
     variant: str | None = None  # names the run where several rows train one model differently
+    series: list[str] = field(default_factory=list)  # the lines of the study's scaling figure the row's run is on
     profiles: dict[str, RunSpec] = field(default_factory=dict)
 
 
@@ -66,6 +76,7 @@ class Study:
     profiles: dict[str, RunSpec] = field(default_factory=dict)
     rows: list[Row] = field(default_factory=list)
     curves: str | None = None  # the paper's figure of the runs' per-epoch curves, where it has one
+    scaling: str | None = None  # the paper's figure of top-1 against cost, one line per row `series`, where it has one
     name: str = ""  # the file's stem, set when read
 
 
@@ -88,11 +99,10 @@ def load_study(path: Path) -> Study:
             check_model_name(row.model)
         except OakError as error:
             raise OakError(f"{path}: {where}{error}") from None
-        if row.variant is not None and not VARIANT.fullmatch(row.variant):
-            raise OakError(
-                f"{path}: {where}variant {row.variant!r}: use lower-case letters, digits, '-' and '_' (it names files and stages)"
-            )
+        _check_variant(path, where, row.variant)
         _check_profiles(path, where, row.profiles)
+        if study.scaling and not row.series:
+            raise OakError(f"{path}: {where}no `series`: in a study with a scaling figure every row names the lines it is on")
     return study
 
 
@@ -110,13 +120,20 @@ def run_spec(study: Study, row: Row, profile: str) -> RunSpec:
         stand_in=own.stand_in or base.stand_in,
         settings=settings,
         skip=own.skip or base.skip,
+        variant=own.variant or base.variant,
     )
+
+
+def _check_variant(path: Path, where: str, variant: str | None) -> None:
+    if variant is not None and not VARIANT.fullmatch(variant):
+        raise OakError(f"{path}: {where}variant {variant!r}: use lower-case letters, digits, '-' and '_' (it names files and stages)")
 
 
 def _check_profiles(path: Path, where: str, profiles: dict[str, RunSpec]) -> None:
     for profile, spec in profiles.items():
         if profile not in PROFILES:
             raise OakError(f"{path}: {where}profile {profile!r} is not one of {', '.join(PROFILES)}")
+        _check_variant(path, f"{where}{profile}: ", spec.variant)
         if spec.recipe and not (path.parents[1] / "recipes" / f"{spec.recipe}.yaml").exists():
             raise OakError(f"{path}: {where}{profile}: recipe {spec.recipe!r} has no file pipelines/recipes/{spec.recipe}.yaml")
         if spec.stand_in:

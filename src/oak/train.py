@@ -196,6 +196,7 @@ def train(config: DictConfig, model: str, *, run: str | None = None, resume: boo
     metrics = {
         "epochs": trainer.current_epoch,
         "steps": trainer.global_step,
+        "image_size": config.train.image_size,
         "train_seconds": round(seconds, 2),
         "train_loss": logged["train/loss"],
         "val_top1": logged["val/top1"],

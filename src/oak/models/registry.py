@@ -1,7 +1,7 @@
 """`create_model(name, num_classes)`: every model the study names, timm underneath.
 
-timm builds most of them; Oak registers the two it lacks with timm (`plain.py`,
-`inception_resnet_v1.py`) and builds torchvision's classics and ShuffleNet-v2 here. What the
+timm builds most of them; Oak registers those it lacks with timm (`plain.py`,
+`inception_resnet_v1.py`, `scaled.py`) and builds torchvision's classics and ShuffleNet-v2 here. What the
 study knows of each model (family, year, published parameter count) is in `cards.py`.
 """
 
@@ -14,6 +14,7 @@ from torch import nn
 
 import oak.models.inception_resnet_v1  # noqa: F401  registers inception_resnet_v1 with timm
 import oak.models.plain  # noqa: F401  registers plain18 and plain34 with timm
+import oak.models.scaled  # noqa: F401  registers the one-dimension scalings of the scaling figures with timm
 from oak.errors import OakError
 
 SHUFFLENETS = [f"shufflenet_v2_x{width}" for width in ("0_5", "1_0", "1_5", "2_0")]

@@ -22,7 +22,7 @@ from oak.evaluate import eval_metrics_path
 from oak.files import write_atomic
 from oak.plan import Run, current_runs, plan_rows
 from oak.report.cost import cost_runs_table, cost_table, paper_speed_accuracy, read_devices, study_runs
-from oak.report.figures import accuracy_vs_throughput, figure_bytes, training_curves
+from oak.report.figures import accuracy_vs_throughput, figure_bytes, scaling_figure, training_curves
 from oak.report.paper import (
     Claim,
     both_at_once_claim,
@@ -34,10 +34,11 @@ from oak.report.paper import (
     study_table,
 )
 from oak.report.results import read_metrics, results_outputs
+from oak.report.scaling import scaling_panels
 from oak.report.tables import Table, to_csv, to_latex, to_markdown
 from oak.studies import METRICS, Study, load_studies
 from oak.tracking import log_report_run
-from oak.train import curves_path
+from oak.train import curves_path, train_metrics_path
 
 SHUFFLENET_V2 = ["shufflenet_v2_x0_5", "shufflenet_v2_x1_0", "shufflenet_v2_x1_5", "shufflenet_v2_x2_0"]
 
@@ -115,6 +116,13 @@ def index(tables: dict[str, Table], studies: list[Study], device_names: dict[str
             f"{METRICS[study.metric]} per epoch for its runs" + (f", as in the paper's {study.curves}" if study.curves else "")
             for study in studies
         ),
+        *(
+            f"- [figures/{study.name}_scaling.png](figures/{study.name}_scaling.png) (and `.svg`): the paper's {study.scaling}: "
+            "top-1 of its runs against their MACs at the resolution they trained at, a line per way of scaling, a panel per "
+            "training length"
+            for study in studies
+            if study.scaling
+        ),
         "- [figures/top1_vs_throughput.png](figures/top1_vs_throughput.png) (and `.svg`): top-1 against the training throughput "
         "measured on this machine, with the Pareto front.",
         *(
@@ -151,6 +159,7 @@ def write_report(config: DictConfig) -> list[Path]:
     runs = sorted({run for run in planned.values() if isinstance(run, Run)}, key=lambda run: run.name)
     g1s = read_g1s(config)
     measured = measured_runs(config, runs)
+    trained = {run.name: read_metrics(train_metrics_path(config, run.name)) for run in runs}
     tables = {study.name: study_table(study, planned, facts, measured, data_label) for study in studies}
     tables["table3"] = calculation_table()
     imagenet = plan_rows(studies, "imagenet")
@@ -173,6 +182,10 @@ def write_report(config: DictConfig) -> list[Path]:
     for study in studies:
         study_figure = study_curves(study, {run.name: curves[run.name] for run in study_runs(study, planned)}, data_label)
         outputs |= {out / "figures" / f"{study.name}_curves.{kind}": figure_bytes(study_figure, kind) for kind in ("png", "svg")}
+        if study.scaling:
+            title = f"{study.title.split(':')[0]}: top-1 against MACs\n{data_label}"
+            scaling = scaling_figure(scaling_panels(study, planned, trained, measured), title=title)
+            outputs |= {out / "figures" / f"{study.name}_scaling.{kind}": figure_bytes(scaling, kind) for kind in ("png", "svg")}
     pareto = accuracy_vs_throughput(
         {name: (median_throughput(curves[name]), 100 * measured[name]["top1"]) for name in curves},
         xlabel="training throughput (images/s, median over epochs, measured)",

@@ -28,10 +28,12 @@ def run_hours(measured: dict) -> float:
 
 
 def _hours(runs: list[Run], measurement: dict) -> str:
-    measured = measurement["runs"]
-    if not runs or any(run.name not in measured for run in runs):
+    """The runs' device-hours; at least that many where some runs were not measured on the device."""
+    measured = [measurement["runs"][run.name] for run in runs if run.name in measurement["runs"]]
+    if not measured:
         return DASH
-    return f"{sum(run_hours(measured[run.name]) for run in runs):,.0f}"
+    hours = f"{sum(run_hours(m) for m in measured):,.0f}"
+    return hours if len(measured) == len(runs) else f"≥ {hours} ({len(measured)} of {len(runs)} runs measured)"
 
 
 def study_runs(study: Study, planned: dict[str, Run | str]) -> list[Run]:
@@ -58,7 +60,8 @@ def cost_table(studies: list[Study], planned: dict[str, Run | str], devices: dic
         "(its model, resolution, per-device batch and precision; random tensors, so data loading is assumed to keep up; "
         "evaluation not counted).",
         "Data-parallel training on N devices divides these hours by at most N.",
-        f"{DASH}: a run not measured on that device; run `oak bench cost` there.",
+        f"{DASH}: no run of the study measured on that device, ≥: some not measured; "
+        "`oak bench cost --model MODEL` there adds a run's measurement.",
     ]
     return Table("Cost to reproduce each study (ImageNet, imagenet profile)", headings, rows, notes)
 
@@ -95,6 +98,6 @@ def paper_speed_accuracy(studies: list[Study], planned: dict[str, Run | str], me
             continue
         for row in study.rows:
             run = planned[row_key(study, row)]
-            if isinstance(run, Run) and run.name in measurement["runs"]:
+            if row.paper is not None and isinstance(run, Run) and run.name in measurement["runs"]:
                 points[row.label] = (measurement["runs"][run.name]["images_per_second"], row.paper)
     return points

@@ -57,3 +57,24 @@ def accuracy_vs_throughput(points: dict[str, tuple[float, float]], *, xlabel: st
     axes.legend(fontsize=8)
     figure.tight_layout()
     return figure
+
+
+def scaling_figure(panels: dict[str, dict[str, list[tuple[float, float, str]]]], *, title: str) -> Figure:
+    """One panel per training length: top-1 against GMACs, a line per way of scaling,
+    each point labelled once (the base model starts several lines)."""
+    figure = Figure(figsize=(max(6, 4.5 * len(panels)), 4.5), dpi=120)
+    axes_list = figure.subplots(1, max(1, len(panels)), sharey=True, squeeze=False)[0]
+    for axes, (panel, lines) in zip(axes_list, panels.items()):
+        for series, points in sorted(lines.items()):
+            axes.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=series)
+        for x, y, label in sorted({point for points in lines.values() for point in points}):
+            axes.annotate(label, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
+        axes.margins(x=0.15)
+        axes.set_xlabel("GMACs per image (at the training resolution)")
+        axes.set_title(panel)
+        axes.grid(True, alpha=0.3)
+        axes.legend(fontsize=8)
+    axes_list[0].set_ylabel("top-1 accuracy (%)")
+    figure.suptitle(title)
+    figure.tight_layout()
+    return figure

@@ -47,6 +47,9 @@ def study_table(study: Study, planned: dict[str, Run | str], facts: dict[str, di
         notes.append(
             f"{STAND_IN}: the run trains a lighter model in the paper model's place at this scale; params and MACs are the paper's model's."
         )
+    unstated = [row.label for row in study.rows if row.paper is None]
+    if unstated:
+        notes.append(f"{DASH} in the paper's column: its figure shows these points without numbers: {', '.join(unstated)}.")
     for row in study.rows:
         run = runs[row.label]
         if not isinstance(run, Run):
@@ -60,7 +63,7 @@ def _row(study: Study, row: Row, run: Run | str, facts: dict, measured: dict[str
     evaluated = measured.get(run.name) if isinstance(run, Run) else None
     run_cell = DASH if not isinstance(run, Run) else f"`{run.name}`" + (f" {STAND_IN}" if run.model != row.model else "")
     oak_value = f"{measured_value(study.metric, evaluated):.2f}" if evaluated else DASH
-    cells = [row.label, f"`{row.model}`", run_cell, f"{row.paper:g}", oak_value]
+    cells = [row.label, f"`{row.model}`", run_cell, DASH if row.paper is None else f"{row.paper:g}", oak_value]
     counted = f"{facts['params'] / 1e6:.2f}"
     if with_params:
         stated = DASH if row.paper_params_m is None else f"{row.paper_params_m:g}"

@@ -1,0 +1,44 @@
+"""The points of the paper's scaling figures (Fig. 4, depth versus width; Fig. 9, one dimension versus
+compound): each run's measured top-1 against its MACs at the resolution it trained at, one line per way of
+scaling, one panel per training length.
+
+The paper's versions plot ImageNet runs from Bello et al. 2021 and Tan and Le 2019 and give no
+numbers; Oak's plot its own runs of the study's rows, in the profile the plan was made for.
+"""
+
+from functools import cache
+
+import torch
+
+from oak.models.facts import count_macs_and_activations
+from oak.models.registry import create_model
+from oak.plan import Run, row_key
+from oak.studies import Study
+
+Point = tuple[float, float, str]  # (GMACs, top-1 %, the point's label)
+
+
+@cache
+def gmacs(model: str, image_size: int) -> float:
+    """Multiply-accumulates of one image at `image_size`, in billions, counted on the meta device."""
+    with torch.device("meta"):
+        built = create_model(model, num_classes=1000)
+    return count_macs_and_activations(built, image_size)[0] / 1e9
+
+
+def scaling_panels(
+    study: Study, planned: dict[str, Run | str], trained: dict[str, dict], evaluated: dict[str, dict]
+) -> dict[str, dict[str, list[Point]]]:
+    """Points by panel ("3 epochs") and series, ordered by cost, from each run's training and
+    evaluation metrics files; rows without a run are left out."""
+    panels: dict[tuple[int, str], dict[str, list[Point]]] = {}
+    for row in study.rows:
+        run = planned[row_key(study, row)]
+        if not isinstance(run, Run):
+            continue
+        epochs, size = trained[run.name]["epochs"], trained[run.name]["image_size"]
+        point = (gmacs(run.model, size), 100 * evaluated[run.name]["top1"], f"{run.model} {size}px")
+        panel = (epochs, f"{epochs} epoch" + ("" if epochs == 1 else "s"))
+        for series in row.series:
+            panels.setdefault(panel, {}).setdefault(series, []).append(point)
+    return {label: {name: sorted(points) for name, points in lines.items()} for (_, label), lines in sorted(panels.items())}
