@@ -18,10 +18,11 @@ MODELS = ["resnet18", "shufflenet_v2_x0_5"]
 STUDY = """title: "Two small models"
 source: "torchvision's model cards"
 metric: top1
+scaling: "a scaling figure"
 profiles: {demo: {recipe: demo}}
 rows:
-  - {label: ResNet-18, model: resnet18, paper: 69.758}
-  - {label: ShuffleNet-v2 0.5x, model: shufflenet_v2_x0_5, paper: 60.552}
+  - {label: ResNet-18, model: resnet18, paper: 69.758, series: [both]}
+  - {label: ShuffleNet-v2 0.5x, model: shufflenet_v2_x0_5, paper: 60.552, series: [both]}
 """
 SHRINK = {
     "demo": {"classes": 4, "train_per_class": 12, "val_per_class": 6, "image_size": 40},
@@ -100,6 +101,7 @@ def test_repro_runs_every_stage_and_writes_every_output(repo: Path, first_repro:
         "tables/small.md",
         "tables/small.tex",
         "figures/training_curves.png",
+        "figures/small_scaling.svg",
     )
     for name in reports:
         assert (repo / "reports" / name).stat().st_size > 0
@@ -147,7 +149,9 @@ def test_changing_a_report_setting_reruns_the_report_only(repo: Path, first_repr
 
 def test_changing_one_runs_settings_in_its_study_reruns_that_run_and_the_report(repo: Path, first_repro: str) -> None:
     study = repo / "pipelines" / "studies" / "small.yaml"
-    study.write_text(study.read_text().replace("paper: 60.552}", "paper: 60.552, profiles: {demo: {settings: {train: {hflip: 0.0}}}}}"))
+    study.write_text(
+        study.read_text().replace("60.552, series: [both]}", "60.552, series: [both], profiles: {demo: {settings: {train: {hflip: 0.0}}}}}")
+    )
     run(["oak", "plan"], repo)
     assert stages_run(run(["dvc", "repro"], repo)) == {"train@shufflenet_v2_x0_5", "evaluate@shufflenet_v2_x0_5", "report"}
     assert "hflip: 0.0" in (repo / "models" / "shufflenet_v2_x0_5" / "config.yaml").read_text()
