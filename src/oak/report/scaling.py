@@ -8,10 +8,7 @@ numbers; Oak's plot its own runs of the study's rows, in the profile the plan wa
 
 from functools import cache
 
-import torch
-
-from oak.models.facts import count_macs_and_activations
-from oak.models.registry import create_model
+from oak.models.facts import model_facts
 from oak.plan import Run, row_key
 from oak.studies import Study
 
@@ -21,9 +18,7 @@ Point = tuple[float, float, str]  # (GMACs, top-1 %, the point's label)
 @cache
 def gmacs(model: str, image_size: int) -> float:
     """Multiply-accumulates of one image at `image_size`, in billions, counted on the meta device."""
-    with torch.device("meta"):
-        built = create_model(model, num_classes=1000)
-    return count_macs_and_activations(built, image_size)[0] / 1e9
+    return model_facts(model, image_size).macs / 1e9
 
 
 def scaling_panels(
