@@ -103,6 +103,8 @@ def load_study(path: Path) -> Study:
         _check_profiles(path, where, row.profiles)
         if study.scaling and not row.series:
             raise OakError(f"{path}: {where}no `series`: in a study with a scaling figure every row names the lines it is on")
+        if row.series and not study.scaling:
+            raise OakError(f"{path}: {where}`series` without a figure to draw: name the paper's figure in the study's `scaling`")
     return study
 
 
