@@ -66,3 +66,44 @@ def test_evaluation_on_one_and_on_two_processes_counts_every_sample_once(trained
     assert one["samples"] == two["samples"] == 20
     assert round(one["top1"] * 20) == round(two["top1"] * 20)  # the same correct count
     assert two["loss"] == pytest.approx(one["loss"], rel=1e-6)
+
+
+def test_ddp_with_ema_and_the_efficientnet_recipe_trains_resumes_after_sigkill_and_evaluates(demo_tree: Path, tmp_path: Path) -> None:
+    """The imagenet profile's recipe under 2-process DDP: EMA, bf16, stochastic depth, AutoAugment and
+    SyncBatchNorm (plain BatchNorm on CPU), killed mid-training and resumed into the same MLflow run."""
+    import signal
+    import time
+
+    import torch
+
+    prepare_shards(demo_tree, tmp_path / "shards", samples_per_shard=8, seed=0)
+    arguments = ["--run", "ddp-eff", "efficientnet_b0", "recipe=efficientnet", "train.epochs=30", "train.checkpoint_every_n_steps=2"]
+    arguments += [*COMMON, *TWO_PROCESSES]
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
+    params = ["--params", str(Path(__file__).parents[1] / "params.yaml")]  # its recipes folder beside it
+    command = [sys.executable, "-m", "oak.cli", *params, "train", *arguments]
+    first = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    checkpoint = tmp_path / "models" / "ddp-eff" / "last.ckpt"
+    deadline = time.monotonic() + 300
+    while not checkpoint.exists() and first.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(1.0)
+    os.killpg(first.pid, signal.SIGKILL)  # both ranks at once, as a node failure
+    first.wait()
+    stopped_at = torch.load(checkpoint, weights_only=True, map_location="cpu")["global_step"]
+    assert 0 < stopped_at < 30 * 5, "training ended before it could be killed"
+
+    second = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert "Restoring states from the checkpoint path" in second.stdout + second.stderr
+    assert "SyncBatchNorm runs only on GPUs" in second.stderr
+    assert json.loads((tmp_path / "metrics" / "train" / "ddp-eff.json").read_text())["steps"] == 30 * 5
+    state = torch.load(checkpoint, weights_only=True, map_location="cpu")["state_dict"]
+    assert any(name.startswith("ema.module.") for name in state)
+
+    oak(tmp_path, *params, "evaluate", "--run", "ddp-eff", "efficientnet_b0", "recipe=efficientnet", *COMMON, *TWO_PROCESSES)
+    evaluated = json.loads((tmp_path / "metrics" / "eval" / "ddp-eff.json").read_text())
+    assert evaluated["samples"] == 20
+    client = MlflowClient(env["MLFLOW_TRACKING_URI"])
+    [run] = client.search_runs([client.get_experiment_by_name("oak-demo").experiment_id])
+    assert run.info.status == "FINISHED" and "eval/top1" in run.data.metrics

@@ -129,3 +129,17 @@ def test_compound_scaling_beside_the_released_models() -> None:
     # The released models grow by about (alpha beta^2 gamma^2)^phi = 1.92^phi, well short of 2^phi by B7.
     assert rows[7].macs_vs_b0 == pytest.approx(rows[7].formula_flops_factor, rel=0.1)
     assert rows[7].macs_vs_b0 < 0.8 * rows[7].two_to_phi
+
+
+@pytest.mark.parametrize("resnet, plain", [("resnet18a", "plain18"), ("resnet34a", "plain34")])
+def test_table1_resnets_have_zero_padded_identity_shortcuts_and_their_plain_twins_parameters(resnet: str, plain: str) -> None:
+    """He et al. 2016, Table 2: option A shortcuts add no parameters to the plain net."""
+    from oak.models.resnet_a import ZeroPadShortcut
+
+    model = create_model(resnet, num_classes=1000)
+    assert parameter_count(model) == parameter_count(create_model(plain, num_classes=1000))
+    assert sum(isinstance(m, ZeroPadShortcut) for m in model.modules()) == 3  # one per stage that widens
+    shortcut = ZeroPadShortcut(stride=2, extra_channels=3)
+    x = torch.randn(1, 2, 4, 4)
+    padded = shortcut(x)
+    assert padded.shape == (1, 5, 2, 2) and torch.equal(padded[:, :2], x[:, :, ::2, ::2]) and not padded[:, 2:].any()

@@ -1,23 +1,23 @@
 """Training recipes: files in pipelines/recipes whose every knob reaches the optimizer, model or data."""
 
+import math
 from pathlib import Path
 
 import lightning as L
 import pytest
 import torch
 from omegaconf import OmegaConf
-from timm.data.auto_augment import RandAugment
+from timm.data.auto_augment import AutoAugment, RandAugment
 from timm.data.random_erasing import RandomErasing
 from timm.layers import DropPath
 from timm.loss import SoftTargetCrossEntropy
 from timm.optim import RMSpropTF
-from timm.scheduler import CosineLRScheduler, StepLRScheduler
+from timm.scheduler import CosineLRScheduler, PolyLRScheduler, StepLRScheduler
 
-from oak.classifier import Classifier
+from oak.classifier import Classifier, WarmupEma
 from oak.config import load_config
 from oak.errors import OakError
-from oak.models import create_model
-from oak.train import datamodule_for
+from oak.train import build_net, datamodule_for
 
 ROOT = Path(__file__).parents[1]
 PARAMS = ROOT / "params.yaml"
@@ -29,16 +29,28 @@ def recipe_config(recipe: str, *overrides: str, shards: Path | None = None):
     return load_config(PARAMS, [f"recipe={recipe}", *paths, *overrides])
 
 
+UPDATES = 10  # optimizer updates per epoch in these tests
+
+
 def build(config, model: str = "resnet18", *, devices: int = 1) -> tuple[Classifier, L.Trainer]:
-    """The module and optimizer a training with `config` would start from, without training."""
-    recipe = config.train
-    net = create_model(model, num_classes=4, drop_rate=recipe.drop_rate, drop_path_rate=recipe.drop_path_rate)
-    classifier = Classifier(net, num_classes=4, recipe=recipe)
+    """The module and optimizer a training with `config` would start from, without training.
+
+    Without a fit Lightning cannot count an epoch's batches, so the schedule is built for UPDATES per epoch.
+    """
+    net = build_net(config.train, model, num_classes=4)
+    classifier = Classifier(net, num_classes=4, recipe=config.train)
     trainer = L.Trainer(
         **OmegaConf.to_container(config.trainer) | {"accelerator": "cpu", "devices": devices}, logger=False, enable_checkpointing=False
     )
     classifier.trainer = trainer
+    classifier.updates_per_epoch = lambda: UPDATES
     return classifier, trainer
+
+
+def lr_after(optimization: dict, epochs: float) -> float:
+    """The learning rate the scheduler sets after `epochs` epochs of updates."""
+    optimization["lr_scheduler"]["scheduler"].step_update(num_updates=round(epochs * UPDATES))
+    return optimization["optimizer"].param_groups[0]["lr"]
 
 
 def test_the_paper_recipes_ship_with_the_demo_one() -> None:
@@ -51,7 +63,7 @@ def test_every_recipe_builds_a_module_optimizer_and_transforms(recipe: str, shar
     classifier, _ = build(config)
     optimization = classifier.configure_optimizers()
     assert optimization["optimizer"].param_groups
-    datamodule = datamodule_for(config, classifier.net, batch_size=2, num_workers=0)
+    datamodule = datamodule_for(config, batch_size=2, num_workers=0)
     assert datamodule.train_transform is not None and datamodule.eval_transform is not None
 
 
@@ -85,8 +97,8 @@ def test_he2016_momentum_sgd_with_linear_lr_scaling_and_step_decay() -> None:
     global_batch = 32 * 2  # per device x accumulation, on one device
     assert optimizer.defaults["lr"] == pytest.approx(0.1 * global_batch / 256)
     assert isinstance(scheduler, StepLRScheduler)
-    scheduler.step(epoch=65)
-    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.1 * global_batch / 256 * 0.1**2)
+    assert optimization["lr_scheduler"]["interval"] == "step"
+    assert lr_after(optimization, 65) == pytest.approx(0.1 * global_batch / 256 * 0.1**2)
 
 
 def test_no_weight_decay_on_norms_and_biases() -> None:
@@ -97,35 +109,134 @@ def test_no_weight_decay_on_norms_and_biases() -> None:
         assert (id(parameter) in decayed) == (parameter.ndim > 1), name
 
 
-def test_efficientnet_tensorflow_rmsprop_and_its_stepped_decay() -> None:
+def test_efficientnet_tensorflow_rmsprop_per_update_staircase_decay_and_batchnorm() -> None:
     classifier, _ = build(recipe_config("efficientnet"), "efficientnet_b0")
     optimization = classifier.configure_optimizers()
-    optimizer, scheduler = optimization["optimizer"], optimization["lr_scheduler"]["scheduler"]
+    optimizer = optimization["optimizer"]
     assert isinstance(optimizer, RMSpropTF)
     assert (optimizer.defaults["eps"], optimizer.defaults["alpha"], optimizer.defaults["momentum"]) == (1e-3, 0.9, 0.9)
-    scheduler.step(epoch=12)  # after 5 warmup epochs: 12 // 2.4 = 5 decays
-    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.256 * 128 / 4096 * 0.97**5)
+    peak = 0.016 * 128 / 256  # 0.256 at 4096
+    assert lr_after(optimization, 1) == pytest.approx(peak / 5)  # warmup from 0 over 5 epochs, per update
+    assert lr_after(optimization, 12) == pytest.approx(peak * 0.97**5)  # 12 // 2.4 = 5 decays
+    assert lr_after(optimization, 12.5) == pytest.approx(peak * 0.97**5)  # a staircase
+    assert lr_after(optimization, 12.1 + 0.05) == pytest.approx(peak * 0.97**5)
+    assert lr_after(optimization, 14.4) == pytest.approx(peak * 0.97**6)  # decays mid-epoch, on the update that crosses 6 x 2.4
     drop_paths = [m for m in classifier.net.modules() if isinstance(m, DropPath)]
     assert drop_paths and max(m.drop_prob for m in drop_paths) == pytest.approx(0.2, abs=0.02)
-    assert classifier.net.drop_rate == 0.2
+    assert classifier.net.drop_rate == 0.2 and classifier.train_loss.label_smoothing == 0.1
+    norms = [m for m in classifier.net.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    assert norms and all((m.momentum, m.eps) == (0.01, 1e-3) for m in norms)  # TensorFlow's 0.99 and 1e-3
+
+
+def test_efficientnet_evaluates_a_bicubic_centre_crop_padded_by_32_pixels(shards: Path) -> None:
+    config = recipe_config("efficientnet", "train.image_size=300", "train.eval_crop_pct=0.9036", shards=shards)
+    datamodule = datamodule_for(config, batch_size=2, num_workers=0)
+    resize, crop = datamodule.eval_transform.transforms[:2]
+    assert (resize.size, crop.size, resize.interpolation.value) == (332, (300, 300), "bicubic")  # 300 + 32
+    assert any(isinstance(t, AutoAugment) for t in datamodule.train_transform.transforms)
 
 
 def test_resnet_rs_regularisation_reaches_the_model_and_data(shards: Path) -> None:
     config = recipe_config("resnet_rs", "train.drop_path_rate=0.1", shards=shards)
     classifier, trainer = build(config)
-    assert isinstance(classifier.configure_optimizers()["lr_scheduler"]["scheduler"], CosineLRScheduler)
+    optimization = classifier.configure_optimizers()
+    assert isinstance(optimization["lr_scheduler"]["scheduler"], CosineLRScheduler)
+    assert optimization["optimizer"].defaults["nesterov"] is True
+    peak = 0.1 * 128 / 256
+    assert lr_after(optimization, 2.5) == pytest.approx(peak / 2)  # half way through the 5 warmup epochs
+    assert lr_after(optimization, 175) == pytest.approx(peak / 2)  # cosine over all 350 epochs, warmup inside them, as TF2's
     assert classifier.train_loss.label_smoothing == 0.1
     assert classifier.net.drop_rate == 0.25
     assert max(m.drop_prob for m in classifier.net.modules() if isinstance(m, DropPath)) == pytest.approx(0.1)
     assert classifier.ema is not None and classifier.ema.decay == 0.9999
     assert classifier._evaluated_net() is classifier.ema.module
+    assert all(m.momentum == 1.0 for m in classifier.net.modules() if isinstance(m, torch.nn.BatchNorm2d))
     assert classifier.net.conv1.weight.is_contiguous(memory_format=torch.channels_last)
     assert trainer.precision == "bf16-mixed"
-    datamodule = datamodule_for(config, classifier.net, batch_size=2, num_workers=0)
+    datamodule = datamodule_for(config, batch_size=2, num_workers=0)
     assert any(isinstance(t, RandAugment) for t in datamodule.train_transform.transforms)
     train_crop = datamodule.train_transform.transforms[0].size
     eval_crop = [t for t in datamodule.eval_transform.transforms if type(t).__name__ == "CenterCrop"][0].size
-    assert (train_crop, eval_crop) == ((160, 160), (224, 224))
+    assert (train_crop, eval_crop) == ((160, 160), (160, 160))  # the configs evaluate at the training size
+
+
+def test_inception_recipe_keeps_the_papers_lr_per_image_dropout_and_auxiliary_loss(shards: Path) -> None:
+    config = recipe_config("inception_szegedy2016", "train.aux_loss_weight=0.4", "trainer.accumulate_grad_batches=2", shards=shards)
+    classifier, _ = build(config, "inception_v3")
+    optimization = classifier.configure_optimizers()
+    assert optimization["optimizer"].defaults["lr"] == pytest.approx(0.045 * 64 / 32)  # 0.045 per 32 images
+    assert lr_after(optimization, 4) == pytest.approx(0.045 * 2 * 0.94**2)
+    assert classifier.net.aux_logits and classifier.aux_loss_weight == 0.4
+    assert classifier.net.head_drop.p == 0.2  # keep probability 0.8
+    assert all((m.momentum, m.eps) == (3e-4, 1e-3) for m in classifier.net.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    images, targets = torch.randn(2, 3, 299, 299), torch.tensor([0, 1])  # the auxiliary head needs 17x17 features
+    main, aux = classifier.net(images)
+    expected = classifier.train_loss(main, targets) + 0.4 * classifier.train_loss(aux, targets)
+    assert float(classifier.training_loss((main, aux), targets)) == pytest.approx(float(expected))
+    normalise = datamodule_for(config, batch_size=2, num_workers=0).eval_transform.transforms[-1]
+    assert (tuple(normalise.mean.tolist()), tuple(normalise.std.tolist())) == ((0.5,) * 3, (0.5,) * 3)
+
+
+def test_an_auxiliary_loss_needs_a_model_with_an_auxiliary_classifier() -> None:
+    with pytest.raises(OakError, match=r"inception_v4 has no auxiliary classifier .*set train.aux_loss_weight=0"):
+        build(recipe_config("inception_szegedy2016", "train.aux_loss_weight=0.4"), "inception_v4")
+
+
+def test_shufflenet_recipe_decays_linearly_to_zero_per_update() -> None:
+    classifier, _ = build(recipe_config("shufflenet_ma2018"), "shufflenet_v2_x1_0")
+    optimization = classifier.configure_optimizers()
+    assert isinstance(optimization["lr_scheduler"]["scheduler"], PolyLRScheduler)
+    peak = 0.5 * 128 / 1024
+    assert optimization["optimizer"].defaults["lr"] == pytest.approx(peak)
+    assert lr_after(optimization, 60) == pytest.approx(peak * 0.75)
+    assert lr_after(optimization, 239.9) == pytest.approx(peak * 0.1 / 240, rel=1e-3)
+    assert classifier.train_loss.label_smoothing == 0.1
+
+
+def test_the_evaluation_protocol_comes_from_the_recipe_not_the_models_timm_defaults(shards: Path) -> None:
+    config = recipe_config("demo", shards=shards)
+    transforms = datamodule_for(config, batch_size=2, num_workers=0).eval_transform.transforms
+    resize = transforms[0]
+    assert (resize.size, resize.interpolation.value) == (73, "bilinear")  # floor(64 / 0.875), for resnet18 as for plain18
+
+
+def test_ten_crop_evaluation_averages_the_softmax_of_the_corners_centre_and_mirrors(shards: Path) -> None:
+    from PIL import Image
+
+    config = recipe_config("demo", "train.eval_crops=10", shards=shards)
+    transform = datamodule_for(config, batch_size=2, num_workers=0, eval_crops=10).eval_transform
+    crops = transform(Image.new("RGB", (90, 70), (200, 10, 10)))
+    assert crops.shape == (10, 3, 64, 64)
+    classifier = Classifier(build_net(config.train, "resnet18", num_classes=4).eval(), num_classes=4)
+    images = torch.randn(3, 10, 3, 64, 64)
+    logged = {}
+    classifier._log_metrics = lambda stage, logits, targets, loss: logged.update(logits=logits)
+    with torch.no_grad():
+        classifier.validation_step((images, torch.tensor([0, 1, 2])), 0)
+        expected = classifier.net(images.flatten(0, 1)).softmax(-1).view(3, 10, 4).mean(1)
+    assert torch.allclose(logged["logits"].exp(), expected, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("train.eval_crops=5", r"train.eval_crops=5: use 1 \(centre crop\) or 10"),
+        ("train.interpolation=lanczos", r"train.interpolation=lanczos: use one of bilinear, bicubic"),
+        ("train.epochs=0", r"train.epochs=0: train at least 1 epoch"),
+        ("train.batch_size=0", r"train.batch_size=0: use a batch of at least 1"),
+        ("train.schedule=linear", r"train.schedule=linear: use one of cosine, step, poly"),
+        ("train.eval_crops=abc", r"key 'train.eval_crops'"),
+        ("train.eval_crop=10", r"unknown key 'train.eval_crop'"),
+    ],
+)
+def test_an_evaluation_or_recipe_setting_that_cannot_work_is_one_clear_error(override: str, message: str) -> None:
+    with pytest.raises(OakError, match=message):
+        recipe_config("demo", override)
+
+
+def test_batchnorm_momentum_one_without_an_ema_is_refused() -> None:
+    with pytest.raises(OakError, match=r"train.bn_momentum=1 keeps only the last batch's BatchNorm statistics"):
+        recipe_config("resnet_rs", "train.ema_decay=null")
 
 
 def test_mixup_and_cutmix_replace_the_loss_with_soft_targets() -> None:
@@ -140,7 +251,7 @@ def test_mixup_and_cutmix_replace_the_loss_with_soft_targets() -> None:
 def test_random_erasing_is_in_the_training_transform(shards: Path) -> None:
     config = recipe_config("demo", "train.random_erasing=0.25", shards=shards)
     classifier, _ = build(config)
-    transforms = datamodule_for(config, classifier.net, batch_size=2, num_workers=0).train_transform.transforms
+    transforms = datamodule_for(config, batch_size=2, num_workers=0).train_transform.transforms
     [erasing] = [t for t in transforms if isinstance(t, RandomErasing)]
     assert erasing.probability == 0.25
 
@@ -160,3 +271,23 @@ def test_compile_compiles_the_network_in_place() -> None:
     classifier, _ = build(recipe_config("demo", "train.compile=true"))
     assert classifier.net._compiled_call_impl is not None
     assert all(not name.startswith("_orig_mod") for name in classifier.net.state_dict())
+
+
+def test_ema_decay_warms_up_as_tensorflows_moving_average() -> None:
+    """tf.train.ExponentialMovingAverage(decay, num_updates): min(decay, (1 + n) / (10 + n))."""
+    net = torch.nn.Linear(1, 1, bias=False)
+    torch.nn.init.zeros_(net.weight)
+    ema = WarmupEma(net, decay=0.9999)
+    assert [ema.get_decay(n) for n in (1, 10, 1000, 10**6)] == [2 / 11, 11 / 20, 1001 / 1010, 0.9999]
+    initial_share = 1.0
+    for update in range(1, 11):  # the weight is `update` after each update
+        net.weight.data.fill_(update)
+        ema.update(net, step=update)
+        initial_share *= ema.get_decay(update)
+    expected, share = 0.0, 1.0  # the EMA as a weighted sum of the trajectory 0 (initial), 1, ..., 10
+    for update in range(10, 0, -1):
+        expected += share * (1 - ema.get_decay(update)) * update
+        share *= ema.get_decay(update)
+    assert float(ema.module.weight) == pytest.approx(expected)
+    assert initial_share == pytest.approx(math.prod((1 + n) / (10 + n) for n in range(1, 11)))
+    assert initial_share < 1e-4  # without the warm-up: 0.9999 ** 10, the initial weights almost untouched

@@ -285,3 +285,33 @@ def test_oak_evaluation_equals_a_plain_pytorch_loop_over_the_image_folder(traine
     assert eval_metrics["samples"] == len(folder)
     assert round(eval_metrics["top1"] * len(folder)) == correct
     assert eval_metrics["loss"] == pytest.approx(loss_sum / len(folder), rel=1e-5)
+
+
+def test_a_short_runs_ema_has_moved_from_the_initial_weights_with_the_training(tmp_path: Path, shards: Path) -> None:
+    """10 updates at decay 0.9999: warmed up, the EMA keeps about 1e-5 of the initial weights, not 99.9%."""
+    import lightning as L
+
+    from oak.train import build_net
+
+    config = tiny_config(tmp_path, shards, "train.ema_decay=0.9999")
+    L.seed_everything(config.seed, workers=True)  # as train() does before building the network
+    initial = build_net(config.train, MODEL, 4).state_dict()
+    train(config, MODEL)
+    state = torch.load(checkpoint_dir(config, MODEL) / CHECKPOINT, weights_only=True)["state_dict"]
+    trained_weights = {name.removeprefix("net."): value for name, value in state.items() if name.startswith("net.")}
+    ema = {name.removeprefix("ema.module."): value for name, value in state.items() if name.startswith("ema.module.")}
+    moved = [name for name, value in initial.items() if value.is_floating_point() and not torch.equal(trained_weights[name], value)]
+
+    def distance(weights: dict) -> float:
+        return sum(float((weights[name] - initial[name]).norm() ** 2) for name in moved) ** 0.5
+
+    assert distance(ema) > 0.5 * distance(trained_weights) > 0  # the EMA followed the training
+
+
+def test_sync_batchnorm_falls_back_to_plain_batchnorm_on_a_cpu_with_a_notice(capsys: pytest.CaptureFixture) -> None:
+    from oak.train import trainer_settings
+
+    config = load_config(Path("params.yaml"), ["recipe=efficientnet", "trainer.accelerator=cpu"])
+    assert config.trainer.sync_batchnorm is True
+    assert trainer_settings(config)["sync_batchnorm"] is False
+    assert "SyncBatchNorm runs only on GPUs" in capsys.readouterr().err

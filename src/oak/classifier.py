@@ -1,8 +1,13 @@
 """The LightningModule every Oak model trains and evaluates in; the network is passed in built.
 
 The training recipe (the `train` section of the config) reaches it through timm: the optimizer
-and its weight-decay exemption of norms and biases, the scheduler, mixup/cutmix, label smoothing
-and the EMA of the weights.
+and its weight-decay exemption of norms and biases, the scheduler (stepped per optimizer update, as
+the TensorFlow references do), mixup/cutmix, label smoothing, an auxiliary classifier's loss and
+the EMA of the weights.
+
+The EMA copy is deliberately not a submodule: DDP would take its parameters for the network's,
+find them unused by the loss and stop. It is moved to the device when fitting starts and travels in
+the checkpoint's `state_dict` under `ema.module.` (what `oak.weights` evaluates).
 """
 
 import time
@@ -22,6 +27,19 @@ from torchmetrics.classification import MulticlassAccuracy
 from oak.errors import OakError
 
 STAGES = ("train", "val", "eval")
+EMA_PREFIX = "ema.module."
+
+
+class WarmupEma(ModelEmaV3):
+    """timm's EMA with TensorFlow's warm-up of the decay: min(decay, (1 + n) / (10 + n)) after n updates.
+
+    tf.train.ExponentialMovingAverage(decay, num_updates=global_step), as the EfficientNet and
+    ResNet-RS references in tensorflow/tpu build it. Without it, a 10-epoch run at 0.9999 would be
+    evaluated on weights still about a third the initialisation.
+    """
+
+    def get_decay(self, step: int | None = None) -> float:
+        return self.decay if step is None else min(self.decay, (1 + step) / (10 + step))
 
 
 class Classifier(L.LightningModule):
@@ -42,7 +60,10 @@ class Classifier(L.LightningModule):
         self.channels_last = bool(recipe and recipe.channels_last)
         if self.channels_last:
             net.to(memory_format=torch.channels_last)
-        self.ema = ModelEmaV3(net, decay=recipe.ema_decay) if recipe and recipe.ema_decay else None
+        # object.__setattr__: kept out of the module tree, so that DDP never sees its parameters
+        object.__setattr__(self, "ema", WarmupEma(net, decay=recipe.ema_decay) if recipe and recipe.ema_decay else None)
+        self._ema_step: int | None = None  # the update the EMA last took
+        self.aux_loss_weight = recipe.aux_loss_weight if recipe else 0.0
         if recipe and recipe.compile:
             net.compile()  # in place: the state_dict keeps its names
         # One metric set per stage, keyed "<stage>_<name>": Lightning resets and syncs each at its
@@ -61,10 +82,27 @@ class Classifier(L.LightningModule):
         )
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.net(images)
+        return _main_logits(self.net(images))
 
     def _evaluated_net(self) -> nn.Module:
         return self.ema.module if self.ema is not None else self.net
+
+    def on_fit_start(self) -> None:
+        if self.ema is not None:
+            self.ema.to(self.device)
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        if self.ema is not None:
+            checkpoint["state_dict"].update({EMA_PREFIX + name: value for name, value in self.ema.module.state_dict().items()})
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        # Called before Lightning loads the state_dict strictly into the module, which has no `ema.` keys.
+        state = checkpoint["state_dict"]
+        ema = {name.removeprefix(EMA_PREFIX): state.pop(name) for name in [name for name in state if name.startswith(EMA_PREFIX)]}
+        if self.ema is not None:
+            if not ema:
+                raise OakError("the checkpoint holds no EMA weights but the recipe keeps an EMA (train.ema_decay); start afresh")
+            self.ema.module.load_state_dict(ema)
 
     def _log_metrics(self, stage: str, logits: torch.Tensor, targets: torch.Tensor, loss: torch.Tensor) -> None:
         batch_size = targets.shape[0]
@@ -89,14 +127,21 @@ class Classifier(L.LightningModule):
         # One "lr" key whatever the optimizer, so the runs of a study line up in MLflow's compare view.
         self.log("lr", self.trainer.optimizers[0].param_groups[0]["lr"], on_step=False, on_epoch=True)
         mixed_images, mixed_targets = self.mixup(images, targets) if self.mixup else (images, targets)
-        logits = self(self._images(mixed_images))
-        loss = self.train_loss(logits, mixed_targets)
-        self._log_metrics("train", logits.detach(), targets, loss)  # accuracy against the unmixed labels
+        outputs = self.net(self._images(mixed_images))
+        loss = self.training_loss(outputs, mixed_targets)
+        self._log_metrics("train", _main_logits(outputs).detach(), targets, loss)  # accuracy against the unmixed labels
         return loss
 
+    def training_loss(self, outputs: torch.Tensor | tuple[torch.Tensor, torch.Tensor], targets: torch.Tensor) -> torch.Tensor:
+        if isinstance(outputs, tuple):  # (logits, auxiliary logits): Inception-v3's side classifier in training
+            return self.train_loss(outputs[0], targets) + self.aux_loss_weight * self.train_loss(outputs[1], targets)
+        return self.train_loss(outputs, targets)
+
     def on_train_batch_end(self, outputs, batch, batch_index: int) -> None:
-        if self.ema is not None:
+        # Once per optimizer update (not per accumulated batch), counted as TensorFlow counts them.
+        if self.ema is not None and self.global_step != self._ema_step:
             self.ema.update(self.net, step=self.global_step)
+            self._ema_step = self.global_step
 
     def on_train_epoch_end(self) -> None:
         seconds = time.perf_counter() - self._epoch_start
@@ -104,7 +149,13 @@ class Classifier(L.LightningModule):
 
     def _evaluation_step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> None:
         images, targets = batch
-        logits = self._evaluated_net()(self._images(images))
+        net = self._evaluated_net()
+        if images.dim() == 5:  # (batch, crops, C, H, W): average the crops' softmax, log it for the loss and top-k
+            batch_size, crops = images.shape[:2]
+            probabilities = _main_logits(net(self._images(images.flatten(0, 1)))).float().softmax(-1)
+            logits = probabilities.view(batch_size, crops, -1).mean(1).log()
+        else:
+            logits = _main_logits(net(self._images(images)))
         self._log_metrics(stage, logits, targets, self.eval_loss(logits, targets))
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_index: int) -> None:
@@ -123,6 +174,9 @@ class Classifier(L.LightningModule):
         optimizer = create_optimizer_v2(
             self.net, opt=recipe.optimizer, lr=lr, weight_decay=recipe.weight_decay, momentum=recipe.momentum, **extra
         )
+        # Per update, as the TensorFlow references (EfficientNet, ResNet-RS, ShuffleNet-v2's linear decay)
+        # step theirs: warmup rises linearly from 0, a step schedule decays on the update that crosses
+        # each `decay_epochs` boundary (2.4 epochs for EfficientNet), as tf.train.exponential_decay's staircase.
         scheduler, _ = create_scheduler_v2(
             optimizer,
             sched=recipe.schedule,
@@ -131,21 +185,31 @@ class Classifier(L.LightningModule):
             decay_rate=recipe.decay_rate,
             min_lr=recipe.min_lr,
             warmup_epochs=recipe.warmup_epochs,
-            warmup_lr=lr / 10,
+            warmup_lr=0.0,
+            step_on_epochs=False,
+            updates_per_epoch=self.updates_per_epoch(),
         )
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def updates_per_epoch(self) -> int:
+        return max(1, self.trainer.estimated_stepping_batches // self.trainer.max_epochs)
 
     def global_batch_size(self) -> int:
         return self.recipe.batch_size * self.trainer.world_size * self.trainer.accumulate_grad_batches
 
     def lr_scheduler_step(self, scheduler, metric) -> None:
-        # timm schedulers take the epoch that starts next, not a bare step()
-        scheduler.step(epoch=self.current_epoch + 1)
+        # timm schedulers take the number of updates done, not a bare step()
+        scheduler.step_update(num_updates=self.global_step)
 
 
 def scaled_lr(lr: float, reference_batch_size: int | None, global_batch_size: int) -> float:
     """The linear scaling rule (Goyal et al. 2017): `lr` is for `reference_batch_size` images per step."""
     return lr if reference_batch_size is None else lr * global_batch_size / reference_batch_size
+
+
+def _main_logits(outputs: torch.Tensor | tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    """The classifier's logits, without an auxiliary classifier's (timm's Inception-v3 returns both when built with one)."""
+    return outputs[0] if isinstance(outputs, tuple) else outputs
 
 
 def _mixup(recipe: DictConfig, num_classes: int) -> Mixup | None:

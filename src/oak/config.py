@@ -72,17 +72,26 @@ class TrainConfig:
     momentum: float = 0.9  # for sgd, momentum and rmsprop*
     optimizer_eps: float | None = None  # None: the optimizer's default
     weight_decay: float = 0.05  # never applied to norms and biases
-    schedule: str = "cosine"  # a timm scheduler, stepped per epoch: cosine or step
-    warmup_epochs: int = 1  # linear warmup from lr/10
+    schedule: str = "cosine"  # a timm scheduler, stepped per update: cosine, step or poly (decay_rate 1: linear to min_lr)
+    warmup_epochs: float = 1  # linear warmup from 0, per update
     min_lr: float = 0.0
     decay_epochs: float = 30.0  # step: multiply the lr by decay_rate every decay_epochs
-    decay_rate: float = 0.1
+    decay_rate: float = 0.1  # step: the factor; poly: the power
     label_smoothing: float = 0.0
     drop_rate: float = 0.0  # dropout before the classifier
     drop_path_rate: float = 0.0  # stochastic depth
-    ema_decay: float | None = None  # keep an EMA of the weights; validation, evaluation and the checkpoint's EMA use it
+    aux_loss_weight: float = 0.0  # > 0: build the model's auxiliary classifier (Inception-v3) and add its loss with this weight
+    bn_momentum: float | None = None  # BatchNorm momentum in PyTorch's convention (1 - TensorFlow's: 0.01 is TF's 0.99); None: the model's
+    bn_eps: float | None = None  # BatchNorm epsilon; None: the model's
+    ema_decay: float | None = None  # keep an EMA of the weights (decay warmed up as TensorFlow's); validation and evaluation use it
     image_size: int = 64
     eval_image_size: int | None = None  # None: image_size (ResNet-RS tests larger than it trains)
+    # Evaluation preprocessing, one per recipe (so one per study row's protocol), never a model's timm default:
+    eval_crop_pct: float = 0.875  # resize the shorter side to eval_image_size / eval_crop_pct, then centre-crop
+    eval_crops: int = 1  # 1: the centre crop; 10: the 4 corners and centre and their mirror images, softmax averaged
+    interpolation: str = "bilinear"  # bilinear or bicubic, for both training crops and evaluation resizes
+    mean: list[float] = field(default_factory=lambda: [0.485, 0.456, 0.406])
+    std: list[float] = field(default_factory=lambda: [0.229, 0.224, 0.225])
     scale_min: float = 0.8  # lower bound of RandomResizedCrop's area fraction
     hflip: float = 0.5
     color_jitter: float = 0.0
@@ -169,8 +178,41 @@ def load_config(path: Path = PARAMS_FILE, overrides: list[str] = ()) -> DictConf
     if config.recipe:
         recipe = path.parent / RECIPES_DIR / f"{config.recipe}.yaml"
         config = _merged(OmegaConf.structured(OakConfig), [(_read_recipe(recipe), str(recipe)), *layers])
+    check_values(config)
     OmegaConf.set_readonly(config, True)
     return config
+
+
+SCHEDULES = ("cosine", "step", "poly")
+INTERPOLATIONS = ("bilinear", "bicubic")
+EVAL_CROPS = (1, 10)
+
+
+def check_values(config: DictConfig) -> None:
+    """Values the schema's types admit but no training can use: one error naming the key and the fix."""
+    train = config.train
+    problems = {
+        "train.epochs": (train.epochs >= 1, "train at least 1 epoch"),
+        "train.batch_size": (train.batch_size >= 1, "use a batch of at least 1 image per device"),
+        "train.schedule": (train.schedule in SCHEDULES, f"use one of {', '.join(SCHEDULES)}"),
+        "train.interpolation": (train.interpolation in INTERPOLATIONS, f"use one of {', '.join(INTERPOLATIONS)}"),
+        "train.eval_crops": (train.eval_crops in EVAL_CROPS, "use 1 (centre crop) or 10 (corners, centre and mirrors)"),
+        "train.eval_crop_pct": (0 < train.eval_crop_pct <= 1, "use a fraction in (0, 1]"),
+        "train.mean": (len(train.mean) == 3 and len(train.std) == 3, "give 3 values (R, G, B) for mean and std"),
+        "train.aux_loss_weight": (train.aux_loss_weight >= 0, "use 0 (no auxiliary classifier) or a positive weight"),
+        "train.bn_momentum": (
+            train.bn_momentum is None or 0 <= train.bn_momentum <= 1,
+            "use PyTorch's convention, in [0, 1] (TensorFlow's 0.99 is 0.01)",
+        ),
+    }
+    for key, (valid, fix) in problems.items():
+        if not valid:
+            raise OakError(f"{key}={OmegaConf.select(config, key)}: {fix}")
+    if train.bn_momentum == 1 and not train.ema_decay:
+        raise OakError(
+            "train.bn_momentum=1 keeps only the last batch's BatchNorm statistics; "
+            "set train.ema_decay to average them (as ResNet-RS does) or use a momentum below 1"
+        )
 
 
 def flatten(config: DictConfig) -> dict[str, Any]:

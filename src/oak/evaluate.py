@@ -10,9 +10,9 @@ from oak.classifier import Classifier
 from oak.data.shards import read_info
 from oak.errors import OakError
 from oak.files import write_json
-from oak.models import check_model_name, create_model, parameter_count
+from oak.models import check_model_name, parameter_count
 from oak.tracking import existing_run, mlflow_logger, tracking_uri
-from oak.train import CHECKPOINT, RUN_FILE, checkpoint_dir, datamodule_for
+from oak.train import CHECKPOINT, RUN_FILE, build_net, checkpoint_dir, datamodule_for
 from oak.weights import load_weights
 
 
@@ -33,7 +33,7 @@ def evaluate(config: DictConfig, model: str, weights: Path | None = None, *, run
     run = run or model
     check_model_name(model)
     info = read_info(Path(config.paths.shards))
-    net = create_model(model, num_classes=info["num_classes"])
+    net = build_net(config.train, model, info["num_classes"])  # the trained architecture, auxiliary classifier included
     folder = checkpoint_dir(config, run)
     if weights is None and not (folder / CHECKPOINT).exists():
         raise OakError(f"{folder / CHECKPOINT}: checkpoint not found; run `oak train` for this model first")
@@ -54,7 +54,9 @@ def evaluate(config: DictConfig, model: str, weights: Path | None = None, *, run
     )
     [results] = trainer.test(
         Classifier(net, num_classes=info["num_classes"]),
-        datamodule=datamodule_for(config, net, batch_size=config.evaluate.batch_size, num_workers=config.evaluate.num_workers),
+        datamodule=datamodule_for(
+            config, batch_size=config.evaluate.batch_size, num_workers=config.evaluate.num_workers, eval_crops=config.train.eval_crops
+        ),
     )
     metrics = {
         "top1": results["eval/top1"],

@@ -56,12 +56,17 @@ def plan_rows(studies: list[Study], profile: str) -> dict[str, Run | str]:
                 planned[row_key(study, row)] = spec.skip or f"the study declares no run in the {profile} profile"
                 continue
             model = spec.stand_in or row.model
-            settings = tuple(sorted(f"{key}={value}" for key, value in flatten(OmegaConf.create(spec.settings)).items()))
+            settings = tuple(sorted(f"{key}={_override_value(value)}" for key, value in flatten(OmegaConf.create(spec.settings)).items()))
             variant = spec.variant or row.variant
             name = model + (f"-{variant}" if variant else "")
             planned[row_key(study, row)] = Run(name, model, spec.recipe, settings)
     _check_names(planned)
     return planned
+
+
+def _override_value(value: object) -> str:
+    """As a `key=value` override reads it back: YAML's null, not Python's None."""
+    return "null" if value is None else str(value)
 
 
 def plan_runs(studies: list[Study], profile: str) -> dict[str, Run]:

@@ -9,19 +9,21 @@ import time
 from pathlib import Path
 
 import lightning as L
+import torch
 from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.utilities import rank_zero_only
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
-from timm.data import create_transform, resolve_data_config
 from torch import nn
 
 from oak.classifier import Classifier
 from oak.curves import CURVES_FILE, EpochCurves
 from oak.data.loader import ShardDataModule
 from oak.data.shards import read_info
+from oak.data.transforms import eval_transform, train_transform
 from oak.errors import OakError
 from oak.files import write_atomic, write_json
-from oak.models import check_model_name, create_model
+from oak.models import check_model_name, create_model, set_batchnorm
 from oak.tracking import (
     MarkInterrupted,
     close_abandoned_runs,
@@ -121,24 +123,46 @@ def unfinished_run(out: Path, fingerprint: str) -> str | None:
     return run["run_id"] if run.get("fingerprint") == fingerprint and not run.get("complete") else None
 
 
-def datamodule_for(config: DictConfig, net: nn.Module, *, batch_size: int, num_workers: int) -> ShardDataModule:
-    """The shards, with timm's transforms for `net` (its mean, std, interpolation, crop) and the recipe's augmentations."""
-    recipe = config.train
-    train_size, eval_size = recipe.image_size, recipe.eval_image_size or recipe.image_size
-    train_data = resolve_data_config({"input_size": (3, train_size, train_size)}, model=net)
-    eval_data = resolve_data_config({"input_size": (3, eval_size, eval_size)}, model=net)
+def trainer_settings(config: DictConfig) -> dict:
+    """The config's Trainer arguments; SyncBatchNorm only where it runs (on GPUs), so one recipe runs everywhere."""
+    settings = OmegaConf.to_container(config.trainer)
+    if settings["sync_batchnorm"] and not _on_gpu(settings["accelerator"]):
+        _notice("trainer.sync_batchnorm: SyncBatchNorm runs only on GPUs; each CPU process keeps plain BatchNorm statistics")
+        settings["sync_batchnorm"] = False
+    return settings
+
+
+def _on_gpu(accelerator: str) -> bool:
+    return accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
+
+
+@rank_zero_only
+def _notice(message: str) -> None:
+    print(f"oak: {message}", file=sys.stderr)
+
+
+def build_net(recipe: DictConfig, model: str, num_classes: int) -> nn.Module:
+    """`model` as the recipe trains and evaluates it: dropout, stochastic depth, auxiliary classifier, BatchNorm settings."""
+    net = create_model(
+        model,
+        num_classes=num_classes,
+        drop_rate=recipe.drop_rate,
+        drop_path_rate=recipe.drop_path_rate,
+        aux_logits=recipe.aux_loss_weight > 0,
+    )
+    set_batchnorm(net, momentum=recipe.bn_momentum, eps=recipe.bn_eps)
+    return net
+
+
+def datamodule_for(config: DictConfig, *, batch_size: int, num_workers: int, eval_crops: int = 1) -> ShardDataModule:
+    """The shards, with the recipe's augmentations and evaluation protocol (see oak.data.transforms).
+
+    Validation during training looks at the centre crop; `oak evaluate` passes the recipe's `eval_crops`.
+    """
     return ShardDataModule(
         Path(config.paths.shards),
-        train_transform=create_transform(
-            **train_data,
-            is_training=True,
-            scale=(recipe.scale_min, 1.0),
-            hflip=recipe.hflip,
-            color_jitter=recipe.color_jitter,
-            auto_augment=recipe.auto_augment,
-            re_prob=recipe.random_erasing,
-        ),
-        eval_transform=create_transform(**eval_data, is_training=False),
+        train_transform=train_transform(config.train),
+        eval_transform=eval_transform(config.train, crops=eval_crops),
         batch_size=batch_size,
         num_workers=num_workers,
         seed=config.seed,
@@ -157,8 +181,8 @@ def train(config: DictConfig, model: str, *, run: str | None = None, resume: boo
     info = read_info(Path(config.paths.shards))
     L.seed_everything(config.seed, workers=True)
     recipe = config.train
-    net = create_model(model, num_classes=info["num_classes"], drop_rate=recipe.drop_rate, drop_path_rate=recipe.drop_path_rate)
-    datamodule = datamodule_for(config, net, batch_size=recipe.batch_size, num_workers=recipe.num_workers)
+    net = build_net(recipe, model, info["num_classes"])
+    datamodule = datamodule_for(config, batch_size=recipe.batch_size, num_workers=recipe.num_workers)
     classifier = Classifier(net, num_classes=info["num_classes"], recipe=recipe)
     out = checkpoint_dir(config, run)
     fingerprint = training_fingerprint(config, info)
@@ -172,7 +196,7 @@ def train(config: DictConfig, model: str, *, run: str | None = None, resume: boo
         logger.log_hyperparams(run_params(config))  # opens the run: after anything that could fail before training
     run_record = {"tracking_uri": tracking_uri(config), "run_id": logger.run_id, "fingerprint": fingerprint, "complete": False}
     trainer = L.Trainer(
-        **OmegaConf.to_container(config.trainer),
+        **trainer_settings(config),
         max_epochs=recipe.epochs,
         logger=[logger, EpochCurves(out / CURVES_FILE, resume=resumed_run is not None)],
         callbacks=[

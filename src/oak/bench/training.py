@@ -28,6 +28,7 @@ from oak.config import load_config
 from oak.data.demo import write_demo
 from oak.data.loader import TrainBatches
 from oak.data.shards import prepare_shards, read_info
+from oak.data.transforms import train_transform
 from oak.models import create_model
 from oak.train import datamodule_for
 
@@ -62,7 +63,7 @@ class StepTimer(L.Callback):
 
 def oak_training(config: DictConfig, model: str, num_classes: int, steps: int) -> float:
     net = create_model(model, num_classes=num_classes)
-    datamodule = datamodule_for(config, net, batch_size=config.train.batch_size, num_workers=config.train.num_workers)
+    datamodule = datamodule_for(config, batch_size=config.train.batch_size, num_workers=config.train.num_workers)
     timer = StepTimer()
     trainer = L.Trainer(
         accelerator="cpu",
@@ -86,7 +87,7 @@ def plain_training(config: DictConfig, model: str, num_classes: int, steps: int)
     recipe = config.train
     optimizer = create_optimizer_v2(net, opt=recipe.optimizer, lr=recipe.lr, weight_decay=recipe.weight_decay, momentum=recipe.momentum)
     loss_function = torch.nn.CrossEntropyLoss()
-    batches = _endless(lambda epoch: _shard_loader(config, net, epoch))
+    batches = _endless(lambda epoch: _shard_loader(config, epoch))
     for _ in range(WARMUP_BATCHES):
         _step(net, optimizer, loss_function, next(batches))
     start, images = time.perf_counter(), 0
@@ -110,10 +111,10 @@ def _endless(loader_for_epoch: Callable[[int], Iterable]) -> Iterable:
         epoch += 1
 
 
-def _shard_loader(config: DictConfig, net: torch.nn.Module, epoch: int) -> DataLoader:
+def _shard_loader(config: DictConfig, epoch: int) -> DataLoader:
     shards = Path(config.paths.shards)
     info = read_info(shards)["splits"]["train"]
-    transform = datamodule_for(config, net, batch_size=config.train.batch_size, num_workers=0).train_transform
+    transform = train_transform(config.train)
     dataset = TrainBatches(
         [str(shards / name) for name in info["filenames"]],
         info["num_samples"],
@@ -128,8 +129,8 @@ def _shard_loader(config: DictConfig, net: torch.nn.Module, epoch: int) -> DataL
     return DataLoader(dataset, batch_size=None, num_workers=config.train.num_workers)
 
 
-def _folder_loader(config: DictConfig, net: torch.nn.Module, tree: Path) -> DataLoader:
-    transform = datamodule_for(config, net, batch_size=config.train.batch_size, num_workers=0).train_transform
+def _folder_loader(config: DictConfig, tree: Path) -> DataLoader:
+    transform = train_transform(config.train)
     folder = ImageFolder(tree / "train", transform=transform)
     return DataLoader(folder, batch_size=config.train.batch_size, shuffle=True, drop_last=True, num_workers=config.train.num_workers)
 
@@ -187,11 +188,10 @@ def bench_loader(*, images: int, image_size: int, batch_size: int, num_workers: 
     with tempfile.TemporaryDirectory(prefix="oak-bench-loader-") as folder:
         tree, shards = bench_data(Path(folder), images=images, image_size=image_size)
         setup = bench_config(shards, image_size=image_size, batch_size=batch_size, num_workers=num_workers)
-        net = create_model("resnet18", num_classes=10)
         oak, folder_rates, memory = [], [], []
         for _ in range(rounds):
-            folder_rates.append(loader_throughput(_folder_loader(setup, net, tree))[0])
-            rate, memory = loader_throughput(_shard_loader(setup, net, epoch=0))
+            folder_rates.append(loader_throughput(_folder_loader(setup, tree))[0])
+            rate, memory = loader_throughput(_shard_loader(setup, epoch=0))
             oak.append(rate)
     oak_rate, folder_rate = max(oak), max(folder_rates)
     result = {"images": images, "image_size": image_size, "batch_size": batch_size, "num_workers": num_workers}

@@ -44,6 +44,14 @@ ZOO: dict[str, ModelCard] = {
         TV_CARD,
     ),
     **_cards(
+        ["resnet18a", "resnet34a"],
+        LARGE,
+        2016,
+        "He et al. 2016, Deep Residual Learning (option A shortcuts, as its Table 2)",
+        [None, None],
+        "none published",
+    ),
+    **_cards(
         ["resnet200"], LARGE, 2016, "He et al. 2016, Identity Mappings in Deep Residual Networks (200 layers)", [None], "none published"
     ),
     **_cards(

@@ -1,7 +1,7 @@
 """`create_model(name, num_classes)`: every model the study names, timm underneath.
 
 timm builds most of them; Oak registers those it lacks with timm (`plain.py`,
-`inception_resnet_v1.py`, `scaled.py`) and builds torchvision's classics and ShuffleNet-v2 here. What the
+`inception_resnet_v1.py`, `resnet_a.py`, `scaled.py`) and builds torchvision's classics and ShuffleNet-v2 here. What the
 study knows of each model (family, year, published parameter count) is in `cards.py`.
 """
 
@@ -14,6 +14,7 @@ from torch import nn
 
 import oak.models.inception_resnet_v1  # noqa: F401  registers inception_resnet_v1 with timm
 import oak.models.plain  # noqa: F401  registers plain18 and plain34 with timm
+import oak.models.resnet_a  # noqa: F401  registers resnet18a and resnet34a (option A shortcuts) with timm
 import oak.models.scaled  # noqa: F401  registers the one-dimension scalings of the scaling figures with timm
 from oak.errors import OakError
 
@@ -49,18 +50,32 @@ def check_model_name(name: str) -> None:
         raise OakError(f"unknown model {name!r}{hint}")
 
 
-def create_model(name: str, num_classes: int, *, drop_rate: float = 0.0, drop_path_rate: float = 0.0) -> nn.Module:
-    """A randomly initialised `name` with a `num_classes`-way classifier."""
+def create_model(
+    name: str, num_classes: int, *, drop_rate: float = 0.0, drop_path_rate: float = 0.0, aux_logits: bool = False
+) -> nn.Module:
+    """A randomly initialised `name` with a `num_classes`-way classifier (and its auxiliary one, with `aux_logits`)."""
     check_model_name(name)
+    if aux_logits and name != "inception_v3":
+        raise OakError(f"{name} has no auxiliary classifier Oak trains (only inception_v3); set train.aux_loss_weight=0")
     if name in _TORCHVISION:
         return _TORCHVISION[name](num_classes=num_classes, drop_rate=drop_rate, drop_path_rate=drop_path_rate)
-    kwargs = {"drop_path_rate": drop_path_rate} if drop_path_rate else {}
+    kwargs = ({"drop_path_rate": drop_path_rate} if drop_path_rate else {}) | ({"aux_logits": True} if aux_logits else {})
     try:
         return timm.create_model(name, pretrained=False, num_classes=num_classes, drop_rate=drop_rate, **kwargs)
     except TypeError as error:
         if "drop_path_rate" not in str(error):
             raise
         raise OakError(f"{name} has no stochastic depth; set drop_path_rate=0") from None
+
+
+def set_batchnorm(net: nn.Module, *, momentum: float | None, eps: float | None) -> None:
+    """Give every BatchNorm of `net` the recipe's momentum (PyTorch's convention) and epsilon, where set."""
+    for layer in net.modules():
+        if isinstance(layer, nn.modules.batchnorm._BatchNorm):
+            if momentum is not None:
+                layer.momentum = momentum
+            if eps is not None:
+                layer.eps = eps
 
 
 def parameter_count(model: nn.Module) -> int:
