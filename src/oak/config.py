@@ -118,6 +118,7 @@ class TrainerConfig:
     sync_batchnorm: bool = False
     deterministic: bool = False
     accumulate_grad_batches: int = 1
+    limit_train_batches: Any = 1.0  # an int: that many batches per epoch; a float: that fraction (Lightning's; `oak smoke` uses it)
     gradient_clip_val: float | None = None
     log_every_n_steps: int = 10
     enable_progress_bar: bool = True

@@ -53,7 +53,7 @@ def curves_path(config: DictConfig, run: str) -> Path:
 
 
 class LastCheckpoint(Callback):
-    """Writes `last.ckpt` (atomically, through Lightning's checkpoint IO) after the first batch of
+    """Writes `last.ckpt` (atomically: written whole, then renamed) after the first batch of
     every epoch but the first, every `every_n_steps` steps when set, and when training ends.
 
     Never at an epoch's end: Lightning logs the epoch's training metrics and steps the scheduler
@@ -75,7 +75,13 @@ class LastCheckpoint(Callback):
         self.save(trainer)
 
     def save(self, trainer: L.Trainer) -> None:
-        trainer.save_checkpoint(self.path, weights_only=False)  # with the optimizer and loop states, to resume
+        # Written beside its final name and renamed when whole: a kill or a full disk mid-write leaves
+        # the previous checkpoint in place, never a truncated one under its name.
+        partial = self.path.with_name(self.path.name + ".partial")
+        trainer.save_checkpoint(partial, weights_only=False)  # with the optimizer and loop states, to resume
+        if trainer.is_global_zero:
+            partial.replace(self.path)
+        trainer.strategy.barrier("oak-last-checkpoint")
 
 
 def drop_requeue_checkpoints(out: Path) -> None:
