@@ -76,3 +76,10 @@ def test_an_unknown_model_stops_the_command_with_the_closest_names(tmp_path: Pat
     [line] = result.stderr.strip().splitlines()
     assert line.startswith("oak train: error: unknown model 'resnet181'; closest: resnet18")
     assert not (tmp_path / "models").exists() and not (tmp_path / "mlflow.db").exists()
+
+
+def test_overrides_may_follow_a_verbs_options(capsys: pytest.CaptureFixture, tmp_path: Path) -> None:
+    from oak.cli import main
+
+    assert main(["evaluate", "resnet18", "--weights", str(tmp_path / "missing.pt"), "train.epochs=2"]) == 2
+    assert "missing.pt: weights file not found" in capsys.readouterr().err  # parsed, then failed on the file

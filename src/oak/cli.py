@@ -86,6 +86,22 @@ def _plan(config: DictConfig, args: argparse.Namespace) -> None:
     print(f"wrote {PLAN_FILE}: profile {profile}, {len(runs)} runs for {len(planned)} study rows{skipped}")
 
 
+def _smoke(config: DictConfig, args: argparse.Namespace) -> None:
+    from oak.plan import PLAN_FILE, plan_runs, planned_profile
+    from oak.smoke import lightest_per_recipe, smoke
+    from oak.studies import load_studies
+
+    profile = args.profile or planned_profile()
+    runs = plan_runs(load_studies(), profile)
+    unknown = sorted(set(args.run or ()) - set(runs))
+    if unknown:
+        raise OakError(f"no planned run {', '.join(unknown)} in the {profile} profile; `oak plan {profile}` writes them to {PLAN_FILE}")
+    chosen = [runs[name] for name in args.run] if args.run else list(runs.values())
+    if args.per_recipe:
+        chosen = lightest_per_recipe(chosen, args.params)
+    smoke(profile, args.params, Path(config.paths.metrics) / "smoke" / f"{profile}.json", runs=chosen)
+
+
 def _report(config: DictConfig, args: argparse.Namespace) -> None:
     from oak.report import write_report
 
@@ -284,6 +300,9 @@ def parser() -> argparse.ArgumentParser:
     evaluate = verb("evaluate", _evaluate, "evaluate one trained model", takes_model=True)
     evaluate.add_argument("--weights", type=Path, help="evaluate this checkpoint, state_dict or .safetensors file instead")
     verb("plan", _plan, "expand the studies in pipelines/studies/ into the runs dvc.yaml trains, in one profile", takes_profile=True)
+    smoke = verb("smoke", _smoke, "run every planned run of a profile for a few steps under 2-process DDP on the CPU", takes_profile=True)
+    smoke.add_argument("--run", action="append", help="only this planned run (repeatable)")
+    smoke.add_argument("--per-recipe", action="store_true", help="only the lightest run of each recipe")
     verb("report", _report, "write the results table and figure")
     models = verb("models", _models, "the model zoo and each model's architecture facts")
     models.add_argument("--model", action="append", help="only this model (repeatable); default: the whole zoo")
@@ -333,7 +352,13 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    # key=value overrides may come before or after a verb's options: argparse leaves those after an
+    # option for parse_known_args to return, and they join the others.
+    args, extra = parser().parse_known_args(argv)
+    stray = [item for item in extra if item.startswith("-") or "=" not in item]
+    if stray:
+        parser().error(f"unrecognized arguments: {' '.join(stray)}")
+    args.overrides = [*args.overrides, *extra]
     try:
         config = load_config(args.params, args.overrides)
         args.handler(config, args)

@@ -1,0 +1,229 @@
+"""`oak smoke PROFILE`: every planned run of a profile for a few steps, the way it will run at scale.
+
+Each run trains with its own model, recipe, resolution, precision and per-device batch (lowered only
+where this machine's memory forces it, and said so) under 2-process DDP on the CPU (gloo), on a small
+synthetic set of ImageNet-sized JPEGs (500x375, 1000 classes) that the command makes. The first
+training is killed with SIGKILL (its whole process group, as a node failure) once its mid-epoch
+checkpoint is written; the second resumes from it; `oak evaluate` then evaluates it. Everything goes
+to a temporary folder and its own MLflow store: nothing reaches the profile's experiment or DVC outputs.
+The only file kept is `<paths.metrics>/smoke/<PROFILE>.json`, one entry per run with its status.
+"""
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from oak.config import load_config
+from oak.errors import OakError
+from oak.files import write_json
+from oak.plan import Run
+
+PROCESSES = 2  # DDP ranks, gloo on the CPU
+STEPS = 2  # per run: the checkpoint after the first, the kill, the resumed second
+CLASSES = 1000
+IMAGE = (500, 375)  # ImageNet's most common size
+VAL_IMAGES = 8
+# Training memory per image, in bytes per activation (every conv/linear output element, as
+# oak.models.facts counts them): 7-11 measured here for resnet50, efficientnet_b0 and inception_v3
+# under bf16 autocast (fwd + bwd, peak RSS growth over the model's), so 12.
+BYTES_PER_ACTIVATION = 12
+MEMORY_SHARE = 0.7  # of the memory available when a run starts, split between the ranks
+
+
+@dataclass
+class SmokeResult:
+    run: str
+    model: str
+    recipe: str
+    image_size: int
+    precision: str
+    recipe_batch: int  # per device
+    batch: int  # per device, as run here
+    steps: int
+    seconds_per_step: float | None
+    peak_memory_mb: int | None  # the largest process's resident memory
+    status: str  # ok, or the error
+    batch_note: str = ""
+
+
+def make_data(folder: Path) -> Path:
+    """A shard set of ImageNet-sized JPEGs: one training image per class (1000), and VAL_IMAGES to validate on."""
+    from oak.data.imagenet import IMAGENET_1K_WNIDS
+    from oak.data.shards import prepare_shards
+
+    rng = np.random.default_rng(0)
+    wnids = IMAGENET_1K_WNIDS[:CLASSES]
+    tree = folder / "tree"
+    for index, wnid in enumerate(wnids):
+        for split in ("train", "val") if index < VAL_IMAGES else ("train",):
+            out = tree / split / wnid / f"{wnid}_{split}.JPEG"
+            out.parent.mkdir(parents=True, exist_ok=True)
+            pixels = rng.integers(0, 256, size=(IMAGE[1] // 25, IMAGE[0] // 25, 3), dtype=np.uint8)
+            Image.fromarray(pixels).resize(IMAGE, Image.BILINEAR).save(out, quality=90)
+    prepare_shards(tree, folder / "shards", samples_per_shard=4, seed=0)  # a validation shard for each rank
+    return folder / "shards"
+
+
+def smoke_batch(model: str, image_size: int, recipe_batch: int, even: bool) -> tuple[int, str]:
+    """The recipe's per-device batch, or the largest that fits this machine's memory, and why it changed."""
+    from oak.models.facts import model_facts
+
+    per_image = model_facts(model, image_size).activations * BYTES_PER_ACTIVATION
+    budget = _available_memory() * MEMORY_SHARE / PROCESSES
+    fits = max(2 if even else 1, int(budget // per_image))
+    if even:
+        fits -= fits % 2
+    if fits >= recipe_batch:
+        return recipe_batch, ""
+    return fits, f"batch {recipe_batch} -> {fits}: {per_image * recipe_batch / 2**30:.1f} GiB per process would not fit"
+
+
+def _available_memory() -> int:
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemAvailable:"):
+            return int(line.split()[1]) * 1024
+    raise OakError("/proc/meminfo has no MemAvailable; oak smoke needs Linux")
+
+
+def smoke_run(run: Run, params: Path, shards: Path, work: Path) -> SmokeResult:
+    config = load_config(params, [f"recipe={run.recipe}", *run.settings])
+    recipe = config.train
+    mixes = bool(recipe.mixup_alpha or recipe.cutmix_alpha)
+    batch, note = smoke_batch(run.model, recipe.image_size, recipe.batch_size, mixes)
+    result = SmokeResult(
+        run.name, run.model, run.recipe, recipe.image_size, config.trainer.precision, recipe.batch_size, batch, 0, None, None, "", note
+    )
+    folder = work / run.name
+    overrides = [
+        f"recipe={run.recipe}",
+        *run.settings,
+        f"paths.shards={shards}",
+        f"paths.checkpoints={folder / 'models'}",
+        f"paths.metrics={folder / 'metrics'}",
+        f"tracking.uri=sqlite:///{folder / 'mlflow.db'}",
+        "tracking.experiment=oak-smoke",
+        "train.epochs=1",
+        f"trainer.limit_train_batches={STEPS}",
+        "train.checkpoint_every_n_steps=1",
+        f"train.batch_size={batch}",
+        f"evaluate.batch_size={min(batch, VAL_IMAGES // PROCESSES)}",
+        "train.num_workers=1",
+        "evaluate.num_workers=0",
+        "trainer.accelerator=cpu",
+        f"trainer.devices={PROCESSES}",
+        "trainer.strategy=ddp",
+        "trainer.enable_progress_bar=false",
+    ]
+    folder.mkdir(parents=True)
+    oak = [sys.executable, "-m", "oak.cli", "--params", str(params.resolve())]
+    train = [*oak, "train", "--run", run.name, run.model, *overrides]
+    checkpoint = folder / "models" / run.name / "last.ckpt"
+    try:
+        peaks = [_killed_at_first_checkpoint(train, checkpoint, folder / "first.log")]
+        peak, log = _run(train, folder / "resumed.log")
+        peaks.append(peak)
+        if "Restoring states from the checkpoint path" not in log:
+            raise OakError("the second training did not resume from the checkpoint")
+        peaks.append(_run([*oak, "evaluate", "--run", run.name, run.model, *overrides], folder / "evaluate.log")[0])
+        trained = json.loads((folder / "metrics" / "train" / f"{run.name}.json").read_text())
+        evaluated = json.loads((folder / "metrics" / "eval" / f"{run.name}.json").read_text())
+        if evaluated["samples"] != VAL_IMAGES:
+            raise OakError(f"evaluated {evaluated['samples']} of {VAL_IMAGES} images")
+        result.steps = trained["steps"]
+        result.seconds_per_step = round(trained["train_seconds"], 2)  # the resumed process trains the last step
+        result.peak_memory_mb = max(peaks) // 1024
+        result.status = "ok"
+    except OakError as error:
+        result.status = str(error)
+    return result
+
+
+def _line(result: SmokeResult) -> str:
+    seconds = f"{result.seconds_per_step:.1f}" if result.seconds_per_step is not None else "-"
+    note = f" ({result.batch_note})" if result.batch_note else ""
+    return (
+        f"{result.run:42} {result.recipe:22} {result.image_size:>4} {result.precision:10} {result.batch:>5} {result.steps:>5}"
+        f" {seconds:>7} {result.peak_memory_mb or '-':>8}  {result.status}{note}"
+    )
+
+
+def _killed_at_first_checkpoint(command: list[str], checkpoint: Path, log: Path) -> int:
+    """Start `command`, SIGKILL its process group once `checkpoint` exists; the largest process's peak RSS in KiB."""
+    with log.open("w") as out:
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, env=_environment())
+        while not checkpoint.exists() and process.poll() is None:
+            time.sleep(0.05)
+        if process.poll() is not None:
+            raise OakError(f"training ended (status {process.returncode}) before its mid-epoch checkpoint: {_last_error(log)}")
+        os.killpg(process.pid, signal.SIGKILL)
+        _, _, usage = os.wait4(process.pid, 0)
+    return usage.ru_maxrss
+
+
+def _run(command: list[str], log: Path) -> tuple[int, str]:
+    with log.open("w") as out:
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=_environment())
+        _, status, usage = os.wait4(process.pid, 0)
+    text = log.read_text()
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise OakError(_last_error(log))
+    return usage.ru_maxrss, text
+
+
+def _environment() -> dict[str, str]:
+    """The ranks share the machine's cores instead of each starting a thread per core."""
+    return {**os.environ, "OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // PROCESSES))}
+
+
+def _last_error(log: Path) -> str:
+    """The log's last error line, which names the problem (Python's or Oak's), else its last line."""
+    lines = [line.strip() for line in log.read_text().splitlines() if line.strip()]
+    errors = [line for line in lines if re.search(r"(Error|Exception|error):", line)]
+    return (errors or lines or ["no output"])[-1][:300]
+
+
+def lightest_per_recipe(runs: list[Run], params: Path) -> list[Run]:
+    """Of each recipe's runs, the one with the fewest MACs per step (its model at its resolution, times its batch)."""
+    from oak.models.facts import model_facts
+
+    def cost(run: Run) -> float:
+        train = load_config(params, [f"recipe={run.recipe}", *run.settings]).train
+        return model_facts(run.model, train.image_size).macs * train.batch_size
+
+    lightest: dict[str, Run] = {}
+    for run in runs:
+        if run.recipe not in lightest or cost(run) < cost(lightest[run.recipe]):
+            lightest[run.recipe] = run
+    return sorted(lightest.values(), key=lambda run: run.recipe)
+
+
+def smoke(profile: str, params: Path, out: Path, *, runs: list[Run]) -> list[SmokeResult]:
+    """Run the smoke test of each of `runs`, print a line per run, and write them to `out`."""
+    start = time.perf_counter()
+    results = []
+    with tempfile.TemporaryDirectory(prefix="oak-smoke-") as folder:
+        print(f"oak smoke {profile}: making {CLASSES} classes of {IMAGE[0]}x{IMAGE[1]} JPEGs", flush=True)
+        shards = make_data(Path(folder))
+        print(f"{'run':42} {'recipe':22} {'px':>4} {'precision':10} {'batch':>5} {'steps':>5} {'s/step':>7} {'peak MB':>8}  status")
+        for run in runs:
+            result = smoke_run(run, params, shards, Path(folder) / "runs")
+            results.append(result)
+            print(_line(result), flush=True)
+    seconds = time.perf_counter() - start
+    summary = {"profile": profile, "processes": PROCESSES, "steps": STEPS, "seconds": round(seconds)}
+    write_json(out, summary | {"runs": [asdict(result) for result in results]})
+    failed = [r.run for r in results if r.status != "ok"]
+    print(f"wrote {out}: {len(results) - len(failed)} of {len(results)} runs ok in {seconds / 60:.1f} min")
+    if failed:
+        raise OakError(f"{len(failed)} run(s) failed: {', '.join(failed)}; each run's line above names its error")
+    return results
