@@ -232,3 +232,14 @@ def test_a_resumed_run_keeps_one_point_per_step_when_the_replay_logs_an_epoch_ag
     history = MlflowClient(uri).get_metric_history(first.run_id, "train/loss")
     assert sorted(point.step for point in history) == [4, 9, 14, 19]
     assert [point.value for point in history if point.step == 14] == [1.0 / 14]  # the first delivery stands
+
+
+def test_each_profile_logs_to_its_own_experiment_unless_one_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from oak.tracking import experiment_name
+
+    monkeypatch.chdir(tmp_path)
+    assert experiment_name(load_config(tmp_path / "none.yaml")) == "oak-demo"  # no plan yet: the demo's
+    (tmp_path / "pipelines").mkdir()
+    (tmp_path / "pipelines" / "plan.yaml").write_text("profile: imagenet\nruns: {}\n")
+    assert experiment_name(load_config(tmp_path / "none.yaml")) == "oak-imagenet"
+    assert experiment_name(load_config(tmp_path / "none.yaml", ["tracking.experiment=mine"])) == "mine"

@@ -133,7 +133,7 @@ class EvaluateConfig:
 @dataclass
 class TrackingConfig:
     uri: str | None = None  # None: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db
-    experiment: str = "oak-demo"
+    experiment: str | None = None  # None: oak-<the profile of pipelines/plan.yaml>, e.g. oak-demo, oak-imagenet
     log_checkpoints: bool = False  # upload the final checkpoint as a run artifact
     patience_seconds: float = 600.0  # how long a finishing stage waits for an unreachable tracking server
 

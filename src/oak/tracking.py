@@ -25,6 +25,7 @@ from omegaconf import DictConfig
 from oak.config import flatten
 from oak.data.shards import dataset_label, is_synthetic
 from oak.mlflow_logger import BufferedMlflowLogger, is_unreachable, quick_requests
+from oak.plan import planned_profile
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 SECRET_NAME = re.compile(r"token|password|secret|key", re.IGNORECASE)
@@ -38,6 +39,11 @@ def tracking_uri(config: DictConfig) -> str:
     MLflow 3 refuses.
     """
     return config.tracking.uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+
+
+def experiment_name(config: DictConfig) -> str:
+    """`tracking.experiment`, else `oak-<profile>` of the plan the pipeline runs, so imagenet runs never mix with the demo's."""
+    return config.tracking.experiment or f"oak-{planned_profile()}"
 
 
 def run_params(config: DictConfig) -> dict[str, object]:
@@ -100,7 +106,7 @@ def mlflow_logger(config: DictConfig, model: str, run: str, stage: str, info: di
     """A Lightning logger for the run named `run`, training `model`; `run_id` continues an existing run instead of opening one."""
     return BufferedMlflowLogger(
         tracking_uri=tracking_uri(config),
-        experiment=config.tracking.experiment,
+        experiment=experiment_name(config),
         run_name=run,
         tags=run_tags(config, stage, info, model, run),
         run_id=run_id,
@@ -139,7 +145,7 @@ def close_abandoned_runs(config: DictConfig, run: str) -> list[str]:
     host = socket.gethostname().replace("'", "")
     try:
         with quick_requests():
-            experiment = client.get_experiment_by_name(config.tracking.experiment)
+            experiment = client.get_experiment_by_name(experiment_name(config))
             if experiment is None:
                 return []
             running = client.search_runs(
@@ -171,7 +177,7 @@ def log_report_run(config: DictConfig, info: dict, paths: list[Path]) -> str | N
     """A run named "report" in the study's experiment, holding the report's tables and figures."""
     logger = BufferedMlflowLogger(
         tracking_uri=tracking_uri(config),
-        experiment=config.tracking.experiment,
+        experiment=experiment_name(config),
         run_name="report",
         tags=run_tags(config, "report", info),
         patience_seconds=config.tracking.patience_seconds,
