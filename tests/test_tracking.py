@@ -16,8 +16,9 @@ from mlflow import MlflowClient
 from omegaconf import OmegaConf
 from test_train_evaluate import MODEL, tiny_config
 
+from oak.config import load_config
 from oak.evaluate import eval_metrics_path, evaluate
-from oak.tracking import REDACTED, close_abandoned_runs, run_params, server_command
+from oak.tracking import REDACTED, close_abandoned_runs, experiment_name, run_params, server_command
 from oak.train import train, train_metrics_path
 
 BIN = Path(sys.executable).parent
@@ -235,8 +236,6 @@ def test_a_resumed_run_keeps_one_point_per_step_when_the_replay_logs_an_epoch_ag
 
 
 def test_each_profile_logs_to_its_own_experiment_unless_one_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from oak.tracking import experiment_name
-
     monkeypatch.chdir(tmp_path)
     assert experiment_name(load_config(tmp_path / "none.yaml")) == "oak-demo"  # no plan yet: the demo's
     (tmp_path / "pipelines").mkdir()

@@ -148,6 +148,11 @@ def smoke_run(run: Run, params: Path, shards: Path, work: Path) -> SmokeResult:
     return result
 
 
+def _write(out: Path, profile: str, results: list[SmokeResult], *, planned: int, seconds: float) -> None:
+    summary = {"profile": profile, "processes": PROCESSES, "steps": STEPS, "planned": planned, "seconds": round(seconds)}
+    write_json(out, summary | {"runs": [asdict(result) for result in results]})
+
+
 def _line(result: SmokeResult) -> str:
     seconds = f"{result.seconds_per_step:.1f}" if result.seconds_per_step is not None else "-"
     note = f" ({result.batch_note})" if result.batch_note else ""
@@ -219,9 +224,9 @@ def smoke(profile: str, params: Path, out: Path, *, runs: list[Run]) -> list[Smo
             result = smoke_run(run, params, shards, Path(folder) / "runs")
             results.append(result)
             print(_line(result), flush=True)
+            # after each run, so that a stopped sweep keeps the lines it has
+            _write(out, profile, results, planned=len(runs), seconds=time.perf_counter() - start)
     seconds = time.perf_counter() - start
-    summary = {"profile": profile, "processes": PROCESSES, "steps": STEPS, "seconds": round(seconds)}
-    write_json(out, summary | {"runs": [asdict(result) for result in results]})
     failed = [r.run for r in results if r.status != "ok"]
     print(f"wrote {out}: {len(results) - len(failed)} of {len(results)} runs ok in {seconds / 60:.1f} min")
     if failed:
