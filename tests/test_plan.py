@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from oak.errors import OakError
-from oak.plan import PLAN_FILE, Run, current_runs, plan_rows, plan_runs, planned_profile, render_plan
+from oak.plan import PLAN_FILE, Run, check_settings, current_runs, plan_rows, plan_runs, planned_profile, render_plan
 from oak.studies import load_studies
 
 REPO = Path(__file__).resolve().parents[1]
@@ -145,3 +145,15 @@ def test_a_plan_file_behind_the_studies_is_an_error(tmp_path: Path) -> None:
     (folder / "b.yaml").write_text(STUDY + "  - {label: B, model: resnet34, paper: 1}\n")
     with pytest.raises(OakError, match=r"plan.yaml does not match pipelines/studies/; run `oak plan`"):
         current_runs(plan, folder)
+
+
+def test_a_row_setting_no_training_can_use_stops_the_plan_naming_the_row(tmp_path: Path) -> None:
+    folder = studies_in(tmp_path, bad=STUDY + "  - {label: R18, model: resnet18, profiles: {demo: {settings: {train: {eval_crops: 5}}}}}\n")
+    planned = plan_rows(load_studies(folder), "demo")
+    with pytest.raises(OakError, match=r"^pipelines/studies/bad.yaml: row 'R18': train.eval_crops=5: use 1 \(centre crop\) or 10"):
+        check_settings(planned, tmp_path / "params.yaml")
+
+
+def test_every_planned_run_of_both_profiles_loads_its_config() -> None:
+    for profile in ("demo", "imagenet"):
+        check_settings(plan_rows(STUDIES, profile), REPO / "params.yaml")

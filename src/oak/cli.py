@@ -74,12 +74,13 @@ def _evaluate(config: DictConfig, args: argparse.Namespace) -> None:
 
 def _plan(config: DictConfig, args: argparse.Namespace) -> None:
     from oak.files import write_atomic
-    from oak.plan import PLAN_FILE, Run, plan_rows, planned_profile, render_plan
+    from oak.plan import PLAN_FILE, Run, check_settings, plan_rows, planned_profile, render_plan
     from oak.studies import load_studies
 
     studies, profile = load_studies(), args.profile or planned_profile()
-    write_atomic(PLAN_FILE, render_plan(studies, profile))
     planned = plan_rows(studies, profile)
+    check_settings(planned, args.params)
+    write_atomic(PLAN_FILE, render_plan(studies, profile))
     runs = {run.name for run in planned.values() if isinstance(run, Run)}
     without = [key for key, run in planned.items() if not isinstance(run, Run)]
     skipped = f"; no run for {', '.join(without)}" if without else ""

@@ -17,7 +17,7 @@ from pathlib import Path
 import yaml
 from omegaconf import OmegaConf
 
-from oak.config import PROFILES, flatten
+from oak.config import PROFILES, flatten, load_config
 from oak.errors import OakError
 from oak.studies import STUDIES_DIR, Row, Study, load_studies, run_spec
 
@@ -102,6 +102,18 @@ def current_runs(path: Path = PLAN_FILE, studies_dir: Path = STUDIES_DIR) -> tup
     if not path.exists() or path.read_text() != render_plan(studies, profile):
         raise OakError(f"{path} does not match pipelines/studies/; run `oak plan` (or `make repro`) to regenerate it")
     return profile, plan_rows(studies, profile)
+
+
+def check_settings(planned: dict[str, Run | str], params: Path) -> None:
+    """Load every run's config (params.yaml, its recipe, its settings) as `oak train` will, so that a
+    setting no training can use stops the plan, naming its study row, before anything runs."""
+    for key, run in planned.items():
+        if isinstance(run, Run):
+            try:
+                load_config(params, [f"recipe={run.recipe}", *run.settings])
+            except OakError as error:
+                study, label = key.split("/", 1)
+                raise OakError(f"{STUDIES_DIR / study}.yaml: row {label!r}: {error}") from None
 
 
 def _check_names(planned: dict[str, Run | str]) -> None:
