@@ -58,11 +58,12 @@ def evaluate(config: DictConfig, model: str, weights: Path | None = None, *, run
             config, batch_size=config.evaluate.batch_size, num_workers=config.evaluate.num_workers, eval_crops=config.train.eval_crops
         ),
     )
+    # The parameters the model classifies with: Inception-v3's auxiliary head only serves training.
     metrics = {
         "top1": results["eval/top1"],
         "top5": results["eval/top5"],
         "loss": results["eval/loss"],
-        "params": parameter_count(net),
+        "params": parameter_count(net) - (parameter_count(net.AuxLogits) if getattr(net, "aux_logits", False) else 0),
         "samples": int(results["eval/samples"]),
     }
     listed = info["splits"]["val"]["num_samples"]
