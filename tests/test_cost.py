@@ -45,7 +45,7 @@ def test_each_study_costs_the_sum_of_its_distinct_runs_on_each_device() -> None:
     runs = {run.name: {"epochs": 10, "images_per_second": per_image, "image_size": 224, "batch_size": 8} for run in planned.values()}
     devices = {
         "a": {"device": "GPU A", "torch": "2", "runs": runs},
-        "b": {"device": "GPU B", "torch": "2", "runs": {name: runs[name] for name in ("plain18", "resnet18", "plain34")}},
+        "b": {"device": "GPU B", "torch": "2", "runs": {name: runs[name] for name in ("plain18", "resnet18a", "plain34")}},
     }
     table = cost_table(STUDIES, planned, devices)
     rows = {row[0]: row for row in table.rows}
