@@ -23,7 +23,9 @@ def test_the_lightest_imagenet_run_of_each_recipe_trains_resumes_after_sigkill_a
     assert all(r["status"] == "ok" and r["steps"] == 2 and r["peak_memory_mb"] > 0 for r in results.values())
     shufflenet = results["shufflenet_ma2018"]
     assert (shufflenet["run"], shufflenet["image_size"], shufflenet["precision"]) == ("shufflenet_v2_x2_0", 224, "bf16-mixed")
-    assert shufflenet["batch"] == shufflenet["recipe_batch"] == 128  # the real per-device batch where memory allows
+    assert shufflenet["recipe_batch"] == 128
+    for r in results.values():  # the recipe's per-device batch, unless this machine's memory forces a smaller one, said so
+        assert r["batch"] == r["recipe_batch"] or r["batch_note"].startswith(f"batch {r['recipe_batch']} -> {r['batch']}: ")
     assert all(r["run"] in done.stdout for r in results.values())
     assert sorted(p.name for p in REPO.iterdir()) == before  # data, checkpoints and MLflow store stay in a temporary folder
 
