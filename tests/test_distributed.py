@@ -107,3 +107,14 @@ def test_ddp_with_ema_and_the_efficientnet_recipe_trains_resumes_after_sigkill_a
     client = MlflowClient(env["MLFLOW_TRACKING_URI"])
     [run] = client.search_runs([client.get_experiment_by_name("oak-demo").experiment_id])
     assert run.info.status == "FINISHED" and "eval/top1" in run.data.metrics
+
+
+def test_ddp_trains_every_regulariser_at_once_compiled_and_evaluates(demo_tree: Path, tmp_path: Path) -> None:
+    """mixup, cutmix, RandAugment, stochastic depth, EMA, bf16, channels_last and torch.compile, on 2 processes."""
+    prepare_shards(demo_tree, tmp_path / "shards", samples_per_shard=8, seed=0)
+    recipe = ["train.mixup_alpha=0.2", "train.cutmix_alpha=1.0", "train.auto_augment=rand-m9-mstd0.5", "train.drop_path_rate=0.1"]
+    recipe += ["train.ema_decay=0.999", "train.channels_last=true", "train.compile=true", "trainer.precision=bf16-mixed"]
+    oak(tmp_path, "train", "resnet18", "train.epochs=1", *recipe, *COMMON, *TWO_PROCESSES)
+    oak(tmp_path, "evaluate", "resnet18", *recipe, *COMMON, *TWO_PROCESSES)
+    assert json.loads((tmp_path / "metrics" / "train" / "resnet18.json").read_text())["steps"] == 40 // (2 * 4)
+    assert json.loads((tmp_path / "metrics" / "eval" / "resnet18.json").read_text())["samples"] == 20
