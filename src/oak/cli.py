@@ -100,7 +100,8 @@ def _smoke(config: DictConfig, args: argparse.Namespace) -> None:
     chosen = [runs[name] for name in args.run] if args.run else list(runs.values())
     if args.per_recipe:
         chosen = lightest_per_recipe(chosen, args.params)
-    smoke(profile, args.params, Path(config.paths.metrics) / "smoke" / f"{profile}.json", runs=chosen)
+    out = Path(config.paths.metrics) / "smoke" / f"{profile}.json"
+    smoke(profile, args.params, out, runs=chosen, update=bool(args.run))  # --run replaces those runs' entries
 
 
 def _report(config: DictConfig, args: argparse.Namespace) -> None:
@@ -302,7 +303,7 @@ def parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--weights", type=Path, help="evaluate this checkpoint, state_dict or .safetensors file instead")
     verb("plan", _plan, "expand the studies in pipelines/studies/ into the runs dvc.yaml trains, in one profile", takes_profile=True)
     smoke = verb("smoke", _smoke, "run every planned run of a profile for a few steps under 2-process DDP on the CPU", takes_profile=True)
-    smoke.add_argument("--run", action="append", help="only this planned run (repeatable)")
+    smoke.add_argument("--run", action="append", help="only this planned run (repeatable); the file keeps the others' entries")
     smoke.add_argument("--per-recipe", action="store_true", help="only the lightest run of each recipe")
     verb("report", _report, "write the results table and figure")
     models = verb("models", _models, "the model zoo and each model's architecture facts")

@@ -148,8 +148,14 @@ def smoke_run(run: Run, params: Path, shards: Path, work: Path) -> SmokeResult:
     return result
 
 
-def _write(out: Path, profile: str, results: list[SmokeResult], *, planned: int, seconds: float) -> None:
-    summary = {"profile": profile, "processes": PROCESSES, "steps": STEPS, "planned": planned, "seconds": round(seconds)}
+def _earlier_results(out: Path, profile: str, rerun: set[str]) -> list[SmokeResult]:
+    if not out.exists() or json.loads(out.read_text())["profile"] != profile:
+        return []
+    return [SmokeResult(**entry) for entry in json.loads(out.read_text())["runs"] if entry["run"] not in rerun]
+
+
+def _write(out: Path, profile: str, results: list[SmokeResult], *, seconds: float) -> None:
+    summary = {"profile": profile, "processes": PROCESSES, "steps": STEPS, "seconds_of_last_invocation": round(seconds)}
     write_json(out, summary | {"runs": [asdict(result) for result in results]})
 
 
@@ -179,10 +185,12 @@ def _run(command: list[str], log: Path) -> tuple[int, str]:
     with log.open("w") as out:
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=_environment())
         _, status, usage = os.wait4(process.pid, 0)
-    text = log.read_text()
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise OakError(_last_error(log))
-    return usage.ru_maxrss, text
+    code = os.waitstatus_to_exitcode(status)
+    if code < 0:
+        raise OakError(f"{log.stem}: killed by {signal.Signals(-code).name} (out of memory?); its last line: {_last_error(log)}")
+    if code != 0:
+        raise OakError(f"{log.stem}: exited with status {code}: {_last_error(log)}")
+    return usage.ru_maxrss, log.read_text()
 
 
 def _environment() -> dict[str, str]:
@@ -212,10 +220,14 @@ def lightest_per_recipe(runs: list[Run], params: Path) -> list[Run]:
     return sorted(lightest.values(), key=lambda run: run.recipe)
 
 
-def smoke(profile: str, params: Path, out: Path, *, runs: list[Run]) -> list[SmokeResult]:
-    """Run the smoke test of each of `runs`, print a line per run, and write them to `out`."""
+def smoke(profile: str, params: Path, out: Path, *, runs: list[Run], update: bool = False) -> list[SmokeResult]:
+    """Run the smoke test of each of `runs`, print a line per run, and write them to `out`.
+
+    With `update`, `out` keeps its other runs' entries (from an earlier sweep of the same profile).
+    """
     start = time.perf_counter()
-    results = []
+    earlier = _earlier_results(out, profile, {run.name for run in runs}) if update else []
+    results = list(earlier)
     with tempfile.TemporaryDirectory(prefix="oak-smoke-") as folder:
         print(f"oak smoke {profile}: making {CLASSES} classes of {IMAGE[0]}x{IMAGE[1]} JPEGs", flush=True)
         shards = make_data(Path(folder))
@@ -225,8 +237,9 @@ def smoke(profile: str, params: Path, out: Path, *, runs: list[Run]) -> list[Smo
             results.append(result)
             print(_line(result), flush=True)
             # after each run, so that a stopped sweep keeps the lines it has
-            _write(out, profile, results, planned=len(runs), seconds=time.perf_counter() - start)
+            _write(out, profile, results, seconds=time.perf_counter() - start)
     seconds = time.perf_counter() - start
+    results = results[len(earlier) :]
     failed = [r.run for r in results if r.status != "ok"]
     print(f"wrote {out}: {len(results) - len(failed)} of {len(results)} runs ok in {seconds / 60:.1f} min")
     if failed:
