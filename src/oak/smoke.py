@@ -9,6 +9,7 @@ to a temporary folder and its own MLflow store: nothing reaches the profile's ex
 The only file kept is `<paths.metrics>/smoke/<PROFILE>.json`, one entry per run with its status.
 """
 
+import contextlib
 import json
 import os
 import re
@@ -37,6 +38,9 @@ VAL_IMAGES = 8
 # oak.models.facts counts them): 7-11 measured here for resnet50, efficientnet_b0 and inception_v3
 # under bf16 autocast (fwd + bwd, peak RSS growth over the model's), so 12.
 BYTES_PER_ACTIVATION = 12
+# Each rank holds weights, gradients, optimizer state and an EMA (4 x 4 bytes a parameter); rank 0
+# also serialises them into a checkpoint: ResNet-RS-420 (192M) was killed for memory here without this.
+BYTES_PER_PARAMETER = 32
 MEMORY_SHARE = 0.7  # of the memory available when a run starts, split between the ranks
 
 
@@ -78,8 +82,9 @@ def smoke_batch(model: str, image_size: int, recipe_batch: int, even: bool) -> t
     """The recipe's per-device batch, or the largest that fits this machine's memory, and why it changed."""
     from oak.models.facts import model_facts
 
-    per_image = model_facts(model, image_size).activations * BYTES_PER_ACTIVATION
-    budget = _available_memory() * MEMORY_SHARE / PROCESSES
+    facts = model_facts(model, image_size)
+    per_image = facts.activations * BYTES_PER_ACTIVATION
+    budget = _available_memory() * MEMORY_SHARE / PROCESSES - facts.params * BYTES_PER_PARAMETER
     fits = max(2 if even else 1, int(budget // per_image))
     if even:
         fits -= fits % 2
@@ -183,8 +188,10 @@ def _killed_at_first_checkpoint(command: list[str], checkpoint: Path, log: Path)
 
 def _run(command: list[str], log: Path) -> tuple[int, str]:
     with log.open("w") as out:
-        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=_environment())
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, env=_environment())
         _, status, usage = os.wait4(process.pid, 0)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)  # a rank left waiting for a dead rank 0 would hold its memory
     code = os.waitstatus_to_exitcode(status)
     if code < 0:
         raise OakError(f"{log.stem}: killed by {signal.Signals(-code).name} (out of memory?); its last line: {_last_error(log)}")
