@@ -18,19 +18,20 @@ TEN_CROPS = 10
 
 def train_transform(recipe: DictConfig) -> Callable:
     """timm's RandomResizedCrop, flip and the recipe's augmentations, at `image_size`."""
-    size = recipe.image_size
     return create_transform(
-        input_size=(3, size, size),
+        **_pixels(recipe, recipe.image_size),
         is_training=True,
-        interpolation=recipe.interpolation,
-        mean=tuple(recipe.mean),
-        std=tuple(recipe.std),
         scale=(recipe.scale_min, 1.0),
         hflip=recipe.hflip,
         color_jitter=recipe.color_jitter,
         auto_augment=recipe.auto_augment,
         re_prob=recipe.random_erasing,
     )
+
+
+def _pixels(recipe: DictConfig, size: int) -> dict:
+    """What training and evaluation share: the size, the interpolation and the normalisation."""
+    return {"input_size": (3, size, size), "interpolation": recipe.interpolation, "mean": tuple(recipe.mean), "std": tuple(recipe.std)}
 
 
 def eval_size(recipe: DictConfig) -> int:
@@ -45,14 +46,7 @@ def eval_transform(recipe: DictConfig, *, crops: int = 1) -> Callable:
     """
     size = eval_size(recipe)
     if crops == 1:
-        return create_transform(
-            input_size=(3, size, size),
-            is_training=False,
-            interpolation=recipe.interpolation,
-            mean=tuple(recipe.mean),
-            std=tuple(recipe.std),
-            crop_pct=recipe.eval_crop_pct,
-        )
+        return create_transform(**_pixels(recipe, size), is_training=False, crop_pct=recipe.eval_crop_pct)
     return T.Compose(
         [
             T.Resize(math.floor(size / recipe.eval_crop_pct), interpolation=T.InterpolationMode(recipe.interpolation)),
