@@ -54,7 +54,7 @@ class SmokeResult:
     recipe_batch: int  # per device
     batch: int  # per device, as run here
     steps: int
-    seconds_per_step: float | None
+    seconds_per_step: float | None  # the resumed process's fit: its one step, validating 8 images, the final checkpoint
     peak_memory_mb: int | None  # the largest process's resident memory
     status: str  # ok, or the error
     batch_note: str = ""
