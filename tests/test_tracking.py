@@ -242,3 +242,18 @@ def test_each_profile_logs_to_its_own_experiment_unless_one_is_named(tmp_path: P
     (tmp_path / "pipelines" / "plan.yaml").write_text("profile: imagenet\nruns: {}\n")
     assert experiment_name(load_config(tmp_path / "none.yaml")) == "oak-imagenet"
     assert experiment_name(load_config(tmp_path / "none.yaml", ["tracking.experiment=mine"])) == "mine"
+
+
+def test_a_sqlite_stores_artifacts_lie_beside_its_file_whatever_folder_oak_runs_in(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from oak.mlflow_logger import BufferedMlflowLogger
+
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    artifact = tmp_path / "config.yaml"
+    artifact.write_text("a: 1\n")
+    logger = BufferedMlflowLogger(tracking_uri=f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}", experiment="e", run_name="r", tags={})
+    logger.log_metrics({"loss": 1.0}, step=0)
+    logger.log_artifact(artifact)
+    logger.finalize("success")
+    assert list((tmp_path / "store" / "mlruns").rglob("config.yaml"))
+    assert list((tmp_path / "elsewhere").iterdir()) == []

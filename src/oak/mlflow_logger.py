@@ -14,6 +14,7 @@ import logging
 import os
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from lightning.fabric.utilities.logger import _convert_params, _flatten_dict
@@ -50,6 +51,17 @@ def is_unreachable(error: Exception) -> bool:
         status = error.get_http_status_code()
         return str(error).startswith("API request to") or status >= 500
     return False
+
+
+def local_artifact_location(tracking_uri: str) -> str | None:
+    """`mlruns/` beside a SQLite store's file; None (the server decides) for any other store.
+
+    MLflow's own default for a SQLite store is `./mlruns` in whatever folder the process runs in,
+    which scatters one store's artifacts over every folder `oak` was started from.
+    """
+    if not tracking_uri.startswith("sqlite:///"):
+        return None
+    return (Path(tracking_uri.removeprefix("sqlite:///")).resolve().parent / "mlruns").as_uri()
 
 
 class BufferedMlflowLogger(Logger):
@@ -156,10 +168,13 @@ class BufferedMlflowLogger(Logger):
                 return False
             time.sleep(min(5.0, max(0.0, deadline - time.monotonic())))
 
+    def _create_experiment(self) -> str:
+        return self.client.create_experiment(self.experiment_name, artifact_location=local_artifact_location(self.client.tracking_uri))
+
     def _send(self) -> None:
         if self.run_id is None:
             experiment = self.client.get_experiment_by_name(self.experiment_name)
-            experiment_id = experiment.experiment_id if experiment else self.client.create_experiment(self.experiment_name)
+            experiment_id = experiment.experiment_id if experiment else self._create_experiment()
             self.run_id = self.client.create_run(experiment_id, run_name=self.run_name, tags=self._tags).info.run_id
             self._tags = {}
         if self._status == "RUNNING":
