@@ -10,6 +10,7 @@ metrics of an epoch that ended before the stop.
 """
 
 import contextlib
+import functools
 import logging
 import os
 import time
@@ -77,7 +78,7 @@ class BufferedMlflowLogger(Logger):
         patience_seconds: float = 600.0,
     ) -> None:
         super().__init__()
-        self.client = MlflowClient(tracking_uri)
+        self.tracking_uri = tracking_uri
         self.experiment_name = experiment
         self.run_name = run_name
         self.run_id = run_id
@@ -102,6 +103,12 @@ class BufferedMlflowLogger(Logger):
     @property
     def version(self) -> str:
         return self.run_id or "undelivered"
+
+    @functools.cached_property
+    def client(self) -> MlflowClient:
+        # Made on first use, so on rank 0 only: ranks started at once (torchrun, srun) would otherwise
+        # all create a new SQLite store's tables at the same moment ("table ... already exists").
+        return MlflowClient(self.tracking_uri)
 
     @property
     def pending(self) -> int:
@@ -169,7 +176,7 @@ class BufferedMlflowLogger(Logger):
             time.sleep(min(5.0, max(0.0, deadline - time.monotonic())))
 
     def _create_experiment(self) -> str:
-        return self.client.create_experiment(self.experiment_name, artifact_location=local_artifact_location(self.client.tracking_uri))
+        return self.client.create_experiment(self.experiment_name, artifact_location=local_artifact_location(self.tracking_uri))
 
     def _send(self) -> None:
         if self.run_id is None:

@@ -114,8 +114,9 @@ def mlflow_logger(config: DictConfig, model: str, run: str, stage: str, info: di
     )
 
 
+@rank_zero_only
 def existing_run(uri: str, run_id: str) -> str | None:
-    """`run_id` when the store at `uri` holds that run (or cannot be asked now), else None."""
+    """`run_id` when the store at `uri` holds that run (or cannot be asked now), else None; None on ranks but 0."""
     try:
         with quick_requests():
             MlflowClient(uri).get_run(run_id)
