@@ -118,6 +118,14 @@ def test_two_rows_training_one_model_differently_under_one_name_is_an_error(tmp_
         ("{label: A, model: resnet18, paper: 1, profiles: {demo: {recipe: demo, seed: 1}}}", r"unknown key 'profiles.demo.seed'"),
         ("{label: A, model: resnet18, profiles: {demo: {variant: 32 px}}}", r"row 'A': demo: variant '32 px': use lower-case"),
         ("{label: A, model: resnet18, series: [depth]}", r"row 'A': `series` without a figure to draw"),
+        (
+            "{label: A, model: resnet18, profiles: {demo: {settings: {paths: {checkpoints: /elsewhere}}}}}",
+            r"row 'A': demo: settings may set only evaluate, train, trainer; paths belong",
+        ),
+        (
+            "{label: A, model: resnet18, profiles: {demo: {settings: {tracking: {uri: 'http://elsewhere'}}}}}",
+            r"row 'A': demo: settings may set only .*; tracking belong",
+        ),
     ],
 )
 def test_a_wrong_study_names_the_file_and_row(tmp_path: Path, row: str, message: str) -> None:

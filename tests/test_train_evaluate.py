@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 from mlflow import MlflowClient
+from omegaconf import OmegaConf
 
 from oak.config import load_config
 from oak.curves import read_curves
@@ -22,25 +24,25 @@ from oak.train import CHECKPOINT, checkpoint_dir, curves_path, train, train_metr
 MODEL = "shufflenet_v2_x0_5"  # the study's lightest model: seconds per epoch here
 
 
+def tiny_overrides(tmp_path: Path, shards: Path) -> list[str]:
+    return [
+        f"paths.shards={shards}",
+        f"paths.checkpoints={tmp_path / 'models'}",
+        f"paths.metrics={tmp_path / 'metrics'}",
+        f"tracking.uri=sqlite:///{tmp_path / 'mlflow.db'}",
+        "tracking.experiment=test-study",
+        "train.epochs=2",
+        "train.batch_size=8",
+        "train.image_size=32",
+        "train.num_workers=0",
+        "evaluate.num_workers=0",
+        "trainer.accelerator=cpu",
+        "trainer.enable_progress_bar=false",
+    ]
+
+
 def tiny_config(tmp_path: Path, shards: Path, *overrides: str):
-    return load_config(
-        Path("no-params-file.yaml"),
-        [
-            f"paths.shards={shards}",
-            f"paths.checkpoints={tmp_path / 'models'}",
-            f"paths.metrics={tmp_path / 'metrics'}",
-            f"tracking.uri=sqlite:///{tmp_path / 'mlflow.db'}",
-            "tracking.experiment=test-study",
-            "train.epochs=2",
-            "train.batch_size=8",
-            "train.image_size=32",
-            "train.num_workers=0",
-            "evaluate.num_workers=0",
-            "trainer.accelerator=cpu",
-            "trainer.enable_progress_bar=false",
-            *overrides,
-        ],
-    )
+    return load_config(Path("no-params-file.yaml"), [*tiny_overrides(tmp_path, shards), *overrides])
 
 
 @pytest.fixture(scope="module")
@@ -315,3 +317,53 @@ def test_sync_batchnorm_falls_back_to_plain_batchnorm_on_a_cpu_with_a_notice(cap
     assert config.trainer.sync_batchnorm is True
     assert trainer_settings(config)["sync_batchnorm"] is False
     assert "SyncBatchNorm runs only on GPUs" in capsys.readouterr().err
+
+
+def folder_bytes(folder: Path) -> dict[str, bytes]:
+    return {path.name: path.read_bytes() for path in sorted(folder.iterdir())}
+
+
+@pytest.mark.parametrize("setting", ["train.optimizer=bogus", "train.batch_size=1000"])
+def test_a_setting_that_fails_at_the_start_leaves_a_finished_training_as_it_was(setting: str, tmp_path: Path, shards: Path) -> None:
+    config = tiny_config(tmp_path, shards, "train.epochs=1")
+    train(config, MODEL)
+    folder, metrics = checkpoint_dir(config, MODEL), train_metrics_path(config, MODEL)
+    before, metrics_before = folder_bytes(folder), metrics.read_bytes()
+    with pytest.raises(Exception, match=r"bogus|no full batch of 1000"):
+        train(tiny_config(tmp_path, shards, "train.epochs=1", setting), MODEL)
+    assert folder_bytes(folder) == before and metrics.read_bytes() == metrics_before
+
+
+def test_a_second_training_of_a_run_in_progress_stops_naming_the_first(tmp_path: Path, shards: Path) -> None:
+    config = tiny_config(tmp_path, shards)
+    command = [sys.executable, "-m", "oak.cli", "train", MODEL, *tiny_overrides(tmp_path, shards), "train.epochs=1000"]
+    with (tmp_path / "first.log").open("w") as log:
+        first = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+    folder = checkpoint_dir(config, MODEL)
+    try:
+        deadline = time.monotonic() + 180
+        while not (folder / CHECKPOINT).exists():
+            assert first.poll() is None and time.monotonic() < deadline, (tmp_path / "first.log").read_text()[-3000:]
+            time.sleep(0.2)
+        with pytest.raises(OakError, match=rf"{folder}: oak train \(pid {first.pid} on .*\) is training this run; wait for it"):
+            train(config, MODEL)
+        assert (folder / CHECKPOINT).exists() and first.poll() is None  # the first one's files and process go on
+    finally:
+        first.kill()
+        first.wait()
+
+
+def test_a_failed_evaluation_leaves_the_run_finished_and_a_new_one_becomes_its_latest_value(trained, tmp_path: Path) -> None:
+    config, _, _ = trained
+    broken = tmp_path / "broken"
+    shutil.copytree(config.paths.shards, broken)
+    info = json.loads((broken / "_info.json").read_text())
+    (broken / info["splits"]["val"]["filenames"][0]).write_bytes(b"not a tar file" * 100)
+    with pytest.raises(Exception):
+        evaluate(OmegaConf.merge(config, {"paths": {"shards": str(broken)}}), MODEL)
+    run_id = json.loads((checkpoint_dir(config, MODEL) / "run.json").read_text())["run_id"]
+    client = MlflowClient(config.tracking.uri)
+    assert client.get_run(run_id).info.status == "FINISHED"
+    again = evaluate(OmegaConf.merge(config, {"train": {"eval_crop_pct": 0.5}}), MODEL)
+    assert client.get_run(run_id).data.metrics["eval/loss"] == pytest.approx(again["loss"])
+    assert json.loads(eval_metrics_path(config, MODEL).read_text()) == again

@@ -260,12 +260,18 @@ def _bench_g1(config: DictConfig, args: argparse.Namespace) -> dict:
 
 def _server(config: DictConfig, args: argparse.Namespace) -> None:
     import os
+    import secrets
 
     from oak.tracking import server_command
 
     command = server_command(host=args.host, port=args.port)
     if args.basic_auth:
         command += ["--app-name", "basic-auth"]
+        if not os.environ.get("MLFLOW_FLASK_SERVER_SECRET_KEY"):
+            # MLflow's login forms need a key to sign their CSRF tokens; one per server start is enough
+            # for one server (its workers inherit it). Several servers behind one address must share one.
+            os.environ["MLFLOW_FLASK_SERVER_SECRET_KEY"] = secrets.token_hex(32)
+            print("oak server: a new MLFLOW_FLASK_SERVER_SECRET_KEY for this start (set one to keep browser logins across restarts)")
     print(" ".join(command), flush=True)
     os.execvp(command[0], command)
 

@@ -71,4 +71,6 @@ class EpochCurves(Logger):
 
     @rank_zero_only
     def save(self) -> None:
+        if not self.rows:
+            return  # Lightning saves loggers as fitting starts: a new training must not blank a finished one's curves yet
         write_atomic(self.path, curves_csv([self.rows[step] for step in sorted(self.rows)]))

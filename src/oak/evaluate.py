@@ -10,6 +10,7 @@ from oak.classifier import Classifier
 from oak.data.shards import read_info
 from oak.errors import OakError
 from oak.files import write_json
+from oak.mlflow_logger import check_login
 from oak.models import check_model_name, parameter_count
 from oak.tracking import existing_run, mlflow_logger, tracking_uri
 from oak.train import CHECKPOINT, RUN_FILE, build_net, checkpoint_dir, datamodule_for
@@ -32,6 +33,7 @@ def evaluate(config: DictConfig, model: str, weights: Path | None = None, *, run
     """
     run = run or model
     check_model_name(model)
+    check_login(tracking_uri(config))
     info = read_info(Path(config.paths.shards))
     net = build_net(config.train, model, info["num_classes"])  # the trained architecture, auxiliary classifier included
     folder = checkpoint_dir(config, run)

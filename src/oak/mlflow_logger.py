@@ -7,6 +7,10 @@ patiently when the run ends. After a failure, and in a resumed run, the points t
 holds are looked up, and any point logged again at a (key, step) it holds is left out, so each
 arrives once: a resumed training replays the steps after its checkpoint, and with them the
 metrics of an epoch that ended before the stop.
+
+An evaluation adds to its training's finished run: it leaves the run's status alone (a failed
+evaluation does not make the training FAILED) and looks up only the points it sent itself, so a
+re-evaluation's value becomes the run's latest, as in the DVC metrics.
 """
 
 import contextlib
@@ -26,10 +30,15 @@ from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 from requests.exceptions import RequestException
 
+from oak.errors import OakError
+from oak.redaction import redact_text, without_login
+
 log = logging.getLogger(__name__)
 
 # While training, a request to an absent server fails fast instead of MLflow's minutes of retries.
 QUICK_REQUESTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
+# MLflow prints the run's link with the tracking URI's login in it; Oak prints it without.
+QUICK_REQUESTS["MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"] = "true"
 BATCH = 1000  # metric points per request (MLflow's limit)
 
 
@@ -44,14 +53,41 @@ def quick_requests() -> Iterator[None]:
             os.environ.pop(name, None) if value is None else os.environ.__setitem__(name, value)
 
 
+REFUSALS = {
+    401: "refused the login (HTTP 401): check the user and password (MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD, or the URI's)",
+    403: "refused access (HTTP 403): the user lacks permission on this experiment; ask the server's admin for it",
+}
+
+
+def is_refused(error: Exception) -> bool:
+    return isinstance(error, MlflowException) and error.get_http_status_code() in REFUSALS
+
+
+def refusal(tracking_uri: str, error: MlflowException) -> OakError:
+    return OakError(f"MLflow at {redact_text(tracking_uri)} {REFUSALS[error.get_http_status_code()]}")
+
+
 def is_unreachable(error: Exception) -> bool:
     """True for a server that does not answer (or answers 5xx while it restarts), not for a refusal."""
     if isinstance(error, (OSError, RequestException)):
         return True
-    if isinstance(error, MlflowException):
+    if isinstance(error, MlflowException) and not is_refused(error):
         status = error.get_http_status_code()
         return str(error).startswith("API request to") or status >= 500
     return False
+
+
+@rank_zero_only
+def check_login(tracking_uri: str) -> None:
+    """One request before any work: a refused login stops here, not after training (an absent server does not: runs wait for it)."""
+    try:
+        with quick_requests():
+            MlflowClient(tracking_uri).search_experiments(max_results=1)
+    except Exception as error:
+        if is_refused(error):
+            raise refusal(tracking_uri, error) from None
+        if not is_unreachable(error):
+            raise
 
 
 def local_artifact_location(tracking_uri: str) -> str | None:
@@ -74,10 +110,12 @@ class BufferedMlflowLogger(Logger):
         run_name: str,
         tags: dict[str, str],
         run_id: str | None = None,
+        evaluation: bool = False,
         retry_seconds: float = 30.0,
         patience_seconds: float = 600.0,
     ) -> None:
         super().__init__()
+        self.evaluation = evaluation and run_id is not None
         self.tracking_uri = tracking_uri
         self.experiment_name = experiment
         self.run_name = run_name
@@ -90,9 +128,10 @@ class BufferedMlflowLogger(Logger):
         self._params: dict[str, str] = {}
         self._metrics: list[Metric] = []
         self._artifacts: list[str] = []
-        self._status: str | None = "RUNNING" if self.resumed else None
+        self._status: str | None = "RUNNING" if self.resumed and not self.evaluation else None
         self._held: set[tuple[str, int]] = set()  # (key, step) of the points the server holds, when looked up
-        self._look_up_held = self.resumed
+        self._look_up_held = self.resumed and not self.evaluation
+        self._since_ms = int(time.time() * 1000) if self.evaluation else 0  # the held points that count
         self._next_try = 0.0
         self._warned = False
 
@@ -141,7 +180,7 @@ class BufferedMlflowLogger(Logger):
         # "finished" comes only from Lightning's SLURM requeue handler: the job is about to be stopped
         # and requeued, and the requeued job continues this run, so it stays RUNNING.
         ended = {"success": "FINISHED", "finished": self._status, "failed": "KILLED" if self.interrupted else "FAILED"}
-        self._status = ended.get(status, status)
+        self._status = None if self.evaluation else ended.get(status, status)
         if not self.deliver(patience=self.patience_seconds):
             log.warning(
                 "MLflow: %d metric points of run %s could not be delivered within %.0f s; they are lost to MLflow, "
@@ -164,12 +203,16 @@ class BufferedMlflowLogger(Logger):
                         self._warned = False
                     return True
                 except Exception as error:
+                    if is_refused(error):
+                        raise refusal(self.tracking_uri, error) from None
                     if not is_unreachable(error):
                         raise
                     self._look_up_held = True
                     self._next_try = time.monotonic() + self.retry_seconds
                     if not self._warned:
-                        log.warning("MLflow: tracking server unreachable (%s); metrics are kept and sent when it answers", error)
+                        log.warning(
+                            "MLflow: tracking server unreachable (%s); metrics are kept and sent when it answers", redact_text(str(error))
+                        )
                         self._warned = True
             if time.monotonic() >= deadline:
                 return False
@@ -205,8 +248,16 @@ class BufferedMlflowLogger(Logger):
         if self._status:
             self.client.set_terminated(self.run_id, self._status)
             self._status = None
+            self._print_link()
+
+    def _print_link(self) -> None:
+        if self.tracking_uri.startswith(("http://", "https://")):
+            experiment = self.client.get_run(self.run_id).info.experiment_id
+            server = without_login(self.tracking_uri).rstrip("/")
+            print(f"MLflow run {self.run_name}: {server}/#/experiments/{experiment}/runs/{self.run_id}")
 
     def _points_on_server(self) -> set[tuple[str, int]]:
-        """(key, step) of every metric point the run holds."""
+        """(key, step) of every metric point the run holds (an evaluation's: those since it started)."""
         keys = self.client.get_run(self.run_id).data.metrics
-        return {(key, point.step) for key in keys for point in self.client.get_metric_history(self.run_id, key)}
+        history = [(key, point) for key in keys for point in self.client.get_metric_history(self.run_id, key)]
+        return {(key, point.step) for key, point in history if point.timestamp >= self._since_ms}

@@ -43,6 +43,9 @@ from oak.models import check_model_name
 STUDIES_DIR = Path("pipelines/studies")
 VARIANT = re.compile(r"[a-z0-9][a-z0-9_-]*")
 METRICS = {"top1": "top-1 (%)", "top1_error": "top-1 error (%)", "top5_error": "top-5 error (%)"}
+# What a row may change: how it trains and is evaluated. Paths and tracking stay as params.yaml sets them,
+# where dvc.yaml reads its outputs from.
+STUDY_SECTIONS = {"train", "trainer", "evaluate"}
 
 
 @dataclass
@@ -143,6 +146,12 @@ def _check_profiles(path: Path, where: str, profiles: dict[str, RunSpec]) -> Non
                 check_model_name(spec.stand_in)
             except OakError as error:
                 raise OakError(f"{path}: {where}{profile}: stand-in: {error}") from None
+        stray = sorted(set(spec.settings) - STUDY_SECTIONS)
+        if stray:
+            raise OakError(
+                f"{path}: {where}{profile}: settings may set only {', '.join(sorted(STUDY_SECTIONS))}; "
+                f"{', '.join(stray)} belong(s) in params.yaml (dvc.yaml's outputs and the tracking store are set there once)"
+            )
         try:
             OmegaConf.merge(OmegaConf.structured(OakConfig), spec.settings)
         except OmegaConfBaseException as error:

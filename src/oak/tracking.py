@@ -10,7 +10,6 @@ closed as KILLED by the next invocation for the same model.
 import hashlib
 import json
 import os
-import re
 import socket
 import subprocess
 from pathlib import Path
@@ -24,12 +23,11 @@ from omegaconf import DictConfig
 
 from oak.config import flatten
 from oak.data.shards import dataset_label, is_synthetic
-from oak.mlflow_logger import BufferedMlflowLogger, is_unreachable, quick_requests
+from oak.mlflow_logger import BufferedMlflowLogger, is_refused, is_unreachable, quick_requests, refusal
 from oak.plan import planned_profile
+from oak.redaction import redact_config
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
-SECRET_NAME = re.compile(r"token|password|secret|key", re.IGNORECASE)
-REDACTED = "<redacted>"
 
 
 def tracking_uri(config: DictConfig) -> str:
@@ -47,8 +45,8 @@ def experiment_name(config: DictConfig) -> str:
 
 
 def run_params(config: DictConfig) -> dict[str, object]:
-    """The resolved config as dotted keys, with the values of secret-looking keys redacted."""
-    return {key: REDACTED if SECRET_NAME.search(key.rsplit(".", 1)[-1]) else value for key, value in flatten(config).items()}
+    """The resolved config as dotted keys, credentials redacted (see oak.redaction)."""
+    return flatten(redact_config(config))
 
 
 def params_hash(config: DictConfig) -> str:
@@ -110,6 +108,7 @@ def mlflow_logger(config: DictConfig, model: str, run: str, stage: str, info: di
         run_name=run,
         tags=run_tags(config, stage, info, model, run),
         run_id=run_id,
+        evaluation=stage == "evaluate",
         patience_seconds=config.tracking.patience_seconds,
     )
 
@@ -121,6 +120,8 @@ def existing_run(uri: str, run_id: str) -> str | None:
         with quick_requests():
             MlflowClient(uri).get_run(run_id)
     except MlflowException as error:
+        if is_refused(error):
+            raise refusal(uri, error) from None
         return run_id if is_unreachable(error) else None
     return run_id
 
@@ -157,6 +158,8 @@ def close_abandoned_runs(config: DictConfig, run: str) -> list[str]:
             for run_id in closed:
                 client.set_terminated(run_id, "KILLED")
     except Exception as error:
+        if is_refused(error):
+            raise refusal(tracking_uri(config), error) from None
         if not is_unreachable(error):
             raise
         return []  # the server is away: the next invocation closes them

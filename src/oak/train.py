@@ -1,11 +1,16 @@
 """`oak train MODEL`: fit one model on the shards, checkpoint it, and record how it went."""
 
+import contextlib
+import fcntl
 import hashlib
 import json
+import os
 import shutil
 import signal
+import socket
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import lightning as L
@@ -23,7 +28,9 @@ from oak.data.shards import read_info
 from oak.data.transforms import eval_transform, train_transform
 from oak.errors import OakError
 from oak.files import write_atomic, write_json
+from oak.mlflow_logger import check_login
 from oak.models import check_model_name, create_model, set_batchnorm
+from oak.redaction import redact_config, redact_text
 from oak.tracking import (
     MarkInterrupted,
     close_abandoned_runs,
@@ -35,6 +42,7 @@ from oak.tracking import (
 )
 
 CHECKPOINT = "last.ckpt"
+LOCK_SUFFIX = ".oak-lock"
 # Which MLflow run the checkpoint belongs to (for `oak evaluate`), what it trained, and whether
 # training completed (an incomplete one is resumed).
 RUN_FILE = "run.json"
@@ -99,6 +107,9 @@ def drop_requeue_checkpoints(out: Path) -> None:
 class CheckpointFolder(Callback):
     """Prepares `out` once every process has started and before any trains: rank 0 clears it
     (when not resuming) and records the run; the others wait, so no rank deletes another's files.
+
+    At `on_train_start`: after Lightning has built the optimizer, the scheduler and the data loaders,
+    so a setting that fails there leaves a finished training's checkpoint and record as they were.
     """
 
     def __init__(self, out: Path, *, clear: bool, run_record: dict) -> None:
@@ -106,7 +117,7 @@ class CheckpointFolder(Callback):
         self.clear = clear
         self.run_record = run_record
 
-    def setup(self, trainer: L.Trainer, module: L.LightningModule, stage: str) -> None:
+    def on_train_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         if trainer.is_global_zero:
             if self.clear:
                 shutil.rmtree(self.out, ignore_errors=True)  # another config's or a completed training
@@ -140,6 +151,28 @@ def trainer_settings(config: DictConfig) -> dict:
 
 def _on_gpu(accelerator: str) -> bool:
     return accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
+
+
+@contextlib.contextmanager
+def run_lock(out: Path) -> Iterator[None]:
+    """Holds `<out>.oak-lock` (beside the folder, which a fresh start deletes) while this process trains
+    the run: a second `oak train` of it stops, naming the first, instead of deleting its files."""
+    if rank_zero_only.rank != 0:  # the other ranks of this training
+        yield
+        return
+    out.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(out.with_name(out.name + LOCK_SUFFIX), os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(descriptor, 200).decode(errors="replace").strip() or "another process"
+            raise OakError(f"{out}: {holder} is training this run; wait for it to end or stop it first") from None
+        os.ftruncate(descriptor, 0)
+        os.pwrite(descriptor, f"oak train (pid {os.getpid()} on {socket.gethostname()})".encode(), 0)
+        yield
+    finally:
+        os.close(descriptor)  # releases the lock
 
 
 @rank_zero_only
@@ -184,6 +217,12 @@ def train(config: DictConfig, model: str, *, run: str | None = None, resume: boo
     """
     run = run or model
     check_model_name(model)
+    check_login(tracking_uri(config))
+    with run_lock(checkpoint_dir(config, run)):
+        return _train(config, model, run, resume=resume)
+
+
+def _train(config: DictConfig, model: str, run: str, *, resume: bool) -> dict:
     info = read_info(Path(config.paths.shards))
     L.seed_everything(config.seed, workers=True)
     recipe = config.train
@@ -200,7 +239,7 @@ def train(config: DictConfig, model: str, *, run: str | None = None, resume: boo
     logger = mlflow_logger(config, model, run, "train", info, run_id=resumed_run and existing_run(tracking_uri(config), resumed_run))
     if not logger.resumed:
         logger.log_hyperparams(run_params(config))  # opens the run: after anything that could fail before training
-    run_record = {"tracking_uri": tracking_uri(config), "run_id": logger.run_id, "fingerprint": fingerprint, "complete": False}
+    run_record = {"tracking_uri": redact_text(tracking_uri(config)), "run_id": logger.run_id, "fingerprint": fingerprint, "complete": False}
     trainer = L.Trainer(
         **trainer_settings(config),
         max_epochs=recipe.epochs,
@@ -234,7 +273,7 @@ def train(config: DictConfig, model: str, *, run: str | None = None, resume: boo
     }
     if trainer.is_global_zero:
         write_json(out / RUN_FILE, run_record | {"run_id": logger.run_id, "complete": True})
-        write_atomic(out / "config.yaml", OmegaConf.to_yaml(config))
+        write_atomic(out / "config.yaml", OmegaConf.to_yaml(redact_config(config)))
         write_json(train_metrics_path(config, run), metrics)
         write_atomic(curves_path(config, run), (out / CURVES_FILE).read_text())
         logger.log_metrics({"train_seconds": seconds}, step=trainer.global_step)
