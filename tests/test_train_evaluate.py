@@ -353,10 +353,11 @@ def test_a_second_training_of_a_run_in_progress_stops_naming_the_first(tmp_path:
         first.wait()
 
 
-def test_a_failed_evaluation_leaves_the_run_finished_and_a_new_one_becomes_its_latest_value(trained, tmp_path: Path) -> None:
-    config, _, _ = trained
+def test_a_failed_evaluation_leaves_the_run_finished_and_a_new_one_becomes_its_latest_value(tmp_path: Path, shards: Path) -> None:
+    config = tiny_config(tmp_path, shards, "train.epochs=1")
+    train(config, MODEL)
     broken = tmp_path / "broken"
-    shutil.copytree(config.paths.shards, broken)
+    shutil.copytree(shards, broken)
     info = json.loads((broken / "_info.json").read_text())
     (broken / info["splits"]["val"]["filenames"][0]).write_bytes(b"not a tar file" * 100)
     with pytest.raises(Exception):
