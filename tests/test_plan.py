@@ -134,6 +134,19 @@ def test_a_wrong_study_names_the_file_and_row(tmp_path: Path, row: str, message:
         load_studies(folder)
 
 
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (STUDY + "  - {label: A, model: resnet18\n", r"bad.yaml: not valid YAML at line 7 \(.*\); fix the syntax"),
+        (STUDY + "  - !!python/object/apply:os.system [echo]\n", r"bad.yaml: not valid YAML at line 6 \(could not determine a constructor"),
+    ],
+)
+def test_a_study_file_that_is_not_yaml_or_builds_objects_is_one_line_naming_it(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(OakError, match=message) as refused:
+        load_studies(studies_in(tmp_path, bad=text))
+    assert "\n" not in str(refused.value)
+
+
 def test_a_scaling_figures_rows_name_their_lines(tmp_path: Path) -> None:
     folder = studies_in(tmp_path, bad=STUDY.replace("rows:", "scaling: Fig. 4\nrows:") + "  - {label: A, model: resnet18}\n")
     with pytest.raises(OakError, match=r"bad.yaml: row 'A': no `series`: in a study with a scaling figure"):

@@ -227,6 +227,12 @@ def test_ten_crop_evaluation_averages_the_softmax_of_the_corners_centre_and_mirr
         ("train.schedule=linear", r"train.schedule=linear: use one of cosine, step, poly"),
         ("train.eval_crops=abc", r"key 'train.eval_crops'"),
         ("train.eval_crop=10", r"unknown key 'train.eval_crop'"),
+        ("trainer.precision=bogus", r"trainer.precision=bogus: use one of 32-true, 16-mixed, bf16-mixed"),
+        ("trainer.devices=abc", r"trainer.devices=abc: use a count \(2\), -1 or auto"),
+        ("train.optimizer=bogus", r"train.optimizer=bogus: use a timm optimizer name"),
+        ("train.auto_augment=bogus", r"train.auto_augment=bogus: use a timm policy"),
+        ("train.auto_augment=rand-x9", r"train.auto_augment=rand-x9: use a timm policy"),
+        ("train.lr_batch_size=0", r"train.lr_batch_size=0: the batch the lr is for"),
     ],
 )
 def test_an_evaluation_or_recipe_setting_that_cannot_work_is_one_clear_error(override: str, message: str) -> None:

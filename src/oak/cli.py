@@ -359,6 +359,15 @@ def parser() -> argparse.ArgumentParser:
     return root
 
 
+WORKER_ERROR = "oak.errors.OakError: "
+
+
+def error_line(error: OakError) -> str:
+    """The error's own line: PyTorch re-raises a loader worker's error with the worker's traceback as its message."""
+    raised_in_worker = [line.removeprefix(WORKER_ERROR) for line in str(error).splitlines() if line.startswith(WORKER_ERROR)]
+    return raised_in_worker[-1] if raised_in_worker else str(error)
+
+
 def main(argv: list[str] | None = None) -> int:
     # key=value overrides may come before or after a verb's options: argparse leaves those after an
     # option for parse_known_args to return, and they join the others.
@@ -371,7 +380,7 @@ def main(argv: list[str] | None = None) -> int:
         config = load_config(args.params, args.overrides)
         args.handler(config, args)
     except OakError as error:
-        print(f"oak {args.verb}: error: {error}", file=sys.stderr)
+        print(f"oak {args.verb}: error: {error_line(error)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"oak {args.verb}: interrupted", file=sys.stderr)

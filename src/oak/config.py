@@ -172,7 +172,7 @@ def load_config(path: Path = PARAMS_FILE, overrides: list[str] = ()) -> DictConf
 
     The recipe named by `path` or the overrides is read from `pipelines/recipes/` beside `path`.
     """
-    layers = [(_read_yaml(path), str(path))] if path.exists() else []
+    layers = [(read_yaml(path), str(path))] if path.exists() else []
     if overrides:
         layers.append((_parse_overrides(overrides), "override"))
     config = _merged(OmegaConf.structured(OakConfig), layers)
@@ -185,6 +185,8 @@ def load_config(path: Path = PARAMS_FILE, overrides: list[str] = ()) -> DictConf
 
 
 SCHEDULES = ("cosine", "step", "poly")
+# Lightning's precision names (its aliases "16", "bf16", "32" and "64" too)
+PRECISIONS = ("32-true", "16-mixed", "bf16-mixed", "16-true", "bf16-true", "64-true", "transformer-engine", "16", "bf16", "32", "64")
 INTERPOLATIONS = ("bilinear", "bicubic")
 EVAL_CROPS = (1, 10)
 
@@ -195,12 +197,26 @@ def check_values(config: DictConfig) -> None:
     problems = {
         "train.epochs": (train.epochs >= 1, "train at least 1 epoch"),
         "train.batch_size": (train.batch_size >= 1, "use a batch of at least 1 image per device"),
+        "train.lr_batch_size": (
+            train.lr_batch_size is None or train.lr_batch_size >= 1,
+            "the batch the lr is for must be at least 1 image (null: the lr as given)",
+        ),
         "train.schedule": (train.schedule in SCHEDULES, f"use one of {', '.join(SCHEDULES)}"),
         "train.interpolation": (train.interpolation in INTERPOLATIONS, f"use one of {', '.join(INTERPOLATIONS)}"),
         "train.eval_crops": (train.eval_crops in EVAL_CROPS, "use 1 (centre crop) or 10 (corners, centre and mirrors)"),
         "train.eval_crop_pct": (0 < train.eval_crop_pct <= 1, "use a fraction in (0, 1]"),
         "train.mean": (len(train.mean) == 3 and len(train.std) == 3, "give 3 values (R, G, B) for mean and std"),
         "train.aux_loss_weight": (train.aux_loss_weight >= 0, "use 0 (no auxiliary classifier) or a positive weight"),
+        "trainer.precision": (config.trainer.precision in PRECISIONS, f"use one of {', '.join(PRECISIONS[:6])}"),
+        "trainer.devices": (
+            _valid_devices(config.trainer.devices),
+            "use a count (2), -1 or auto for all, or device indices (0,1 or [0, 1])",
+        ),
+        "train.optimizer": (_known_optimizer(train.optimizer), "use a timm optimizer name, e.g. sgd, momentum, rmsproptf, adamw"),
+        "train.auto_augment": (
+            _known_policy(train.auto_augment),
+            "use a timm policy, e.g. rand-m9-mstd0.5, v0r or augmix-m5-w4-d2, or null",
+        ),
         "train.bn_momentum": (
             train.bn_momentum is None or 0 <= train.bn_momentum <= 1,
             "use PyTorch's convention, in [0, 1] (TensorFlow's 0.99 is 0.01)",
@@ -214,6 +230,33 @@ def check_values(config: DictConfig) -> None:
             "train.bn_momentum=1 keeps only the last batch's BatchNorm statistics; "
             "set train.ema_decay to average them (as ResNet-RS does) or use a momentum below 1"
         )
+
+
+def _valid_devices(devices: Any) -> bool:
+    if isinstance(devices, int) or OmegaConf.is_list(devices):
+        return all(isinstance(index, int) for index in (devices if OmegaConf.is_list(devices) else [devices]))
+    text = str(devices).strip()
+    return text == "auto" or text == "-1" or all(part.strip().isdigit() for part in text.split(","))
+
+
+def _known_optimizer(name: str) -> bool:
+    from timm.optim import list_optimizers
+
+    return name.lower() in list_optimizers()
+
+
+def _known_policy(policy: str | None) -> bool:
+    """Whether timm builds `policy` (create_transform's dispatch: rand-*, augmix-*, else an AutoAugment policy)."""
+    if not policy:
+        return True
+    from timm.data import auto_augment
+
+    build = {"rand": auto_augment.rand_augment_transform, "augmix": auto_augment.augment_and_mix_transform}
+    try:
+        build.get(policy.split("-")[0], auto_augment.auto_augment_transform)(policy, {})
+    except Exception:  # timm says "Unknown ..." by AssertionError, KeyError or ValueError, depending on the part
+        return False
+    return True
 
 
 def flatten(config: DictConfig) -> dict[str, Any]:
@@ -241,20 +284,22 @@ def _read_recipe(path: Path) -> DictConfig:
     if not path.exists():
         known = sorted(p.stem for p in path.parent.glob("*.yaml"))
         raise OakError(f"recipe {path.stem!r}: {path} not found; known recipes: {', '.join(known) or 'none'}")
-    recipe = _read_yaml(path)
+    recipe = read_yaml(path)
     stray = sorted(set(recipe) - RECIPE_SECTIONS)
     if stray:
         raise OakError(f"{path}: a recipe sets only {' and '.join(sorted(RECIPE_SECTIONS))}; move {', '.join(stray)} to params.yaml")
     return recipe
 
 
-def _read_yaml(path: Path) -> DictConfig:
+def read_yaml(path: Path) -> DictConfig:
+    """A YAML mapping (safe_load: no tags that build objects), or one error naming the file and line."""
     try:
         content = yaml.safe_load(path.read_text())
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
-        raise OakError(f"{path}: not valid YAML{where}; fix the syntax") from None
+        problem = f" ({error.problem})" if getattr(error, "problem", None) else ""
+        raise OakError(f"{path}: not valid YAML{where}{problem}; fix the syntax") from None
     if content is None:
         content = {}
     if not isinstance(content, dict):

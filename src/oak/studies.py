@@ -36,7 +36,7 @@ from typing import Any
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from oak.config import PROFILES, OakConfig
+from oak.config import PROFILES, OakConfig, read_yaml
 from oak.errors import OakError
 from oak.models import check_model_name
 
@@ -85,7 +85,7 @@ class Study:
 
 def load_study(path: Path) -> Study:
     try:
-        merged = OmegaConf.merge(OmegaConf.structured(Study), OmegaConf.load(path))
+        merged = OmegaConf.merge(OmegaConf.structured(Study), read_yaml(path))
     except OmegaConfBaseException as error:
         key = getattr(error, "full_key", None) or "?"
         if "not in" in str(error):

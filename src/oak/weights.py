@@ -10,6 +10,7 @@ import pickle
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file
 from torch import nn
 
@@ -23,13 +24,17 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     if not path.exists():
         raise OakError(f"{path}: weights file not found")
     if path.suffix == ".safetensors":
-        return load_file(path)
+        try:
+            return load_file(path)
+        except SafetensorError as error:
+            raise OakError(f"{path}: not a readable safetensors file ({error}); check the file, or download it again") from None
     try:
         content = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as error:
-        reason = str(error).strip().splitlines()[0]
+    except (pickle.UnpicklingError, RuntimeError, EOFError):
+        # PyTorch's own message suggests weights_only=False, which would run the file's code: never quoted.
         raise OakError(
-            f"{path}: refused, the pickle holds more than weights ({reason}); load a state_dict or a .safetensors file"
+            f"{path}: refused, not a file of tensors only (a pickle that holds more than weights, or not a PyTorch file at all); "
+            "load a state_dict, a Lightning checkpoint or a .safetensors file"
         ) from None
     state = content.get("state_dict", content) if isinstance(content, dict) else None
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
