@@ -14,12 +14,13 @@ import torch
 from mlflow import MlflowClient
 from omegaconf import OmegaConf
 
+from oak.checkpoints import CHECKPOINT
 from oak.config import load_config
 from oak.curves import read_curves
 from oak.errors import OakError
 from oak.evaluate import eval_metrics_path, evaluate
 from oak.models import create_model
-from oak.train import CHECKPOINT, checkpoint_dir, curves_path, train, train_metrics_path
+from oak.train import checkpoint_dir, curves_path, train, train_metrics_path
 
 MODEL = "shufflenet_v2_x0_5"  # the study's lightest model: seconds per epoch here
 
@@ -178,7 +179,7 @@ def slurm_job(tmp_path: Path) -> dict[str, str]:
 # How each way of stopping shows: the signal sent, the exit status, and the run's state meanwhile.
 # SIGTERM: Lightning stops at the next batch and Oak exits 143 (not Lightning's 0). A SLURM
 # requeue (SIGUSR1): Lightning writes hpc_ckpt_1.ckpt and calls `scontrol requeue`, which ends the
-# job; Oak resumes from its own last.ckpt (see oak.train.drop_requeue_checkpoints).
+# job; Oak resumes from its own last.ckpt (see oak.checkpoints.drop_requeue_checkpoints).
 STOPS = {
     "SIGKILL": (signal.SIGKILL, -signal.SIGKILL, "RUNNING"),
     "SIGTERM": (signal.SIGTERM, 128 + signal.SIGTERM, "KILLED"),
@@ -393,3 +394,22 @@ def test_a_shard_error_in_a_loader_worker_is_one_line_naming_the_shard(tmp_path:
     assert done.stderr.strip().splitlines()[-1] == (
         f"oak train: error: {first}: not a tar shard (no tar header at byte 0); check the shards with `oak verify`"
     )
+
+
+def test_an_unreadable_checkpoint_is_set_aside_and_the_training_starts_afresh(
+    tmp_path: Path, shards: Path, capsys: pytest.CaptureFixture
+) -> None:
+    config = tiny_config(tmp_path, shards)
+    train(config, MODEL)
+    folder = checkpoint_dir(config, MODEL)
+    record = json.loads((folder / "run.json").read_text())
+    (folder / "run.json").write_text(json.dumps(record | {"complete": False}))  # as a training killed mid-way leaves it
+    truncated = (folder / CHECKPOINT).read_bytes()[:100_000]  # as a copy onto a full disk leaves it
+    (folder / CHECKPOINT).write_bytes(truncated)
+    metrics = train(config, MODEL)
+    [aside] = folder.parent.glob(f"{MODEL}.unreadable-*.ckpt")
+    assert aside.read_bytes() == truncated
+    assert (
+        f"{folder / CHECKPOINT}: unreadable (truncated or corrupt), moved to {aside}; the training starts afresh" in capsys.readouterr().err
+    )
+    assert metrics["epochs"] == 2 and json.loads((folder / "run.json").read_text())["complete"] is True

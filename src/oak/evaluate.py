@@ -6,6 +6,7 @@ from pathlib import Path
 import lightning as L
 from omegaconf import DictConfig
 
+from oak.checkpoints import CHECKPOINT, RUN_FILE
 from oak.classifier import Classifier
 from oak.data.shards import read_info
 from oak.errors import OakError
@@ -13,7 +14,7 @@ from oak.files import write_json
 from oak.mlflow_logger import check_login
 from oak.models import check_model_name, parameter_count
 from oak.tracking import existing_run, mlflow_logger, tracking_uri
-from oak.train import CHECKPOINT, RUN_FILE, build_net, checkpoint_dir, datamodule_for
+from oak.train import build_net, checkpoint_dir, datamodule_for
 from oak.weights import load_weights
 
 

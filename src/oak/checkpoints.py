@@ -1,0 +1,163 @@
+"""A run's checkpoint folder: the checkpoint written whole or not at all, the record of the run it
+belongs to, what may resume from it, and the lock that keeps a second training of the run out."""
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import socket
+import sys
+import time
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import lightning as L
+from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.utilities import rank_zero_only
+from omegaconf import DictConfig, OmegaConf
+
+from oak.errors import OakError
+from oak.files import write_json
+from oak.tracking import dataset_fingerprint
+
+CHECKPOINT = "last.ckpt"
+LOCK_SUFFIX = ".oak-lock"
+# Which MLflow run the checkpoint belongs to (for `oak evaluate`), what it trained, and whether
+# training completed (an incomplete one is resumed).
+RUN_FILE = "run.json"
+
+
+class LastCheckpoint(Callback):
+    """Writes `last.ckpt` (atomically: written whole, then renamed) after the first batch of
+    every epoch but the first, every `every_n_steps` steps when set, and when training ends.
+
+    Never at an epoch's end: Lightning logs the epoch's training metrics and steps the scheduler
+    after its epoch-end checkpoint hooks, so a kill in between would lose them for good. Never
+    after an epoch's last batch either: Lightning cannot resume an epoch from there.
+    """
+
+    def __init__(self, path: Path, every_n_steps: int | None) -> None:
+        self.path = path
+        self.every_n_steps = every_n_steps
+
+    def on_train_batch_end(self, trainer: L.Trainer, module: L.LightningModule, outputs, batch, batch_index: int) -> None:
+        epoch_start = batch_index == 0 and trainer.current_epoch > 0
+        periodic = bool(self.every_n_steps) and trainer.global_step % self.every_n_steps == 0
+        if (epoch_start or periodic) and batch_index + 1 < trainer.num_training_batches:
+            self.save(trainer)
+
+    def on_train_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        self.save(trainer)
+
+    def save(self, trainer: L.Trainer) -> None:
+        # Written beside its final name and renamed when whole: a kill or a full disk mid-write leaves
+        # the previous checkpoint in place, never a truncated one under its name.
+        partial = self.path.with_name(self.path.name + ".partial")
+        trainer.save_checkpoint(partial, weights_only=False)  # with the optimizer and loop states, to resume
+        if trainer.is_global_zero:
+            partial.replace(self.path)
+        trainer.strategy.barrier("oak-last-checkpoint")
+
+
+def drop_requeue_checkpoints(out: Path) -> None:
+    """Delete the `hpc_ckpt_N.ckpt` Lightning writes when SLURM signals a requeue.
+
+    Lightning writes it from the signal handler, at any instant: also between an epoch's last
+    batch and the epoch's end, from which no resume is exact (the epoch's validation, scheduler
+    step and metrics would be skipped). Oak resumes from its own `last.ckpt` instead, and Lightning
+    would load these by itself on a fresh start.
+    """
+    for stale in out.glob("hpc_ckpt_*.ckpt"):
+        stale.unlink(missing_ok=True)
+
+
+class CheckpointFolder(Callback):
+    """Prepares `out` once every process has started and before any trains: rank 0 clears it
+    (when not resuming) and records the run; the others wait, so no rank deletes another's files.
+
+    At `on_train_start`: after Lightning has built the optimizer, the scheduler and the data loaders,
+    so a setting that fails there leaves a finished training's checkpoint and record as they were.
+    """
+
+    def __init__(self, out: Path, *, clear: bool, run_record: dict) -> None:
+        self.out = out
+        self.clear = clear
+        self.run_record = run_record
+
+    def on_train_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        if trainer.is_global_zero:
+            if self.clear:
+                shutil.rmtree(self.out, ignore_errors=True)  # another config's or a completed training
+            write_json(self.out / RUN_FILE, self.run_record)
+        trainer.strategy.barrier("oak-checkpoint-folder")
+
+
+def training_fingerprint(config: DictConfig, info: dict) -> str:
+    """Everything that decides a training's outcome; a checkpoint resumes only under the same one."""
+    decisive = {"seed": config.seed, "train": OmegaConf.to_container(config.train), "trainer": OmegaConf.to_container(config.trainer)}
+    return hashlib.sha256(json.dumps([decisive, dataset_fingerprint(info)], sort_keys=True).encode()).hexdigest()[:16]
+
+
+def unfinished_run(out: Path, fingerprint: str) -> str | None:
+    """The MLflow run id of an interrupted training of the same fingerprint in `out`, if any.
+
+    An unreadable checkpoint is set aside: the training then starts afresh, with a notice.
+    """
+    run_file = out / RUN_FILE
+    if not (run_file.exists() and (out / CHECKPOINT).exists()):
+        return None
+    run = json.loads(run_file.read_text())
+    if run.get("fingerprint") != fingerprint or run.get("complete"):
+        return None
+    if not readable(out / CHECKPOINT):
+        set_aside(out / CHECKPOINT)
+        return None
+    return run["run_id"]
+
+
+def readable(checkpoint: Path) -> bool:
+    """Whether every member of the checkpoint's zip archive is whole (CRC-checked: 0.17 s for 405 MB from
+    the page cache here, 0.9 s from disk), as a file truncated or corrupted outside Oak's atomic writes is not."""
+    try:
+        with zipfile.ZipFile(checkpoint) as archive:
+            return archive.testzip() is None
+    except (zipfile.BadZipFile, OSError, EOFError):
+        return not checkpoint.exists()  # gone meanwhile: another rank set it aside
+
+
+@rank_zero_only
+def set_aside(checkpoint: Path) -> None:
+    """Beside the run's folder, which a fresh start clears, for whoever wants to look at it."""
+    aside = checkpoint.parent.with_name(f"{checkpoint.parent.name}.unreadable-{time.strftime('%Y%m%dT%H%M%S')}.ckpt")
+    checkpoint.replace(aside)
+    _notice(f"{checkpoint}: unreadable (truncated or corrupt), moved to {aside}; the training starts afresh")
+
+
+@contextlib.contextmanager
+def run_lock(out: Path) -> Iterator[None]:
+    """Holds `<out>.oak-lock` (beside the folder, which a fresh start deletes) while this process trains
+    the run: a second `oak train` of it stops, naming the first, instead of deleting its files."""
+    if rank_zero_only.rank != 0:  # the other ranks of this training
+        yield
+        return
+    out.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(out.with_name(out.name + LOCK_SUFFIX), os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(descriptor, 200).decode(errors="replace").strip() or "another process"
+            raise OakError(f"{out}: {holder} is training this run; wait for it to end or stop it first") from None
+        os.ftruncate(descriptor, 0)
+        os.pwrite(descriptor, f"oak train (pid {os.getpid()} on {socket.gethostname()})".encode(), 0)
+        yield
+    finally:
+        os.close(descriptor)  # releases the lock
+
+
+@rank_zero_only
+def _notice(message: str) -> None:
+    print(f"oak: {message}", file=sys.stderr)
