@@ -177,12 +177,14 @@ def slurm_job(tmp_path: Path) -> dict[str, str]:
 
 
 # How each way of stopping shows: the signal sent, the exit status, and the run's state meanwhile.
-# SIGTERM: Lightning stops at the next batch and Oak exits 143 (not Lightning's 0). A SLURM
-# requeue (SIGUSR1): Lightning writes hpc_ckpt_1.ckpt and calls `scontrol requeue`, which ends the
-# job; Oak resumes from its own last.ckpt (see oak.checkpoints.drop_requeue_checkpoints).
+# SIGTERM, sent to the process group as scancel, timeout and docker stop send it, so that it reaches
+# the loader's workers too: they leave it to the training, Lightning stops at the next batch and Oak
+# exits 143 (not Lightning's 0). A SLURM requeue (SIGUSR1): Lightning writes hpc_ckpt_1.ckpt and
+# calls `scontrol requeue`, which ends the job; Oak resumes from its own last.ckpt (see
+# oak.checkpoints.drop_requeue_checkpoints).
 STOPS = {
     "SIGKILL": (signal.SIGKILL, -signal.SIGKILL, "RUNNING"),
-    "SIGTERM": (signal.SIGTERM, 128 + signal.SIGTERM, "KILLED"),
+    "SIGTERM to the group, with loader workers": (signal.SIGTERM, 128 + signal.SIGTERM, "KILLED"),
     "SLURM requeue": (signal.SIGUSR1, -signal.SIGKILL, "RUNNING"),
 }
 
@@ -194,7 +196,6 @@ def test_a_stopped_training_resumes_from_its_last_checkpoint_in_the_same_run(sto
         f"paths.shards={shards}",
         "train.batch_size=8",
         "train.image_size=32",
-        "train.num_workers=0",
         "trainer.accelerator=cpu",
         "trainer.enable_progress_bar=false",
         f"train.epochs={epochs}",
@@ -204,16 +205,17 @@ def test_a_stopped_training_resumes_from_its_last_checkpoint_in_the_same_run(sto
     if stop == "SLURM requeue":
         env |= slurm_job(tmp_path)
     sent, status, state = STOPS[stop]
-    command = [sys.executable, "-m", "oak.cli", "train", MODEL, *overrides]
-    first = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    to_group = "group" in stop
+    command = [sys.executable, "-m", "oak.cli", "train", MODEL, *overrides, f"train.num_workers={int(to_group)}"]
+    first = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
     folder = tmp_path / "models" / MODEL
     deadline = time.monotonic() + 180
     while not (folder / CHECKPOINT).exists() and first.poll() is None and time.monotonic() < deadline:
         time.sleep(0.2)
     time.sleep(0.5)  # into a later epoch
-    first.send_signal(sent)
-    first.wait()
-    assert first.returncode == status, "training ended before it could be stopped"
+    os.killpg(first.pid, sent) if to_group else first.send_signal(sent)
+    errors = first.communicate()[1].decode(errors="replace")
+    assert first.returncode == status, errors[-3000:]
     if stop == "SLURM requeue":
         assert (tmp_path / "bin" / "requeued").read_text().split() == ["requeue", "4242"]
         assert (folder / "hpc_ckpt_1.ckpt").exists()

@@ -10,6 +10,7 @@ Lightning plans with.
 import io
 import itertools
 import random
+import signal
 import warnings
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -270,7 +271,16 @@ class ShardDataModule(L.LightningDataModule):
         return self._loader(dataset)
 
     def _loader(self, dataset: IterableDataset) -> DataLoader:
-        return DataLoader(dataset, batch_size=None, num_workers=self.num_workers, persistent_workers=False)
+        return DataLoader(
+            dataset, batch_size=None, num_workers=self.num_workers, persistent_workers=False, worker_init_fn=_leave_sigterm_to_the_trainer
+        )
+
+
+def _leave_sigterm_to_the_trainer(worker: int) -> None:
+    """SIGTERM sent to the whole process group (scancel, timeout, docker stop) is the training's to act
+    on: Lightning stops after the batch and Oak exits 143. PyTorch's workers would die of it at once and
+    crash the training with a worker error first; they end with their loader instead."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def batches_done_this_epoch(trainer: L.Trainer) -> int:
