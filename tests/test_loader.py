@@ -1,5 +1,7 @@
 """Reading shards on many ranks and workers: disjoint, equal training batches, every val sample once."""
 
+import shutil
+import tarfile
 import zlib
 from pathlib import Path
 
@@ -7,7 +9,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from oak.data.loader import EvalBatches, TrainBatches
+from oak.data.loader import EvalBatches, TrainBatches, shards_of
 from oak.data.shards import prepare_shards, read_info
 from oak.errors import OakError
 
@@ -26,14 +28,9 @@ def many_shards(demo_tree: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
     return out
 
 
-def urls(shards: Path, split: str) -> list[str]:
-    return [str(shards / name) for name in read_info(shards)["splits"][split]["filenames"]]
-
-
 def train_batches(shards: Path, *, rank: int, world_size: int, num_workers: int, seed: str = "0/0", skip: int = 0) -> TrainBatches:
     return TrainBatches(
-        urls(shards, "train"),
-        read_info(shards)["splits"]["train"]["num_samples"],
+        shards_of(shards, "train"),
         fingerprint,
         batch_size=BATCH,
         rank=rank,
@@ -83,9 +80,8 @@ def test_a_resumed_epoch_continues_with_the_batches_not_yet_trained(many_shards:
 def test_too_few_shards_for_ranks_and_workers_is_an_error_that_says_what_to_change(many_shards: Path) -> None:
     with pytest.raises(OakError, match=r"10 training shard\(s\) for 4 process\(es\) x 3 loader worker\(s\).*lower train.num_workers"):
         train_batches(many_shards, rank=0, world_size=4, num_workers=3)
-    info = read_info(many_shards)["splits"]["val"]
     with pytest.raises(OakError, match=r"5 validation shard\(s\) for 6 process\(es\)"):
-        EvalBatches(urls(many_shards, "val"), info["shard_lengths"], fingerprint, batch_size=BATCH, rank=0, world_size=6, num_workers=0)
+        EvalBatches(shards_of(many_shards, "val"), fingerprint, batch_size=BATCH, rank=0, world_size=6, num_workers=0)
 
 
 @pytest.mark.parametrize("world_size, num_workers", [(1, 0), (2, 2), (3, 1), (5, 2)])
@@ -94,8 +90,7 @@ def test_evaluation_reads_every_sample_exactly_once_across_ranks(many_shards: Pa
     seen: list[int] = []
     for rank in range(world_size):
         dataset = EvalBatches(
-            urls(many_shards, "val"),
-            info["shard_lengths"],
+            shards_of(many_shards, "val"),
             fingerprint,
             batch_size=BATCH,
             rank=rank,
@@ -108,7 +103,7 @@ def test_evaluation_reads_every_sample_exactly_once_across_ranks(many_shards: Pa
     everything = [
         int(x)
         for images, _ in read(
-            EvalBatches(urls(many_shards, "val"), info["shard_lengths"], fingerprint, batch_size=100, rank=0, world_size=1, num_workers=0),
+            EvalBatches(shards_of(many_shards, "val"), fingerprint, batch_size=100, rank=0, world_size=1, num_workers=0),
             0,
         )
         for x in images
@@ -118,10 +113,11 @@ def test_evaluation_reads_every_sample_exactly_once_across_ranks(many_shards: Pa
 
 
 def test_the_loader_reads_long_and_non_ascii_member_names_as_tar_writes_them(tmp_path: Path) -> None:
+    import hashlib
     import io
     import tarfile
 
-    from oak.data.loader import _shard_samples
+    from oak.data.loader import Shard, _shard_samples
 
     names = ["plain_key", "k" * 120, "caf\u00e9_\u00fcber"]
     for form in (tarfile.PAX_FORMAT, tarfile.GNU_FORMAT):
@@ -132,5 +128,59 @@ def test_the_loader_reads_long_and_non_ascii_member_names_as_tar_writes_them(tmp
                     member = tarfile.TarInfo(f"{key}.{suffix}")
                     member.size = len(content)
                     tar.addfile(member, io.BytesIO(content))
-        samples = list(_shard_samples([str(shard)]))
+        samples = list(_shard_samples([Shard(str(shard), 3, hashlib.sha256(shard.read_bytes()).hexdigest())]))
         assert [(s["cls"], s["jpg"]) for s in samples] == [(str(i).encode(), b"\xff\xd8 image bytes") for i in range(3)]
+
+
+def broken_copy(shards: Path, tmp_path: Path, split: str, damage) -> Path:
+    """A copy of `shards` whose first `split` shard `damage` changes; that shard's path."""
+    copy = tmp_path / "shards"
+    shutil.copytree(shards, copy)
+    first = copy / read_info(copy)["splits"][split]["filenames"][0]
+    damage(first)
+    return first
+
+
+def truncate_at_a_sample_boundary(shard: Path) -> None:
+    with tarfile.open(shard) as tar:
+        members = tar.getmembers()
+    keep = members[len(members) // 2]  # a .cls member: every sample before it is whole
+    shard.write_bytes(shard.read_bytes()[: keep.offset] + bytes(1024))
+
+
+def flip_a_byte_inside_a_jpeg(shard: Path) -> None:
+    with tarfile.open(shard) as tar:
+        jpeg = next(member for member in tar.getmembers() if member.name.endswith(".jpg"))
+    data = bytearray(shard.read_bytes())
+    data[jpeg.offset_data + jpeg.size // 2] ^= 0xFF
+    shard.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize(
+    ("split", "damage", "message"),
+    [
+        ("train", truncate_at_a_sample_boundary, "its bytes differ from the sha256 in _info.json"),
+        ("val", flip_a_byte_inside_a_jpeg, "its bytes differ from the sha256 in _info.json"),
+        ("val", Path.unlink, "shard missing"),
+    ],
+)
+def test_a_damaged_or_missing_shard_stops_reading_naming_it_and_oak_verify(
+    many_shards: Path, tmp_path: Path, split, damage, message
+) -> None:
+    shard = broken_copy(many_shards, tmp_path, split, damage)
+    loader = train_batches(shard.parent, rank=0, world_size=1, num_workers=1) if split == "train" else None
+    loader = loader or EvalBatches(shards_of(shard.parent, "val"), fingerprint, batch_size=BATCH, rank=0, world_size=1, num_workers=1)
+    with pytest.raises(OakError, match=rf"{shard}: {message}.*`oak verify`"):
+        read(loader, 1)
+
+
+def test_a_shard_with_fewer_samples_than_listed_stops_reading(many_shards: Path, tmp_path: Path) -> None:
+    import hashlib
+
+    from oak.data.loader import Shard, _shard_samples
+
+    shard = broken_copy(many_shards, tmp_path, "val", truncate_at_a_sample_boundary)
+    listed = read_info(shard.parent)["splits"]["val"]["shard_lengths"][0]
+    rehashed = Shard(str(shard), listed, hashlib.sha256(shard.read_bytes()).hexdigest())  # as if _info.json had been rewritten
+    with pytest.raises(OakError, match=rf"{shard}: \d+ samples where _info.json lists {listed}"):
+        list(_shard_samples([rehashed]))

@@ -26,7 +26,7 @@ from torchvision.datasets import ImageFolder
 from oak.classifier import Classifier
 from oak.config import load_config
 from oak.data.demo import write_demo
-from oak.data.loader import TrainBatches
+from oak.data.loader import TrainBatches, shards_of
 from oak.data.shards import prepare_shards, read_info
 from oak.data.transforms import train_transform
 from oak.models import create_model
@@ -112,12 +112,9 @@ def _endless(loader_for_epoch: Callable[[int], Iterable]) -> Iterable:
 
 
 def _shard_loader(config: DictConfig, epoch: int) -> DataLoader:
-    shards = Path(config.paths.shards)
-    info = read_info(shards)["splits"]["train"]
     transform = train_transform(config.train)
     dataset = TrainBatches(
-        [str(shards / name) for name in info["filenames"]],
-        info["num_samples"],
+        shards_of(Path(config.paths.shards), "train"),
         transform,
         batch_size=config.train.batch_size,
         rank=0,
