@@ -153,7 +153,9 @@ def bad_tree(root: Path) -> dict[str, str]:
     (train / a / f"{a}_truncated.JPEG").write_bytes(jpeg(7)[:-400])
     (train / a / f"{a}_empty.JPEG").write_bytes(b"")
     (train / a / f"{a}_text.JPEG").write_text("not an image")
-    (train / a / ".DS_Store").write_bytes(b"\0\0")
+    (train / a / ".DS_Store").write_bytes(b"\0\0")  # operating systems' litter: skipped, counted, not a problem
+    (train / a / f"._{a}_0.JPEG").write_bytes(b"\0\5\26\7")
+    (train / "Thumbs.db").write_bytes(b"\0")
     (train / "README").write_text("read me")
     (train / "cats").mkdir()
     (train / "cats" / "cat.JPEG").write_bytes(jpeg(8))
@@ -163,7 +165,6 @@ def bad_tree(root: Path) -> dict[str, str]:
         f"train/{a}/{a}_truncated.JPEG": "cannot be decoded",
         f"train/{a}/{a}_empty.JPEG": "zero-byte file",
         f"train/{a}/{a}_text.JPEG": "not an image",
-        f"train/{a}/.DS_Store": "stray file",
         "train/README": "stray file",
         "train/cats": "not a WordNet ID",
         "train/n09999999": "empty class folder",
@@ -171,13 +172,15 @@ def bad_tree(root: Path) -> dict[str, str]:
     }
 
 
-def test_bad_names_fail_before_anything_is_written_listing_each(tmp_path: Path) -> None:
-    offenders = {origin: reason for origin, reason in bad_tree(tmp_path / "tree").items() if "JPEG" not in origin or "_0." in origin}
-    with pytest.raises(OakError) as failure:
+def test_every_bad_name_and_image_is_reported_in_one_pass_before_anything_is_written(tmp_path: Path) -> None:
+    offenders = bad_tree(tmp_path / "tree")
+    with pytest.raises(OakError, match=f"{len(offenders)} problem") as failure:
         prepare(tmp_path / "tree", tmp_path / "shards")
     for origin, reason in offenders.items():
         assert f"{origin}: " in str(failure.value) and reason in str(failure.value), origin
-    assert not (tmp_path / "shards").exists() and not (tmp_path / "shards.tmp").exists()
+    assert "DS_Store" not in str(failure.value) and "Thumbs.db" not in str(failure.value)
+    assert not (tmp_path / "shards").exists()
+    assert not list(tmp_path.glob("shards.tmp/**/*.tar"))
 
 
 def test_bad_images_fail_before_any_shard_is_written_listing_each(tmp_path: Path) -> None:
@@ -204,6 +207,7 @@ def test_skip_writes_the_rest_and_a_rejected_list_that_reconciles(tmp_path: Path
         assert reason in rejected[origin]
     counts = info["counts"]["train"]
     assert counts["found"] == counts["written"] + counts["rejected"]
+    assert counts["left_by_os"] == 3  # .DS_Store, ._*, Thumbs.db: not found images, not rejected
     assert counts["rejected"] + counts["other_problems"] == len(rejected)
     assert counts["written"] == len(samples(tmp_path / "shards", "train")) == len(expected_samples()["train"])
 
@@ -227,6 +231,7 @@ def test_val_labels_must_match_the_images(tmp_path: Path) -> None:
         "reencoded_rgb": 0,
         "resized": 0,
         "other_problems": 1,
+        "left_by_os": 0,
     }
 
 

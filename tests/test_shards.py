@@ -35,6 +35,7 @@ def test_counts_reconcile_with_the_tree(demo_tree: Path, shards: Path) -> None:
             "reencoded_rgb": 0,
             "resized": 0,
             "other_problems": 0,
+            "left_by_os": 0,
         }
         for name, length, digest in zip(entry["filenames"], entry["shard_lengths"], entry["sha256"]):
             assert hashlib.sha256((shards / name).read_bytes()).hexdigest() == digest
@@ -92,7 +93,7 @@ def test_timm_reads_the_shards(shards: Path) -> None:
         (lambda tree: shutil.rmtree(tree), "source folder not found"),
         (lambda tree: (tree / "train" / "n09999999").mkdir(), "n09999999: empty class folder"),
         (lambda tree: (tree / "train" / "cats").mkdir(), "cats: folder name is not a WordNet ID"),
-        (lambda tree: (tree / "train" / ".DS_Store").write_text(""), ".DS_Store: stray file"),
+        (lambda tree: (tree / "train" / "README").write_text(""), "README: stray file"),
         (lambda tree: shutil.rmtree(tree / "val"), "val: split folder not found"),
     ],
 )

@@ -50,7 +50,12 @@ def _prepare(config: DictConfig, args: argparse.Namespace) -> None:
     )
     counts = ", ".join(f"{split} {len(s['filenames'])} shards / {s['num_samples']} samples" for split, s in info["splits"].items())
     rejected = sum(c["rejected"] + c["other_problems"] for c in info["counts"].values())
-    print(f"wrote {out}: {info['num_classes']} classes; {counts}" + (f"; {rejected} rejected, listed in _rejected.tsv" if rejected else ""))
+    litter = sum(c["left_by_os"] for c in info["counts"].values())
+    print(
+        f"wrote {out}: {info['num_classes']} classes; {counts}"
+        + (f"; {rejected} rejected, listed in _rejected.tsv" if rejected else "")
+        + (f"; skipped {litter} file(s) operating systems leave behind (.DS_Store, Thumbs.db, desktop.ini, ._*)" if litter else "")
+    )
 
 
 def _verify(config: DictConfig, args: argparse.Namespace) -> None:

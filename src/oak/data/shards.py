@@ -96,8 +96,6 @@ def prepare_shards(
         _open_staging(staging, fingerprint)
     listing = select_classes(_listing(found, staging), classes)
     archives = _check_md5(listing.archive_md5, strict_md5)
-    _stop_on_problems(source, listing.problems, on_bad, "nothing written")
-    _open_staging(staging, fingerprint)
     root = str(found.root)
     reuse_image_memory()
     with _parallel_map(workers) as parallel_map:
@@ -108,7 +106,8 @@ def prepare_shards(
             for item, outcome in zip(listing.items[split], outcomes[split])
             if outcome.kind == BAD
         ]
-        _stop_on_problems(source, problems, on_bad, "no shard written")
+        _stop_on_problems(source, problems, on_bad, "no shard written")  # every problem of the source at once
+        _open_staging(staging, fingerprint)
         stored = {split: _stored(listing, split, outcomes[split]) for split in SPLITS}
         random.Random(seed).shuffle(stored["train"])
         shards = staging / "shards"
@@ -418,7 +417,8 @@ def _info(source: Path, found: Source, listing: Listing, archives: dict, convers
 
 
 def _counts(split: str, listing: Listing, outcomes: list[Outcome], problems: list[Problem]) -> dict:
-    """found = written + rejected, in files; `other_problems` are rejected folders and labels."""
+    """found = written + rejected, in files; `other_problems` are rejected folders and labels; `left_by_os`
+    the files operating systems leave in folders (.DS_Store, ...), skipped and not counted as found."""
     kinds = [outcome.kind for outcome in outcomes]
     return {
         "found": listing.found(split),
@@ -427,6 +427,7 @@ def _counts(split: str, listing: Listing, outcomes: list[Outcome], problems: lis
         "reencoded_rgb": kinds.count("reencoded_rgb"),
         "resized": kinds.count("resized"),
         "other_problems": sum(1 for p in problems if p.split == split and not p.is_file),
+        "left_by_os": sum(1 for where, _ in listing.left_by_os if where == split),
     }
 
 

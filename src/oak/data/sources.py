@@ -62,6 +62,7 @@ class Listing:
     items: dict[str, list[Item]]
     problems: list[Problem]
     archive_md5: dict[str, str] = field(default_factory=dict)
+    left_by_os: list[tuple[str, str]] = field(default_factory=list)  # (split, origin) of files skipped as OS litter
 
     def found(self, split: str) -> int:
         return len(self.items[split]) + sum(1 for p in self.problems if p.split == split and p.is_file)
@@ -73,6 +74,7 @@ class Listing:
                 "items": {split: [list(asdict(item).values()) for item in items] for split, items in self.items.items()},
                 "problems": [asdict(p) for p in self.problems],
                 "archive_md5": self.archive_md5,
+                "left_by_os": self.left_by_os,
             }
         )
 
@@ -80,7 +82,8 @@ class Listing:
     def from_json(cls, text: str) -> "Listing":
         data = json.loads(text)
         items = {split: [Item(*values) for values in rows] for split, rows in data["items"].items()}
-        return cls(data["classes"], items, [Problem(**p) for p in data["problems"]], data["archive_md5"])
+        left = [tuple(pair) for pair in data.get("left_by_os", [])]  # absent from listings cached before it was kept
+        return cls(data["classes"], items, [Problem(**p) for p in data["problems"]], data["archive_md5"], left)
 
 
 @dataclass(frozen=True)
@@ -153,7 +156,7 @@ def list_source(source: Source, progress: Callable[[str, int], Callable[[int], o
     archive_md5: dict[str, str] = {}
     if source.train.is_dir():
         train_entries = _tree_entries(source.root, source.train, "train", problems)
-        classes = sorted({entry[0] for entry in train_entries} | _class_folders(source.train))
+        classes = sorted({entry[0] for entry in train_entries if entry[0]} | _class_folders(source.train))
     else:
         by_class, bad, archive_md5[TRAIN_ARCHIVE] = index_train_archive(source.train, progress("index train", source.train.stat().st_size))
         problems += [Problem("train", f"{TRAIN_ARCHIVE}:{b.name}", b.reason, _wnid_of(b.name), True) for b in bad]
@@ -180,9 +183,10 @@ def list_source(source: Source, progress: Callable[[str, int], Callable[[int], o
         ]
     else:
         val_entries = _tree_entries(source.root, source.val, "val", problems)
+    left_by_os: list[tuple[str, str]] = []
     items = {
-        "train": _items("train", train_entries, set(classes), problems),
-        "val": _items("val", val_entries, set(classes), problems),
+        "train": _items("train", train_entries, set(classes), problems, left_by_os),
+        "val": _items("val", val_entries, set(classes), problems, left_by_os),
     }
     if labels:
         listed = {_stem(entry[2]) for entry in val_entries}
@@ -191,20 +195,31 @@ def list_source(source: Source, progress: Callable[[str, int], Callable[[int], o
             for name, wnid in sorted(labels.items())
             if name not in listed
         ]
-    return Listing(classes, items, problems, archive_md5)
+    return Listing(classes, items, problems, archive_md5, left_by_os)
 
 
 Entry = tuple[str | None, str, str, str, int, int]  # (wnid or None when unlabelled, origin, file name, file, offset, size)
 
 
+def left_by_an_os(name: str) -> bool:
+    """Files that macOS (.DS_Store, ._* AppleDouble) and Windows (Thumbs.db, desktop.ini) leave in folders."""
+    return name in OS_LITTER or name.startswith("._")
+
+
+OS_LITTER = {".DS_Store", "Thumbs.db", "desktop.ini"}
+
+
 def _tree_entries(root: Path, split_dir: Path, split: str, problems: list[Problem]) -> list[Entry]:
+    """Every file of the split's class folders as an entry (OS litter too: `_items` sets it aside)."""
     entries: list[Entry] = []
     if not any(entry.is_dir() for entry in split_dir.iterdir()):
         problems.append(Problem(split, split, "no class folders", None, False))
     prefix = split_dir.relative_to(root).as_posix()
     for entry in sorted(os.scandir(split_dir), key=lambda entry: entry.name):
         where = f"{prefix}/{entry.name}"
-        if not entry.is_dir():
+        if left_by_an_os(entry.name):
+            entries.append((None, where, entry.name, where, 0, 0))
+        elif not entry.is_dir():
             problems.append(Problem(split, where, "stray file where class folders belong", None, True))
         elif not WNID_PATTERN.fullmatch(entry.name):
             problems.append(Problem(split, where, "folder name is not a WordNet ID (n########)", None, False))
@@ -226,13 +241,15 @@ def _has_class_folders(path: Path) -> bool:
     return path.is_dir() and not _is_flat(path)
 
 
-def _items(split: str, entries: list[Entry], classes: set[str], problems: list[Problem]) -> list[Item]:
-    """Entries that may be samples; the others become problems (stray file, no label, duplicate key)."""
+def _items(split: str, entries: list[Entry], classes: set[str], problems: list[Problem], left_by_os: list[tuple[str, str]]) -> list[Item]:
+    """Entries that may be samples; OS litter is set aside; the others become problems (stray file, no label, duplicate key)."""
     items: list[Item] = []
     seen: dict[str, str] = {}
     for wnid, origin, name, file, offset, size in entries:
         key = _stem(name).replace(".", "_")
-        if _suffix(name).lower() not in IMAGE_SUFFIXES:
+        if left_by_an_os(name):
+            left_by_os.append((split, origin))
+        elif _suffix(name).lower() not in IMAGE_SUFFIXES:
             problems.append(Problem(split, origin, "stray file: not an image (.JPEG, .jpg or .png)", wnid, True))
         elif wnid is None:
             problems.append(Problem(split, origin, "validation image with no label", None, True))
@@ -289,4 +306,5 @@ def select_classes(listing: Listing, wanted: int | list[str] | None) -> Listing:
         {split: [item for item in items if item.wnid in keep] for split, items in listing.items.items()},
         [p for p in listing.problems if p.wnid is None or p.wnid in keep],
         listing.archive_md5,
+        listing.left_by_os,
     )
