@@ -237,7 +237,9 @@ def test_a_stopped_training_resumes_from_its_last_checkpoint_in_the_same_run(sto
     for key in ("train/loss", "val/top1", "lr"):
         steps = [m.step for m in client.get_metric_history(run.info.run_id, key)]
         assert len(steps) == len(set(steps)) == epochs, key  # each epoch once: none lost, none repeated
-    assert [row["epoch"] for row in read_curves(tmp_path / "metrics" / "curves" / f"{MODEL}.csv")] == list(range(epochs))
+    curves = read_curves(tmp_path / "metrics" / "curves" / f"{MODEL}.csv")
+    assert [row["epoch"] for row in curves] == list(range(epochs))
+    assert {row["train/samples"] for row in curves} == {40}  # the resumed epoch reports on all its batches
 
 
 def test_an_explicit_resume_without_a_checkpoint_fails_loudly(tmp_path: Path, shards: Path) -> None:

@@ -80,6 +80,10 @@ class Classifier(L.LightningModule):
                 )
             }
         )
+        # The training metrics' running sums travel in the checkpoint, so that an epoch resumed part
+        # way reports on all its batches, not only those after the checkpoint.
+        for name, metric in self.metrics.items():
+            metric.persistent(name.startswith("train_"))
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return _main_logits(self.net(images))
@@ -98,6 +102,9 @@ class Classifier(L.LightningModule):
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         # Called before Lightning loads the state_dict strictly into the module, which has no `ema.` keys.
         state = checkpoint["state_dict"]
+        for name, value in self.state_dict().items():  # a checkpoint from before the metrics were kept: start them at zero
+            if name.startswith("metrics."):
+                state.setdefault(name, value)
         ema = {name.removeprefix(EMA_PREFIX): state.pop(name) for name in [name for name in state if name.startswith(EMA_PREFIX)]}
         if self.ema is not None:
             if not ema:

@@ -45,8 +45,9 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
 def network_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """The EMA weights when there are any, named as the bare network knows them (without `net.` or `module.`)."""
     ema = {name.removeprefix(EMA_PREFIX): value for name, value in state.items() if name.startswith(EMA_PREFIX)}
-    if ema:
-        state = ema
+    network = {name: value for name, value in state.items() if name.startswith("net.")}
+    if ema or network:  # a Lightning checkpoint: also holds the training metrics' running sums
+        state = ema or network
     for prefix in PREFIXES:
         if state and all(name.startswith(prefix) for name in state):
             state = {name.removeprefix(prefix): value for name, value in state.items()}
