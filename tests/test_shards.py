@@ -4,6 +4,7 @@ import hashlib
 import io
 import json
 import shutil
+import subprocess
 import tarfile
 from pathlib import Path
 
@@ -133,3 +134,27 @@ def reference_member(name: str, size: int) -> tarfile.TarInfo:
     info = tarfile.TarInfo(name)
     info.size, info.mtime, info.mode, info.uname, info.gname = size, 0, 0o444, "oak", "oak"
     return info
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path):
+    """A real 256 KiB filesystem (tmpfs): mounting one needs root."""
+    mount = tmp_path / "small-disk"
+    mount.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount)], capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    yield mount
+    subprocess.run(["umount", str(mount)], check=True)
+
+
+def test_a_full_disk_says_where_how_much_and_that_a_rerun_resumes(demo_tree: Path, small_disk: Path) -> None:
+    tree = small_disk.parent / "tree"
+    shutil.copytree(demo_tree, tree)
+    for image in list(tree.rglob("*.JPEG"))[:20]:
+        image.write_bytes(image.read_bytes() + bytes(20_000))  # bytes after the end marker: still valid, and bigger
+    with pytest.raises(OakError) as failure:
+        prepare_shards(tree, small_disk / "shards", samples_per_shard=4, seed=0)
+    message = str(failure.value)
+    assert message.startswith(f"{small_disk / 'shards.tmp' / 'shards'}: out of disk space: the shards need about ")
+    assert message.endswith("run again: the whole shards written so far are kept and reused")
+    assert not (small_disk / "shards").exists() and not list(small_disk.rglob("*.partial"))

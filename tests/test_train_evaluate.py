@@ -418,3 +418,29 @@ def test_an_unreadable_checkpoint_is_set_aside_and_the_training_starts_afresh(
         f"{folder / CHECKPOINT}: unreadable (truncated or corrupt), moved to {aside}; the training starts afresh" in capsys.readouterr().err
     )
     assert metrics["epochs"] == 2 and json.loads((folder / "run.json").read_text())["complete"] is True
+
+
+def test_a_training_killed_and_resumed_ends_with_the_numbers_of_an_uninterrupted_one(tmp_path: Path, shards: Path) -> None:
+    random_parts = ["train.mixup_alpha=0.2", "train.auto_augment=rand-m9-mstd0.5", "train.num_workers=1"]
+    settings = [*random_parts, "train.epochs=4", "train.checkpoint_every_n_steps=2"]
+    uninterrupted = train(tiny_config(tmp_path / "whole", shards, *settings), MODEL)
+
+    killed = tmp_path / "killed"
+    command = [sys.executable, "-m", "oak.cli", "train", MODEL, *tiny_overrides(killed, shards), *settings]
+    first = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    checkpoint = killed / "models" / MODEL / CHECKPOINT
+    deadline = time.monotonic() + 180
+    while not checkpoint.exists() and first.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.killpg(first.pid, signal.SIGKILL)
+    first.wait()
+    stopped_at = torch.load(checkpoint, weights_only=True, map_location="cpu")["global_step"]
+    resumed = train(tiny_config(killed, shards, *settings), MODEL)
+
+    assert 0 < stopped_at < resumed["steps"] == uninterrupted["steps"] == 20
+    for key in ("train_loss", "val_loss", "val_top1"):
+        assert resumed[key] == uninterrupted[key], key  # the same batches, crops, masks and mixes: the same numbers
+    curves = [read_curves(folder / "metrics" / "curves" / f"{MODEL}.csv") for folder in (killed, tmp_path / "whole")]
+    for row in curves[0] + curves[1]:
+        del row["train/images_per_second"]
+    assert curves[0] == curves[1]  # every epoch's metrics, the resumed epoch's included

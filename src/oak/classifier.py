@@ -10,6 +10,7 @@ find them unused by the loss and stop. It is moved to the device when fitting st
 the checkpoint's `state_dict` under `ema.module.` (what `oak.weights` evaluates).
 """
 
+import math
 import time
 
 import lightning as L
@@ -25,6 +26,7 @@ from torchmetrics import MeanMetric, SumMetric
 from torchmetrics.classification import MulticlassAccuracy
 
 from oak.errors import OakError
+from oak.seeding import seed_every_generator
 
 STAGES = ("train", "val", "eval")
 EMA_PREFIX = "ema.module."
@@ -49,10 +51,14 @@ class Classifier(L.LightningModule):
     ranks, so a distributed evaluation counts each sample exactly once.
     """
 
-    def __init__(self, net: nn.Module, *, num_classes: int, recipe: DictConfig | None = None) -> None:
+    def __init__(
+        self, net: nn.Module, *, num_classes: int, recipe: DictConfig | None = None, train_samples: int = 0, seed: int = 0
+    ) -> None:
         super().__init__()
         self.net = net
         self.recipe = recipe
+        self.train_samples = train_samples  # to count an epoch's updates for the schedule
+        self.seed = seed
         self.mixup = _mixup(recipe, num_classes) if recipe else None
         smoothing = recipe.label_smoothing if recipe else 0.0
         self.train_loss = SoftTargetCrossEntropy() if self.mixup else nn.CrossEntropyLoss(label_smoothing=smoothing)
@@ -84,6 +90,8 @@ class Classifier(L.LightningModule):
         # way reports on all its batches, not only those after the checkpoint.
         for name, metric in self.metrics.items():
             metric.persistent(name.startswith("train_"))
+        self.epoch_lr = MeanMetric()
+        self.epoch_lr.persistent(True)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return _main_logits(self.net(images))
@@ -103,7 +111,7 @@ class Classifier(L.LightningModule):
         # Called before Lightning loads the state_dict strictly into the module, which has no `ema.` keys.
         state = checkpoint["state_dict"]
         for name, value in self.state_dict().items():  # a checkpoint from before the metrics were kept: start them at zero
-            if name.startswith("metrics."):
+            if name.startswith(("metrics.", "epoch_lr.")):
                 state.setdefault(name, value)
         ema = {name.removeprefix(EMA_PREFIX): state.pop(name) for name in [name for name in state if name.startswith(EMA_PREFIX)]}
         if self.ema is not None:
@@ -128,11 +136,18 @@ class Classifier(L.LightningModule):
     def on_train_epoch_start(self) -> None:
         self._epoch_start, self._epoch_images = time.perf_counter(), 0
 
+    def on_train_batch_start(self, batch, batch_index: int) -> None:
+        # Dropout, stochastic depth, mixup and cutmix draw from streams keyed by the batch's place, so a
+        # resumed epoch draws what it would have (see oak.seeding); each rank its own.
+        seed_every_generator(self.seed, self.global_rank, self.current_epoch, batch_index)
+
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_index: int) -> torch.Tensor:
         images, targets = batch
         self._epoch_images += targets.shape[0]
-        # One "lr" key whatever the optimizer, so the runs of a study line up in MLflow's compare view.
-        self.log("lr", self.trainer.optimizers[0].param_groups[0]["lr"], on_step=False, on_epoch=True)
+        # One "lr" key whatever the optimizer, so the runs of a study line up in MLflow's compare view;
+        # the epoch's mean, kept in a metric so that it travels in the checkpoint as the others do.
+        self.epoch_lr.update(self.trainer.optimizers[0].param_groups[0]["lr"])
+        self.log("lr", self.epoch_lr, on_step=False, on_epoch=True)
         mixed_images, mixed_targets = self.mixup(images, targets) if self.mixup else (images, targets)
         outputs = self.net(self._images(mixed_images))
         loss = self.training_loss(outputs, mixed_targets)
@@ -199,7 +214,14 @@ class Classifier(L.LightningModule):
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
     def updates_per_epoch(self) -> int:
-        return max(1, self.trainer.estimated_stepping_batches // self.trainer.max_epochs)
+        """Counted as oak.data.loader.TrainBatches deals the batches, not by Lightning's
+        `estimated_stepping_batches`: that loads the training loader before a checkpoint's progress is
+        restored, and Lightning then keeps that loader, which does not skip the batches already trained."""
+        trainer = self.trainer
+        batches = self.train_samples // (trainer.world_size * self.recipe.batch_size)
+        limit = trainer.limit_train_batches
+        batches = min(batches, limit) if isinstance(limit, int) else int(batches * limit)
+        return max(1, math.ceil(batches / trainer.accumulate_grad_batches))
 
     def global_batch_size(self) -> int:
         return self.recipe.batch_size * self.trainer.world_size * self.trainer.accumulate_grad_batches

@@ -390,7 +390,19 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"oak {args.verb}: interrupted", file=sys.stderr)
         return 130
+    finally:
+        _kill_leftover_workers()
     return 0
+
+
+def _kill_leftover_workers() -> None:
+    """Loader workers ignore SIGTERM (see oak.data.loader): any an error left running are killed here, or
+    Python's exit, which stops them with SIGTERM and waits, would wait for good."""
+    import multiprocessing
+
+    for child in multiprocessing.active_children():
+        child.kill()
+        child.join()
 
 
 if __name__ == "__main__":

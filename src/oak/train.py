@@ -120,7 +120,8 @@ def _train(config: DictConfig, model: str, run: str, *, resume: bool) -> dict:
     recipe = config.train
     net = build_net(recipe, model, info["num_classes"])
     datamodule = datamodule_for(config, batch_size=recipe.batch_size, num_workers=recipe.num_workers)
-    classifier = Classifier(net, num_classes=info["num_classes"], recipe=recipe)
+    train_samples = info["splits"]["train"]["num_samples"]
+    classifier = Classifier(net, num_classes=info["num_classes"], recipe=recipe, train_samples=train_samples, seed=config.seed)
     out = checkpoint_dir(config, run)
     fingerprint = training_fingerprint(config, info)
     resumed_run = unfinished_run(out, fingerprint)

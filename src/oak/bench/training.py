@@ -77,7 +77,8 @@ def oak_training(config: DictConfig, model: str, num_classes: int, steps: int) -
         reload_dataloaders_every_n_epochs=1,
         callbacks=[timer],
     )
-    trainer.fit(Classifier(net, num_classes=num_classes, recipe=config.train), datamodule=datamodule)
+    samples = read_info(Path(config.paths.shards))["splits"]["train"]["num_samples"]
+    trainer.fit(Classifier(net, num_classes=num_classes, recipe=config.train, train_samples=samples), datamodule=datamodule)
     return timer.images_per_second()
 
 

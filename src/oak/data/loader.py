@@ -25,6 +25,7 @@ from torch.utils.data import DataLoader, IterableDataset, default_collate, get_w
 
 from oak.data.shards import read_info
 from oak.errors import OakError
+from oak.seeding import seed_cpu_generators
 
 # Lightning warns that an iterable dataset's length may be wrong with several workers, and that a
 # mid-epoch checkpoint cannot resume an iterable loader exactly. Ours are exact on both counts:
@@ -43,8 +44,12 @@ def _worker() -> tuple[int, int]:
     return (info.id, info.num_workers) if info else (0, 1)
 
 
-def _decoded(samples: Iterator[dict], transform: Transform) -> Iterator[tuple[torch.Tensor, int]]:
-    for sample in samples:
+def _decoded(samples: Iterator[dict], transform: Transform, seeds: tuple[str, int] | None = None) -> Iterator[tuple[torch.Tensor, int]]:
+    """Each sample transformed; with `seeds` (a stream's key and the position of its first sample), each
+    sample's random augmentation seeded by its position in the stream (see oak.seeding)."""
+    for position, sample in enumerate(samples, seeds[1] if seeds else 0):
+        if seeds:
+            seed_cpu_generators(seeds[0], position)
         with Image.open(io.BytesIO(sample["jpg"])) as image:
             yield transform(image.convert("RGB")), int(sample["cls"])
 
@@ -197,7 +202,7 @@ class TrainBatches(IterableDataset):
         rng = random.Random(f"{self.seed}/{slot}")
         samples = wds.shuffle(self.shuffle_buffer, rng=rng)(_shard_samples(itertools.cycle(shards)))
         remaining = itertools.islice(samples, done * self.batch_size, share * self.batch_size)
-        return _batches(_decoded(remaining, self.transform), self.batch_size)
+        return _batches(_decoded(remaining, self.transform, seeds=(f"{self.seed}/{slot}", done * self.batch_size)), self.batch_size)
 
 
 class EvalBatches(IterableDataset):
@@ -302,7 +307,8 @@ class ShardDataModule(L.LightningDataModule):
 def _leave_sigterm_to_the_trainer(worker: int) -> None:
     """SIGTERM sent to the whole process group (scancel, timeout, docker stop) is the training's to act
     on: Lightning stops after the batch and Oak exits 143. PyTorch's workers would die of it at once and
-    crash the training with a worker error first; they end with their loader instead."""
+    crash the training with a worker error first; they end with their loader instead (and `oak` kills
+    any that an error leaves behind, see oak.cli)."""
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 

@@ -21,6 +21,7 @@ staging folder says so), so a killed run resumes. At the end the finished folder
 OUT, which is therefore either absent or complete.
 """
 
+import errno
 import hashlib
 import json
 import multiprocessing
@@ -107,32 +108,52 @@ def prepare_shards(
             if outcome.kind == BAD
         ]
         _stop_on_problems(source, problems, on_bad, "no shard written")  # every problem of the source at once
-        _open_staging(staging, fingerprint)
         stored = {split: _stored(listing, split, outcomes[split]) for split in SPLITS}
         random.Random(seed).shuffle(stored["train"])
         shards = staging / "shards"
-        shards.mkdir(exist_ok=True)
-        info = _info(source, found, listing, archives, conversion, samples_per_shard, seed)
-        for split in SPLITS:
-            chunks = [stored[split][i : i + samples_per_shard] for i in range(0, len(stored[split]), samples_per_shard)]
-            filenames = [f"{split}-{index:06d}.tar" for index in range(len(chunks))]
-            lengths = [len(chunk) for chunk in chunks]
-            tasks = [(root, shards / name, chunk, conversion) for name, chunk in zip(filenames, chunks)]
-            digests = list(_advancing(parallel_map(ensure_shard, tasks), _progress(f"write {split}", len(stored[split])), lengths))
-            info["splits"][split] = {
-                "name": split,
-                "num_samples": len(stored[split]),
-                "filenames": filenames,
-                "shard_lengths": lengths,
-                "sha256": digests,
-            }
-            info["counts"][split] = _counts(split, listing, outcomes[split], problems)
-    (shards / REJECTED_FILE).write_text(_rejected_table(problems))
-    (shards / INFO_FILE).write_text(json.dumps(info, indent=2) + "\n")
+        with _running_out_of_space_said(shards, stored):
+            _open_staging(staging, fingerprint)
+            shards.mkdir(exist_ok=True)
+            info = _info(source, found, listing, archives, conversion, samples_per_shard, seed)
+            for split in SPLITS:
+                chunks = [stored[split][i : i + samples_per_shard] for i in range(0, len(stored[split]), samples_per_shard)]
+                filenames = [f"{split}-{index:06d}.tar" for index in range(len(chunks))]
+                lengths = [len(chunk) for chunk in chunks]
+                tasks = [(root, shards / name, chunk, conversion) for name, chunk in zip(filenames, chunks)]
+                digests = list(_advancing(parallel_map(ensure_shard, tasks), _progress(f"write {split}", len(stored[split])), lengths))
+                info["splits"][split] = {
+                    "name": split,
+                    "num_samples": len(stored[split]),
+                    "filenames": filenames,
+                    "shard_lengths": lengths,
+                    "sha256": digests,
+                }
+                info["counts"][split] = _counts(split, listing, outcomes[split], problems)
+            (shards / REJECTED_FILE).write_text(_rejected_table(problems))
+            (shards / INFO_FILE).write_text(json.dumps(info, indent=2) + "\n")
     shutil.rmtree(out, ignore_errors=True)
     shards.rename(out)
     shutil.rmtree(staging)
     return info
+
+
+@contextmanager
+def _running_out_of_space_said(shards: Path, stored: dict[str, list[Stored]]) -> Iterator[None]:
+    """A full disk while writing `shards` becomes one line: where, how much it needs, and that a rerun resumes."""
+    try:
+        yield
+    except OSError as error:
+        if error.errno != errno.ENOSPC:
+            raise
+        # the source's image bytes plus a tar header for each of a sample's two members (resizing only shrinks them)
+        needed = sum(sample.size + 3 * tarfile.BLOCKSIZE for samples in stored.values() for sample in samples)
+        written = sum(path.stat().st_size for path in shards.glob("*.tar")) if shards.is_dir() else 0
+        free = shutil.disk_usage(shards.parent if shards.parent.exists() else shards.parent.parent).free
+        raise OakError(
+            f"{shards}: out of disk space: the shards need about {needed / 2**20:.1f} MiB, {written / 2**20:.1f} MiB are written "
+            f"and {free / 2**20:.1f} MiB are free; free space (or point paths.shards at a larger disk) and run again: "
+            "the whole shards written so far are kept and reused"
+        ) from None
 
 
 def _check_settings(samples_per_shard: int, workers: int, on_bad: str, classes: object) -> None:
@@ -331,7 +352,7 @@ class TarWriter:
             self.sha256.update(piece)
         expected = sum(len(piece) for piece in pieces)
         if os.writev(self.fd, pieces) != expected:  # a regular file takes it all, unless the disk is full
-            raise OakError("a shard was written short; is the disk full?")
+            raise OSError(errno.ENOSPC, "a shard was written short")
         self.offset += expected
 
 
