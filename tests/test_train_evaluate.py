@@ -444,3 +444,20 @@ def test_a_training_killed_and_resumed_ends_with_the_numbers_of_an_uninterrupted
     for row in curves[0] + curves[1]:
         del row["train/images_per_second"]
     assert curves[0] == curves[1]  # every epoch's metrics, the resumed epoch's included
+
+
+def test_a_checkpoint_that_does_not_fit_on_the_disk_leaves_the_previous_one_whole(tmp_path: Path, shards: Path) -> None:
+    disk = tmp_path / "small-disk"
+    disk.mkdir()
+    # room for one 4.4 MB checkpoint, not for a second beside it
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=7m", "tmpfs", str(disk)], capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    try:
+        config = tiny_config(tmp_path, shards, f"paths.checkpoints={disk}")
+        with pytest.raises(OakError, match=rf"{disk / MODEL}: out of disk space writing a checkpoint; the previous last.ckpt is kept"):
+            train(config, MODEL)
+        kept = disk / MODEL / CHECKPOINT
+        assert torch.load(kept, weights_only=True, map_location="cpu")["global_step"] == 6  # epoch 2's first batch
+        assert not list((disk / MODEL).glob("*.partial"))
+    finally:
+        subprocess.run(["umount", str(disk)], check=True)

@@ -2,6 +2,7 @@
 belongs to, what may resume from it, and the lock that keeps a second training of the run out."""
 
 import contextlib
+import errno
 import fcntl
 import hashlib
 import json
@@ -56,7 +57,16 @@ class LastCheckpoint(Callback):
         # Written beside its final name and renamed when whole: a kill or a full disk mid-write leaves
         # the previous checkpoint in place, never a truncated one under its name.
         partial = self.path.with_name(self.path.name + ".partial")
-        trainer.save_checkpoint(partial, weights_only=False)  # with the optimizer and loop states, to resume
+        try:
+            trainer.save_checkpoint(partial, weights_only=False)  # with the optimizer and loop states, to resume
+        except OSError as error:
+            partial.unlink(missing_ok=True)
+            if error.errno != errno.ENOSPC:
+                raise
+            kept = f"the previous {self.path.name} is kept: " if self.path.exists() else ""
+            raise OakError(
+                f"{self.path.parent}: out of disk space writing a checkpoint; {kept}free space and run again to resume"
+            ) from None
         if trainer.is_global_zero:
             partial.replace(self.path)
         trainer.strategy.barrier("oak-last-checkpoint")
