@@ -52,7 +52,7 @@ class Classifier(L.LightningModule):
     """
 
     def __init__(
-        self, net: nn.Module, *, num_classes: int, recipe: DictConfig | None = None, train_samples: int = 0, seed: int = 0
+        self, net: nn.Module, *, num_classes: int, recipe: DictConfig | None = None, train_samples: int | None = None, seed: int = 0
     ) -> None:
         super().__init__()
         self.net = net
@@ -217,6 +217,8 @@ class Classifier(L.LightningModule):
         """Counted as oak.data.loader.TrainBatches deals the batches, not by Lightning's
         `estimated_stepping_batches`: that loads the training loader before a checkpoint's progress is
         restored, and Lightning then keeps that loader, which does not skip the batches already trained."""
+        if self.train_samples is None:
+            raise OakError("this Classifier cannot schedule a training without train_samples, the training split's size")
         trainer = self.trainer
         batches = self.train_samples // (trainer.world_size * self.recipe.batch_size)
         limit = trainer.limit_train_batches
