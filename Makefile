@@ -5,7 +5,7 @@ BIN := $(CURDIR)/$(VENV)/bin
 # dvc runs stage commands (`oak ...`) through the shell: they must find the venv's scripts.
 RUN := PATH="$(BIN):$$PATH"
 
-.PHONY: repro test
+.PHONY: repro test test-fast
 
 # `make repro PROFILE=imagenet` switches the studies to the real recipes (data.source must point at ImageNet).
 PROFILE ?=
@@ -16,6 +16,10 @@ repro: $(VENV)/.installed
 
 test: $(VENV)/.installed-test
 	$(RUN) pytest
+
+# The tests not marked slow: under 2 minutes, for the edit-test loop; `make test` runs them all.
+test-fast: $(VENV)/.installed-test
+	$(RUN) pytest -m "not slow"
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)

@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 import pytest
+from params_files import PARAMS
 from torch import nn
 
 from oak.bench.g1 import (
@@ -62,7 +63,7 @@ def test_the_claim_fails_in_the_columns_where_another_ratio_is_faster() -> None:
 
 def test_bench_g1_runs_all_twelve_cells_and_writes_the_claim_check(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
     monkeypatch.chdir(tmp_path)
-    assert main(["bench", "g1", "--device", "cpu", "--resolution", "4", "--rounds", "2", "--steps", "1"]) == 0
+    assert main(["--params", str(PARAMS), "bench", "g1", "--device", "cpu", "--resolution", "4", "--rounds", "2", "--steps", "1"]) == 0
     out = capsys.readouterr().out
     assert "ARM channel pairs" in out and "1:1 is fastest in every column" in out
     result = json.loads((tmp_path / "metrics" / "bench" / "g1.json").read_text())

@@ -5,13 +5,34 @@ import json
 from pathlib import Path
 
 import pytest
+from params_files import PARAMS
 
 from oak.cli import main
 
 
 def test_bench_train_sets_oak_beside_a_plain_pytorch_loop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
     monkeypatch.chdir(tmp_path)
-    assert main(["bench", "train", "--images", "100", "--steps", "2", "--rounds", "1", "--batch-size", "8", "--resolution", "32"]) == 0
+    assert (
+        main(
+            [
+                "--params",
+                str(PARAMS),
+                "bench",
+                "train",
+                "--images",
+                "100",
+                "--steps",
+                "2",
+                "--rounds",
+                "1",
+                "--batch-size",
+                "8",
+                "--resolution",
+                "32",
+            ]
+        )
+        == 0
+    )
     assert "Oak (Lightning)" in capsys.readouterr().out
     result = json.loads((tmp_path / "metrics" / "bench" / "train.json").read_text())
     assert result["ratio"] == pytest.approx(result["oak_images_per_second"] / result["plain_images_per_second"])
@@ -19,7 +40,27 @@ def test_bench_train_sets_oak_beside_a_plain_pytorch_loop(tmp_path: Path, monkey
 
 def test_bench_loader_sets_the_shard_loader_beside_imagefolder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
     monkeypatch.chdir(tmp_path)
-    assert main(["bench", "loader", "--images", "200", "--rounds", "1", "--batch-size", "8", "--resolution", "32", "--workers", "1"]) == 0
+    assert (
+        main(
+            [
+                "--params",
+                str(PARAMS),
+                "bench",
+                "loader",
+                "--images",
+                "200",
+                "--rounds",
+                "1",
+                "--batch-size",
+                "8",
+                "--resolution",
+                "32",
+                "--workers",
+                "1",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "torchvision ImageFolder" in out and "loader memory over the epoch" in out
     result = json.loads((tmp_path / "metrics" / "bench" / "loader.json").read_text())

@@ -5,8 +5,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from params_files import PARAMS, params_file
 
-from oak.config import flatten, load_config
+from oak.config.load import flatten, load_config
 from oak.errors import OakError
 
 
@@ -17,27 +18,27 @@ def write(tmp_path: Path, text: str) -> Path:
 
 
 def test_the_repository_params_file_is_valid() -> None:
-    config = load_config(Path(__file__).parents[1] / "params.yaml")
+    config = load_config(PARAMS)
     assert config.recipe == "demo"
     assert config.trainer.accelerator in {"auto", "cpu"}
 
 
 def test_values_from_the_file_and_overrides_win_over_the_schema(tmp_path: Path) -> None:
-    config = load_config(write(tmp_path, "train:\n  epochs: 3\n"), ["train.lr=0.5", "trainer.devices=[0,1]"])
+    config = load_config(params_file(tmp_path, "train:\n  epochs: 3\n"), ["train.lr=0.5", "trainer.devices=[0,1]"])
     assert config.train.epochs == 3
     assert config.train.lr == 0.5
     assert list(config.trainer.devices) == [0, 1]
-    assert config.train.batch_size == 16  # untouched keys keep the schema's default
+    assert config.train.batch_size == 16  # untouched keys keep the recipe's, else the schema's default
 
 
 def test_an_unknown_key_is_named(tmp_path: Path) -> None:
     with pytest.raises(OakError, match=r"params.yaml: unknown key 'train.epoch'"):
-        load_config(write(tmp_path, "train:\n  epoch: 3\n"))
+        load_config(params_file(tmp_path, "train:\n  epoch: 3\n"))
 
 
 def test_a_value_of_the_wrong_type_is_named(tmp_path: Path) -> None:
     with pytest.raises(OakError, match=r"key 'train.epochs'"):
-        load_config(write(tmp_path, "train:\n  epochs: many\n"))
+        load_config(params_file(tmp_path, "train:\n  epochs: many\n"))
 
 
 def test_malformed_yaml_names_the_file_and_line(tmp_path: Path) -> None:
@@ -46,32 +47,33 @@ def test_malformed_yaml_names_the_file_and_line(tmp_path: Path) -> None:
 
 
 def test_an_unknown_override_is_named(tmp_path: Path) -> None:
-    with pytest.raises(OakError, match=r"override: unknown key 'trainer.gpus'"):
-        load_config(write(tmp_path, ""), ["trainer.gpus=2"])
+    with pytest.raises(OakError, match=r"command line: unknown key 'trainer.gpus'"):
+        load_config(PARAMS, ["trainer.gpus=2"])
 
 
 def test_an_override_without_equals_sign_is_refused(tmp_path: Path) -> None:
     with pytest.raises(OakError, match=r"expected key=value"):
-        load_config(write(tmp_path, ""), ["train.epochs"])
+        load_config(PARAMS, ["train.epochs"])
 
 
 def test_flatten_gives_dotted_keys() -> None:
-    flat = flatten(load_config(Path("missing.yaml"), ["train.epochs=2"]))
+    flat = flatten(load_config(PARAMS, ["train.epochs=2"]))
     assert flat["train.epochs"] == 2
     assert flat["trainer.accelerator"] == "auto"
 
 
 def test_the_command_prints_one_error_line_and_exits_non_zero(tmp_path: Path) -> None:
-    params = write(tmp_path, "train:\n  epoch: 3\n")
+    params = params_file(tmp_path, "train:\n  epoch: 3\n")
     result = subprocess.run([sys.executable, "-m", "oak.cli", "--params", str(params), "report"], capture_output=True, text=True)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
-        f"oak report: error: {params}: unknown key 'train.epoch'; check its spelling against the schema in src/oak/config.py"
+        f"oak report: error: {params}: unknown key 'train.epoch'; check its spelling against the schema (src/oak/config/schema.py)"
     ]
 
 
 def test_an_unknown_model_stops_the_command_with_the_closest_names(tmp_path: Path) -> None:
-    result = subprocess.run([sys.executable, "-m", "oak.cli", "train", "resnet181"], capture_output=True, text=True, cwd=tmp_path)
+    command = [sys.executable, "-m", "oak.cli", "--params", str(PARAMS), "train", "resnet181"]
+    result = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path)
     assert result.returncode == 2
     [line] = result.stderr.strip().splitlines()
     assert line.startswith("oak train: error: unknown model 'resnet181'; closest: resnet18")
@@ -83,3 +85,42 @@ def test_overrides_may_follow_a_verbs_options(capsys: pytest.CaptureFixture) -> 
 
     assert main(["models", "--model", "resnet18", "--json", "train.epochs=0"]) == 2
     assert capsys.readouterr().err.strip() == "oak models: error: train.epochs=0: train at least 1 epoch"  # the override was read
+
+
+def test_each_value_is_written_once_in_params_yaml_or_in_the_schema() -> None:
+    from omegaconf import OmegaConf
+
+    from oak.config.schema import OakConfig
+
+    schema = OmegaConf.structured(OakConfig)
+    left_to_params = {key for key, value in flatten(schema).items() if value == "???"}  # OmegaConf's MISSING
+    written_in_params = set(flatten(OmegaConf.load(PARAMS)))
+    assert written_in_params == left_to_params
+
+
+def test_a_key_without_a_value_is_named(tmp_path: Path) -> None:
+    params = params_file(tmp_path)
+    params.write_text(params.read_text().replace("  val_per_class: 30\n", ""))
+    with pytest.raises(OakError, match=rf"{params}: no value for 'demo.val_per_class'; every key the schema leaves to params.yaml"):
+        load_config(params)
+
+
+def test_oak_config_names_where_each_value_of_a_planned_run_comes_from(capsys: pytest.CaptureFixture) -> None:
+    from oak.cli import main
+
+    assert main(["config", "efficientnet_b0-32px", "train.lr=0.5"]) == 0
+    lines = {line.split(":")[0]: line for line in capsys.readouterr().out.splitlines()}
+    assert lines["recipe"].endswith("# studies (pipelines/plan.yaml: efficientnet_b0-32px)")
+    assert lines["train.image_size"].startswith("train.image_size: 32 ") and "# studies" in lines["train.image_size"]
+    assert lines["train.lr"].startswith("train.lr: 0.5 ") and lines["train.lr"].endswith("# command line")
+    assert lines["train.epochs"].endswith("# pipelines/recipes/demo.yaml")
+    assert lines["train.num_workers"].endswith("# params.yaml")
+    assert lines["train.mean"].endswith("# the schema (src/oak/config/schema.py)")
+
+
+def test_oak_config_keeps_logins_out_of_what_it_prints(capsys: pytest.CaptureFixture) -> None:
+    from oak.cli import main
+
+    assert main(["config", "tracking.uri=http://ann:s3cret@127.0.0.1:5000"]) == 0
+    printed = capsys.readouterr().out
+    assert "s3cret" not in printed and "tracking.uri: http://" in printed

@@ -7,11 +7,11 @@ import pytest
 import torch
 
 from oak.bench.cost import bench_cost
-from oak.config import load_config
-from oak.plan import plan_rows
+from oak.config.load import load_config
 from oak.report.cost import IMAGENET_TRAIN_IMAGES, cost_runs_table, cost_table, read_devices, run_hours
 from oak.report.paper import DASH
-from oak.studies import load_studies
+from oak.studies.plan import plan_rows
+from oak.studies.study import load_studies
 
 REPO = Path(__file__).resolve().parents[1]
 STUDIES = load_studies(REPO / "pipelines" / "studies")

@@ -11,11 +11,12 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 from omegaconf import OmegaConf
+from params_files import PARAMS
 from test_tracking import BIN, free_port, stop
 from test_train_evaluate import MODEL
 
-from oak.redaction import REDACTED, redact_config, redact_text
-from oak.tracking import run_params
+from oak.tracking.redaction import REDACTED, redact_config, redact_text
+from oak.tracking.tracker import run_params
 
 PASSWORD = "s3cret-Passw0rd-for-oak"
 
@@ -23,7 +24,7 @@ PASSWORD = "s3cret-Passw0rd-for-oak"
 def oak(*arguments: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
     path = {"PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
     return subprocess.run(
-        [sys.executable, "-m", "oak.cli", *arguments], cwd=cwd, env={**os.environ, **path, **(env or {})},
+        [sys.executable, "-m", "oak.cli", "--params", str(PARAMS), *arguments], cwd=cwd, env={**os.environ, **path, **(env or {})},
         capture_output=True, text=True, timeout=timeout,
     )  # fmt: skip
 
@@ -36,7 +37,11 @@ def auth_server(tmp_path_factory: pytest.TempPathFactory) -> str:
     env.pop("MLFLOW_FLASK_SERVER_SECRET_KEY", None)
     log = (folder / "server.log").open("w")
     process = subprocess.Popen(
-        [sys.executable, "-m", "oak.cli", "server", "--port", str(port), "--basic-auth"], cwd=folder, env=env, stdout=log, stderr=log
+        [sys.executable, "-m", "oak.cli", "--params", str(PARAMS), "server", "--port", str(port), "--basic-auth"],
+        cwd=folder,
+        env=env,
+        stdout=log,
+        stderr=log,
     )
     deadline = time.monotonic() + 120
     while True:

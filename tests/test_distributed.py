@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from mlflow import MlflowClient
+from params_files import PARAMS
 
 from oak.data.shards import prepare_shards
 
@@ -27,7 +28,14 @@ TWO_PROCESSES = ["trainer.devices=2", "trainer.strategy=ddp"]
 
 def oak(folder: Path, *arguments: str) -> None:
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{folder / 'mlflow.db'}"}
-    done = subprocess.run([sys.executable, "-m", "oak.cli", *arguments], cwd=folder, env=env, capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [sys.executable, "-m", "oak.cli", "--params", str(PARAMS), *arguments],
+        cwd=folder,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
 
 
@@ -80,8 +88,7 @@ def test_ddp_with_ema_and_the_efficientnet_recipe_trains_resumes_after_sigkill_a
     arguments = ["--run", "ddp-eff", "efficientnet_b0", "recipe=efficientnet", "train.epochs=30", "train.checkpoint_every_n_steps=2"]
     arguments += [*COMMON, *TWO_PROCESSES]
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
-    params = ["--params", str(Path(__file__).parents[1] / "params.yaml")]  # its recipes folder beside it
-    command = [sys.executable, "-m", "oak.cli", *params, "train", *arguments]
+    command = [sys.executable, "-m", "oak.cli", "--params", str(PARAMS), "train", *arguments]
     first = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     checkpoint = tmp_path / "models" / "ddp-eff" / "last.ckpt"
     deadline = time.monotonic() + 300
@@ -101,7 +108,7 @@ def test_ddp_with_ema_and_the_efficientnet_recipe_trains_resumes_after_sigkill_a
     state = torch.load(checkpoint, weights_only=True, map_location="cpu")["state_dict"]
     assert any(name.startswith("ema.module.") for name in state)
 
-    oak(tmp_path, *params, "evaluate", "--run", "ddp-eff", "efficientnet_b0", "recipe=efficientnet", *COMMON, *TWO_PROCESSES)
+    oak(tmp_path, "evaluate", "--run", "ddp-eff", "efficientnet_b0", "recipe=efficientnet", *COMMON, *TWO_PROCESSES)
     evaluated = json.loads((tmp_path / "metrics" / "eval" / "ddp-eff.json").read_text())
     assert evaluated["samples"] == 20
     client = MlflowClient(env["MLFLOW_TRACKING_URI"])

@@ -26,8 +26,10 @@ from imagenet_fixtures import (
 from PIL import Image
 
 from oak.data.images import HEAD_BYTES, Conversion, convert_image, planned_kind
-from oak.data.shards import REJECTED_FILE, prepare_shards, read_info
+from oak.data.info import read_info
+from oak.data.shards import prepare_shards
 from oak.errors import OakError
+from oak.layout import REJECTED_FILE
 
 
 def prepare(source: Path, out: Path, **settings) -> dict:
@@ -35,7 +37,7 @@ def prepare(source: Path, out: Path, **settings) -> dict:
 
 
 def samples(shards: Path, split: str) -> dict[str, tuple[int, bytes]]:
-    urls = [str(shards / name) for name in read_info(shards)["splits"][split]["filenames"]]
+    urls = [str(shards / name) for name in read_info(shards).splits[split].filenames]
     return {s["__key__"]: (int(s["cls"]), s["jpg"]) for s in wds.DataPipeline(wds.SimpleShardList(urls), wds.tarfile_to_samples())}
 
 
@@ -57,10 +59,10 @@ def test_archives_are_read_without_extracting_and_match_the_images(tmp_path: Pat
     source = write_archives(tmp_path / "imagenet")
     info = prepare(source, tmp_path / "shards")
     assert sorted(os.listdir(source)) == ["ILSVRC2012_devkit_t12.tar.gz", "ILSVRC2012_img_train.tar", "ILSVRC2012_img_val.tar"]
-    assert info["classes"] == sorted(WNIDS)
+    assert info.classes == sorted(WNIDS)
     for split in ("train", "val"):
         assert samples(tmp_path / "shards", split) == expected_samples()[split]  # original bytes, labels through meta.mat
-        assert info["counts"][split]["found"] == info["counts"][split]["written"] == len(expected_samples()[split])
+        assert info.counts[split]["found"] == info.counts[split]["written"] == len(expected_samples()[split])
 
 
 def test_devkit_and_kaggle_labels_give_the_same_shards(tmp_path: Path) -> None:
@@ -86,17 +88,15 @@ def test_tree_archives_and_flat_val_folder_give_the_same_samples(tmp_path: Path)
         for out in ("from-tree", "from-archives", "from-flat"):
             assert samples(tmp_path / out, split) == expected_samples()[split], (out, split)
     # The train archive lists classes and files in the tree's sorted order: same shuffle, same bytes.
-    assert (
-        read_info(tmp_path / "from-tree")["splits"]["train"]["sha256"] == read_info(tmp_path / "from-archives")["splits"]["train"]["sha256"]
-    )
+    assert read_info(tmp_path / "from-tree").splits["train"].sha256 == read_info(tmp_path / "from-archives").splits["train"].sha256
 
 
 def test_archive_md5_is_recorded_and_strict_checking_stops_on_a_mismatch(tmp_path: Path) -> None:
     source = write_archives(tmp_path / "imagenet")
     info = prepare(source, tmp_path / "shards")
     for name in ("ILSVRC2012_img_train.tar", "ILSVRC2012_img_val.tar", "ILSVRC2012_devkit_t12.tar.gz"):
-        assert info["archives"][name]["md5"] == hashlib.md5((source / name).read_bytes()).hexdigest()
-        assert info["archives"][name]["matches"] is False  # tiny look-alikes, not the official files
+        assert info.written["archives"][name]["md5"] == hashlib.md5((source / name).read_bytes()).hexdigest()
+        assert info.written["archives"][name]["matches"] is False  # tiny look-alikes, not the official files
     with pytest.raises(OakError, match="ILSVRC2012_devkit_t12.tar.gz: MD5 .* differs from the official fa75699e"):
         prepare(source, tmp_path / "strict", strict_md5=True)
     assert not (tmp_path / "strict").exists()
@@ -112,7 +112,7 @@ def test_md5_warning_names_each_archive(tmp_path: Path, capsys: pytest.CaptureFi
 @pytest.mark.parametrize("classes, chosen", [(2, [WNIDS[0], WNIDS[1]]), ([WNIDS[2], WNIDS[0]], [WNIDS[0], WNIDS[2]])])
 def test_class_subset_reindexes_in_sorted_order(classes, chosen: list[str], tmp_path: Path) -> None:
     info = prepare(write_archives(tmp_path / "imagenet"), tmp_path / "shards", classes=classes)
-    assert info["classes"] == chosen
+    assert info.classes == chosen
     for split in ("train", "val"):
         expected = {
             key: (chosen.index(WNIDS[label]), data) for key, (label, data) in expected_samples()[split].items() if WNIDS[label] in chosen
@@ -135,7 +135,7 @@ def test_cmyk_grayscale_and_png_are_stored_as_rgb_jpeg_and_counted(tmp_path: Pat
     val = val_images() | {"ILSVRC2012_val_00000001.JPEG": jpeg(4, mode="CMYK")}
     (source / "ILSVRC2012_img_val.tar").write_bytes(tar_bytes(val))
     info = prepare(source, tmp_path / "shards")
-    assert info["counts"]["train"]["reencoded_rgb"] == 3 and info["counts"]["val"]["reencoded_rgb"] == 1
+    assert info.counts["train"]["reencoded_rgb"] == 3 and info.counts["val"]["reencoded_rgb"] == 1
     untouched = {name.removesuffix(".JPEG"): data for files in train_images().values() for name, data in files.items()}
     for split in ("train", "val"):
         for key, (_, data) in samples(tmp_path / "shards", split).items():
@@ -205,7 +205,7 @@ def test_skip_writes_the_rest_and_a_rejected_list_that_reconciles(tmp_path: Path
     assert rejected.keys() == offenders.keys()
     for origin, reason in offenders.items():
         assert reason in rejected[origin]
-    counts = info["counts"]["train"]
+    counts = info.counts["train"]
     assert counts["found"] == counts["written"] + counts["rejected"]
     assert counts["left_by_os"] == 3  # .DS_Store, ._*, Thumbs.db: not found images, not rejected
     assert counts["rejected"] + counts["other_problems"] == len(rejected)
@@ -224,7 +224,7 @@ def test_val_labels_must_match_the_images(tmp_path: Path) -> None:
     assert "ILSVRC2012_img_val.tar:ILSVRC2012_val_00000002.JPEG: validation image with no label" in str(failure.value)
     assert "LOC_val_solution.csv:ILSVRC2012_val_00000099: label for an image that is not there" in str(failure.value)
     info = prepare(source, tmp_path / "shards", on_bad="skip")
-    assert info["counts"]["val"] == {
+    assert info.counts["val"] == {
         "found": 6,
         "written": 5,
         "rejected": 1,
@@ -261,7 +261,7 @@ def test_archive_members_never_escape(tmp_path: Path) -> None:
     for name in ("../../escaped.JPEG", "/tmp/oak-absolute.JPEG", "symlink.JPEG", "hardlink.JPEG", "n01440764.tar.link"):
         assert name in rejected
     assert "links are not followed" in rejected and "not a plain file name" in rejected
-    assert info["counts"]["train"]["written"] == len(expected_samples()["train"])
+    assert info.counts["train"]["written"] == len(expected_samples()["train"])
     created = set(tmp_path.rglob("*")) - before
     assert all(path.is_relative_to(tmp_path / "shards") for path in created), created
     assert not Path("/tmp/oak-absolute.JPEG").exists() and not (tmp_path.parent / "escaped.JPEG").exists()
@@ -277,7 +277,7 @@ def test_resize_bounds_the_shorter_side_and_keeps_small_images(tmp_path: Path) -
     stored = samples(tmp_path / "shards", "train")
     sizes = {key: Image.open(io.BytesIO(data)).size for key, (_, data) in stored.items()}
     assert sizes[f"{WNIDS[0]}_big"] == (50, 30) and sizes[f"{WNIDS[1]}_tall"] == (30, 50)
-    assert info["counts"]["train"]["resized"] == 2
+    assert info.counts["train"]["resized"] == 2
     small = f"{WNIDS[2]}_0"
     assert stored[small][1] == images[WNIDS[2]][f"{small}.JPEG"]  # 24x18 already fits: original bytes
 

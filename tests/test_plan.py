@@ -3,10 +3,11 @@
 from pathlib import Path
 
 import pytest
+from params_files import params_file
 
 from oak.errors import OakError
-from oak.plan import PLAN_FILE, Run, check_settings, current_runs, plan_rows, plan_runs, planned_profile, render_plan
-from oak.studies import load_studies
+from oak.studies.plan import PLAN_FILE, Run, check_settings, current_runs, plan_rows, plan_runs, planned_profile, render_plan
+from oak.studies.study import load_studies
 
 REPO = Path(__file__).resolve().parents[1]
 STUDIES = load_studies(REPO / "pipelines" / "studies")
@@ -107,12 +108,12 @@ def test_two_rows_training_one_model_differently_under_one_name_is_an_error(tmp_
         ("{label: A, model: resnet18, paper: 1, profiles: {demo: {stand_in: resnet1}}}", r"row 'A': demo: stand-in: unknown model"),
         (
             "{label: A, model: resnet18, paper: 1, profiles: {demo: {settings: {train: {epoch: 1}}}}}",
-            r"row 'A': demo: setting 'train.epoch",
+            r"row 'A': demo: settings: unknown key 'train.epoch'",
         ),
         ("{label: A, model: resnet18, paper: 1, profiles: {cluster: {recipe: demo}}}", r"row 'A': profile 'cluster' is not one of"),
         (
             "{label: A, model: resnet18, paper: 1, profiles: {demo: {settings: {train: {epochs: many}}}}}",
-            r"setting 'train.epochs' Value 'many'",
+            r"row 'A': demo: settings: key 'train.epochs': Value 'many'",
         ),
         ("{label: A, model: resnet18, paper: 1, variant: Label Smoothing}", r"row 'A': variant 'Label Smoothing': use lower-case"),
         ("{label: A, model: resnet18, paper: 1, profiles: {demo: {recipe: demo, seed: 1}}}", r"unknown key 'profiles.demo.seed'"),
@@ -172,7 +173,7 @@ def test_a_row_setting_no_training_can_use_stops_the_plan_naming_the_row(tmp_pat
     folder = studies_in(tmp_path, bad=STUDY + "  - {label: R18, model: resnet18, profiles: {demo: {settings: {train: {eval_crops: 5}}}}}\n")
     planned = plan_rows(load_studies(folder), "demo")
     with pytest.raises(OakError, match=r"^pipelines/studies/bad.yaml: row 'R18': train.eval_crops=5: use 1 \(centre crop\) or 10"):
-        check_settings(planned, tmp_path / "params.yaml")
+        check_settings(planned, params_file(tmp_path))
 
 
 def test_every_planned_run_of_both_profiles_loads_its_config() -> None:

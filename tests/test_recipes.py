@@ -7,6 +7,7 @@ import lightning as L
 import pytest
 import torch
 from omegaconf import OmegaConf
+from params_files import params_file
 from timm.data.auto_augment import AutoAugment, RandAugment
 from timm.data.random_erasing import RandomErasing
 from timm.layers import DropPath
@@ -14,10 +15,10 @@ from timm.loss import SoftTargetCrossEntropy
 from timm.optim import RMSpropTF
 from timm.scheduler import CosineLRScheduler, PolyLRScheduler, StepLRScheduler
 
-from oak.classifier import Classifier, WarmupEma
-from oak.config import load_config
+from oak.config.load import load_config
 from oak.errors import OakError
-from oak.train import build_net, datamodule_for
+from oak.training.classifier import Classifier, WarmupEma
+from oak.training.setup import build_net, datamodule_for
 
 ROOT = Path(__file__).parents[1]
 PARAMS = ROOT / "params.yaml"
@@ -70,8 +71,7 @@ def test_every_recipe_builds_a_module_optimizer_and_transforms(recipe: str, shar
 def test_params_yaml_refines_the_recipe_and_overrides_refine_both(tmp_path: Path) -> None:
     (tmp_path / "pipelines" / "recipes").mkdir(parents=True)
     (tmp_path / "pipelines" / "recipes" / "mine.yaml").write_text("train:\n  lr: 0.5\n  epochs: 7\n")
-    (tmp_path / "params.yaml").write_text("recipe: mine\ntrain:\n  epochs: 3\n")
-    config = load_config(tmp_path / "params.yaml", ["train.batch_size=4"])
+    config = load_config(params_file(tmp_path, "recipe: mine\ntrain:\n  epochs: 3\n"), ["train.batch_size=4"])
     assert (config.train.lr, config.train.epochs, config.train.batch_size) == (0.5, 3, 4)
 
 
@@ -84,7 +84,7 @@ def test_a_recipe_sets_only_train_and_trainer(tmp_path: Path) -> None:
     (tmp_path / "pipelines" / "recipes").mkdir(parents=True)
     (tmp_path / "pipelines" / "recipes" / "bad.yaml").write_text("models: [resnet18]\n")
     with pytest.raises(OakError, match=r"bad.yaml: a recipe sets only train and trainer; move models to params.yaml"):
-        load_config(tmp_path / "missing.yaml", ["recipe=bad"])
+        load_config(params_file(tmp_path), ["recipe=bad"])
 
 
 def test_he2016_momentum_sgd_with_linear_lr_scaling_and_step_decay() -> None:

@@ -5,12 +5,12 @@ from pathlib import Path
 import pytest
 
 from oak.errors import OakError
-from oak.plan import plan_rows
-from oak.report import paper_claims
+from oak.report.build import paper_claims
 from oak.report.paper import DASH, FLAG, calculation_table, paper_states_count, study_table
 from oak.report.scaling import gmacs, scaling_panels
 from oak.report.tables import Table, to_csv, to_latex, to_markdown
-from oak.studies import load_studies, load_study
+from oak.studies.plan import plan_rows
+from oak.studies.study import load_studies, load_study
 
 STUDIES = {study.name: study for study in load_studies(Path(__file__).parents[1] / "pipelines" / "studies")}
 DEMO_RUNS = plan_rows(list(STUDIES.values()), "demo")
@@ -124,6 +124,22 @@ def test_formats_markdown_csv_and_booktabs_latex() -> None:
     assert r"\toprule" in latex and r"\texttt{efficientnet\_b2} & 9.2 (!) \\" in latex and r"top-1 (\%)" in latex and "---" in latex
 
 
+def test_the_results_page_names_its_data_and_its_csv_keeps_the_column_keys(tmp_path: Path) -> None:
+    from oak.data.info import ShardInfo, SplitInfo
+    from oak.layout import Layout
+    from oak.report.results import COLUMNS, results_outputs
+
+    info = ShardInfo("imagenet", {}, ["n01440764"] * 1000, {"train": SplitInfo(5, [], [], []), "val": SplitInfo(3, [], [], [])}, {}, {})
+    row = dict(zip(COLUMNS, ["r", "m", "demo", 1.5, 10.0, 2.345, 3, 9], strict=True))
+    reports = tmp_path / "reports"
+    outputs = results_outputs(Layout(tmp_path, tmp_path, tmp_path, tmp_path, reports), "Oak results", info, [row])
+    assert set(outputs) == {reports / name for name in ("results.csv", "results.md", "top1_vs_params.png", "top1_vs_params.svg")}
+    page = outputs[reports / "results.md"]
+    assert page.startswith("# Oak results\n\nData: imagenet, 1000 classes, 5 training and 3 validation images.\n\n| run | model |")
+    assert page.endswith("| r | m | demo | 1.5 | 10.0 | 2.345 | 3 | 9 |\n\n![top-1 against parameter count](top1_vs_params.png)\n")
+    assert outputs[reports / "results.csv"] == ",".join(COLUMNS) + "\nr,m,demo,1.5,10.0,2.345,3,9\n"
+
+
 def test_a_study_file_with_an_unknown_key_or_model_names_the_file(tmp_path: Path) -> None:
     bad_key = tmp_path / "bad_key.yaml"
     bad_key.write_text("title: t\nsource: s\nmetric: top1\nrows:\n  - {label: a, model: resnet18, paper: 1, papr_top5: 2}\n")
@@ -139,7 +155,7 @@ def test_table4_and_its_claim_come_from_a_real_g1_measurement() -> None:
     import torch
 
     from oak.bench.g1 import bench_g1
-    from oak.report import g1_claim
+    from oak.report.build import g1_claim
     from oak.report.paper import g1_table
 
     result = bench_g1(device=torch.device("cpu"), pairs="arm", resolution=8, batch_size=1, rounds=1, passes=1)
@@ -171,8 +187,8 @@ def markdown_rows(path: Path) -> dict[str, list[str]]:
 def test_the_committed_tables_hold_the_papers_numbers_and_the_committed_runs_metrics() -> None:
     import json
 
-    from oak.plan import PLAN_FILE, Run, current_runs, row_key
     from oak.report.paper import measured_value
+    from oak.studies.plan import PLAN_FILE, Run, current_runs, row_key
 
     repo = Path(__file__).parents[1]
     _, planned = current_runs(repo / PLAN_FILE, repo / "pipelines" / "studies")

@@ -13,13 +13,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from params_files import PARAMS
 from PIL import Image
 
 from oak.cli import main
 from oak.data.demo import write_demo
-from oak.data.shards import INFO_FILE, prepare_shards
+from oak.data.shards import prepare_shards
 from oak.data.verify import verify_shards
 from oak.errors import OakError
+from oak.layout import SHARD_INFO_FILE
 
 PREPARE = ["samples_per_shard=2", "seed=3"]
 
@@ -31,7 +33,7 @@ def oak_prepare(source: Path, out: Path) -> list[str]:
         "-m",
         "oak.cli",
         "--params",
-        str(out.parent / "none.yaml"),
+        str(PARAMS),
         "prepare",
         "--source",
         str(source),
@@ -77,7 +79,7 @@ def test_work_from_other_inputs_is_discarded(demo_tree: Path, tmp_path: Path) ->
 
 def test_verify_accepts_what_prepare_wrote(shards: Path, capsys: pytest.CaptureFixture) -> None:
     assert main(["verify", str(shards)]) == 0
-    info = json.loads((shards / INFO_FILE).read_text())
+    info = json.loads((shards / SHARD_INFO_FILE).read_text())
     expected = sum(split["num_samples"] for split in info["splits"].values())
     assert f"{expected} samples verified" in capsys.readouterr().out
 
@@ -101,14 +103,14 @@ def test_verify_names_each_bad_shard(shards: Path, tmp_path: Path, capsys: pytes
     folder.mkdir()
     for path in shards.iterdir():
         (folder / path.name).write_bytes(path.read_bytes())
-    info = json.loads((folder / INFO_FILE).read_text())
+    info = json.loads((folder / SHARD_INFO_FILE).read_text())
     train, val = info["splits"]["train"]["filenames"], info["splits"]["val"]["filenames"]
     (folder / train[0]).write_bytes((folder / train[0]).read_bytes()[:-1024])  # cut short
     (folder / train[1]).unlink()
     # An image that does not decode, with the info file's hash updated to match: only decoding finds it.
     rewrite_first_image(folder / val[0], np.random.default_rng(0).bytes(500))
     info["splits"]["val"]["sha256"][0] = hashlib.sha256((folder / val[0]).read_bytes()).hexdigest()
-    (folder / INFO_FILE).write_text(json.dumps(info))
+    (folder / SHARD_INFO_FILE).write_text(json.dumps(info))
     (folder / "train-999999.tar").write_bytes(b"")
     with pytest.raises(OakError) as failure:
         verify_shards(folder, workers=2)
@@ -126,9 +128,9 @@ def test_verify_counts_samples_against_the_info_file(shards: Path, tmp_path: Pat
     folder.mkdir()
     for path in shards.iterdir():
         (folder / path.name).write_bytes(path.read_bytes())
-    info = json.loads((folder / INFO_FILE).read_text())
+    info = json.loads((folder / SHARD_INFO_FILE).read_text())
     info["splits"]["val"]["shard_lengths"][0] += 1
-    (folder / INFO_FILE).write_text(json.dumps(info))
+    (folder / SHARD_INFO_FILE).write_text(json.dumps(info))
     with pytest.raises(OakError, match=f"{info['splits']['val']['filenames'][0]}: .* samples, the info file says"):
         verify_shards(folder)
 
@@ -140,10 +142,10 @@ def test_verify_full_decode_rejects_a_cmyk_jpeg(shards: Path, tmp_path: Path) ->
         (folder / path.name).write_bytes(path.read_bytes())
     cmyk = io.BytesIO()
     Image.new("CMYK", (8, 8)).save(cmyk, format="JPEG")
-    info = json.loads((folder / INFO_FILE).read_text())
+    info = json.loads((folder / SHARD_INFO_FILE).read_text())
     first = info["splits"]["train"]["filenames"][0]
     rewrite_first_image(folder / first, cmyk.getvalue())
     info["splits"]["train"]["sha256"][0] = hashlib.sha256((folder / first).read_bytes()).hexdigest()
-    (folder / INFO_FILE).write_text(json.dumps(info))
+    (folder / SHARD_INFO_FILE).write_text(json.dumps(info))
     with pytest.raises(OakError, match=f"{first}: sample .* does not decode to RGB JPEG"):
         verify_shards(folder)

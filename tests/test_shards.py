@@ -13,12 +13,14 @@ import webdataset as wds
 from conftest import TINY_DEMO
 from PIL import Image
 
-from oak.data.shards import INFO_FILE, TarWriter, prepare_shards, read_info
+from oak.data.info import read_info
+from oak.data.shards import prepare_shards
 from oak.errors import OakError
+from oak.layout import SHARD_INFO_FILE
 
 
 def samples(shards: Path, split: str) -> list[dict]:
-    urls = [str(shards / name) for name in read_info(shards)["splits"][split]["filenames"]]
+    urls = [str(shards / name) for name in read_info(shards).splits[split].filenames]
     return list(wds.DataPipeline(wds.SimpleShardList(urls), wds.tarfile_to_samples()))
 
 
@@ -26,10 +28,10 @@ def test_counts_reconcile_with_the_tree(demo_tree: Path, shards: Path) -> None:
     info = read_info(shards)
     for split, per_class in (("train", "train_per_class"), ("val", "val_per_class")):
         expected = TINY_DEMO["classes"] * TINY_DEMO[per_class]
-        entry = info["splits"][split]
-        assert entry["num_samples"] == sum(entry["shard_lengths"]) == expected
+        entry = info.splits[split]
+        assert entry.num_samples == sum(entry.shard_lengths) == expected
         assert len(samples(shards, split)) == expected
-        assert info["counts"][split] == {
+        assert info.counts[split] == {
             "found": expected,
             "written": expected,
             "rejected": 0,
@@ -38,14 +40,14 @@ def test_counts_reconcile_with_the_tree(demo_tree: Path, shards: Path) -> None:
             "other_problems": 0,
             "left_by_os": 0,
         }
-        for name, length, digest in zip(entry["filenames"], entry["shard_lengths"], entry["sha256"]):
+        for name, length, digest in zip(entry.filenames, entry.shard_lengths, entry.sha256):
             assert hashlib.sha256((shards / name).read_bytes()).hexdigest() == digest
             with tarfile.open(shards / name) as tar:
                 assert len(tar.getnames()) == 2 * length  # .jpg and .cls per sample
 
 
 def test_class_index_is_the_position_in_the_sorted_wordnet_ids(shards: Path) -> None:
-    classes = read_info(shards)["classes"]
+    classes = read_info(shards).classes
     assert classes == sorted(classes)
     for sample in samples(shards, "train") + samples(shards, "val"):
         assert "." not in sample["__key__"]
@@ -54,7 +56,7 @@ def test_class_index_is_the_position_in_the_sorted_wordnet_ids(shards: Path) -> 
 
 def test_training_shards_mix_the_classes(shards: Path) -> None:
     info = read_info(shards)
-    first_shard = str(shards / info["splits"]["train"]["filenames"][0])
+    first_shard = str(shards / info.splits["train"].filenames[0])
     labels = {int(s["cls"]) for s in wds.DataPipeline(wds.SimpleShardList([first_shard]), wds.tarfile_to_samples())}
     assert len(labels) > 1
 
@@ -66,7 +68,7 @@ def test_every_sample_decodes_to_rgb_even_from_grayscale_and_png(demo_tree: Path
     Image.new("L", (40, 40), 128).save(tree / "train" / wnid / f"{wnid}_gray.JPEG", format="JPEG")
     Image.new("RGBA", (40, 40), (1, 2, 3, 4)).save(tree / "train" / wnid / f"{wnid}_png.JPEG", format="PNG")
     info = prepare_shards(tree, tmp_path / "shards", samples_per_shard=16, seed=0)
-    assert info["counts"]["train"]["reencoded_rgb"] == 2
+    assert info.counts["train"]["reencoded_rgb"] == 2
     for sample in samples(tmp_path / "shards", "train"):
         with Image.open(io.BytesIO(sample["jpg"])) as image:
             assert (image.format, image.mode) == ("JPEG", "RGB")
@@ -83,9 +85,9 @@ def test_timm_reads_the_shards(shards: Path) -> None:
 
     dataset = create_dataset("wds/oak", root=str(shards), split="val", is_training=False, batch_size=1)
     images = list(dataset)
-    assert len(images) == read_info(shards)["splits"]["val"]["num_samples"]
+    assert len(images) == read_info(shards).samples("val")
     image, target = images[0]
-    assert image.mode == "RGB" and 0 <= target < len(read_info(shards)["classes"])
+    assert image.mode == "RGB" and 0 <= target < len(read_info(shards).classes)
 
 
 @pytest.mark.parametrize(
@@ -109,31 +111,9 @@ def test_bad_trees_fail_before_writing_and_name_the_cause(spoil, named: str, dem
 
 
 def test_info_file_is_json_with_the_dataset_description(shards: Path) -> None:
-    info = json.loads((shards / INFO_FILE).read_text())
+    info = json.loads((shards / SHARD_INFO_FILE).read_text())
     assert info["dataset"]["synthetic"] is True
     assert info["num_classes"] == TINY_DEMO["classes"]
-
-
-@pytest.mark.parametrize("key", ["n01440764_10026", "k" * 96, "k" * 97, "ünïcode", "x"])
-def test_shard_tars_are_the_bytes_tarfile_writes(key: str, tmp_path: Path) -> None:
-    """Headers filled into a template: the same bytes as tarfile's, up to and past the 100-byte ustar name."""
-    members = [("cls", b"7"), ("jpg", bytes(range(256)) * 5)]
-    with open(tmp_path / "ours.tar", "wb", buffering=0) as file:
-        tar = TarWriter(file.fileno())
-        tar.add(key, members)
-        digest = tar.finish()
-    expected = io.BytesIO()
-    with tarfile.open(fileobj=expected, mode="w") as reference:
-        for extension, data in members:
-            reference.addfile(reference_member(f"{key}.{extension}", len(data)), io.BytesIO(data))
-    assert (tmp_path / "ours.tar").read_bytes() == expected.getvalue()
-    assert digest == hashlib.sha256(expected.getvalue()).hexdigest()
-
-
-def reference_member(name: str, size: int) -> tarfile.TarInfo:
-    info = tarfile.TarInfo(name)
-    info.size, info.mtime, info.mode, info.uname, info.gname = size, 0, 0o444, "oak", "oak"
-    return info
 
 
 @pytest.fixture

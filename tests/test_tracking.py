@@ -14,12 +14,15 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 from omegaconf import OmegaConf
+from params_files import PARAMS
 from test_train_evaluate import MODEL, tiny_config
 
-from oak.config import load_config
-from oak.evaluate import eval_metrics_path, evaluate
-from oak.tracking import close_abandoned_runs, experiment_name, server_command
-from oak.train import train, train_metrics_path
+from oak.config.load import load_config
+from oak.layout import Layout
+from oak.tracking.server import server_command
+from oak.tracking.tracker import Tracker, experiment_name
+from oak.training.evaluate import evaluate
+from oak.training.train import train
 
 BIN = Path(sys.executable).parent
 
@@ -91,9 +94,9 @@ def test_a_run_holds_config_tags_metrics_and_artifacts(tmp_path: Path, shards: P
         "eval/top5",
         "train_seconds",
     } <= set(run.data.metrics)
-    assert run.data.metrics["eval/top1"] == evaluated["top1"] == json.loads(eval_metrics_path(config, MODEL).read_text())["top1"]
+    assert run.data.metrics["eval/top1"] == evaluated["top1"] == json.loads(Layout.of(config).eval_metrics(MODEL).read_text())["top1"]
     artifacts = {a.path for a in MlflowClient(server).list_artifacts(run.info.run_id)}
-    assert artifacts == {"config.yaml", train_metrics_path(config, MODEL).name, eval_metrics_path(config, MODEL).name}
+    assert artifacts == {"config.yaml", Layout.of(config).train_metrics(MODEL).name, Layout.of(config).eval_metrics(MODEL).name}
 
 
 def test_a_run_that_raises_ends_failed(tmp_path: Path, shards: Path, server: str) -> None:
@@ -122,7 +125,7 @@ def start_training(tmp_path: Path, shards: Path, server: str, experiment: str, e
     # Output to a file, not a pipe: an unread pipe fills up and blocks the training process.
     with open(tmp_path / "train.log", "wb") as log:
         return subprocess.Popen(
-            [sys.executable, "-m", "oak.cli", "train", MODEL, *overrides],
+            [sys.executable, "-m", "oak.cli", "--params", str(PARAMS), "train", MODEL, *overrides],
             cwd=tmp_path,
             env=env,
             stdout=log,
@@ -164,9 +167,9 @@ def test_a_run_left_running_by_sigkill_is_closed_by_the_next_invocation(tmp_path
     process.wait(timeout=60)
     assert MlflowClient(server).get_run(run_id).info.status == "RUNNING"
     config = server_config(tmp_path, shards, server, "abandoned")
-    assert close_abandoned_runs(config, MODEL) == [run_id]
+    assert Tracker(config).close_abandoned_runs(MODEL) == [run_id]
     assert MlflowClient(server).get_run(run_id).info.status == "KILLED"
-    assert close_abandoned_runs(config, MODEL) == []
+    assert Tracker(config).close_abandoned_runs(MODEL) == []
 
 
 def assert_every_epoch_once(server: str, experiment: str, epochs: int) -> None:
@@ -213,7 +216,7 @@ def test_a_server_down_at_the_start_receives_the_run_when_it_comes_up(tmp_path: 
 
 
 def test_a_resumed_run_keeps_one_point_per_step_when_the_replay_logs_an_epoch_again(tmp_path: Path) -> None:
-    from oak.mlflow_logger import BufferedMlflowLogger
+    from oak.tracking.logger import BufferedMlflowLogger
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     first = BufferedMlflowLogger(tracking_uri=uri, experiment="resume", run_name="r", tags={})
@@ -232,15 +235,15 @@ def test_a_resumed_run_keeps_one_point_per_step_when_the_replay_logs_an_epoch_ag
 
 def test_each_profile_logs_to_its_own_experiment_unless_one_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
-    assert experiment_name(load_config(tmp_path / "none.yaml")) == "oak-demo"  # no plan yet: the demo's
+    assert experiment_name(load_config(PARAMS)) == "oak-demo"  # no plan yet: the demo's
     (tmp_path / "pipelines").mkdir()
     (tmp_path / "pipelines" / "plan.yaml").write_text("profile: imagenet\nruns: {}\n")
-    assert experiment_name(load_config(tmp_path / "none.yaml")) == "oak-imagenet"
-    assert experiment_name(load_config(tmp_path / "none.yaml", ["tracking.experiment=mine"])) == "mine"
+    assert experiment_name(load_config(PARAMS)) == "oak-imagenet"
+    assert experiment_name(load_config(PARAMS, ["tracking.experiment=mine"])) == "mine"
 
 
 def test_a_sqlite_stores_artifacts_lie_beside_its_file_whatever_folder_oak_runs_in(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from oak.mlflow_logger import BufferedMlflowLogger
+    from oak.tracking.logger import BufferedMlflowLogger
 
     (tmp_path / "elsewhere").mkdir()
     monkeypatch.chdir(tmp_path / "elsewhere")

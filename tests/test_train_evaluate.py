@@ -13,14 +13,15 @@ import pytest
 import torch
 from mlflow import MlflowClient
 from omegaconf import OmegaConf
+from params_files import PARAMS
 
-from oak.checkpoints import CHECKPOINT
-from oak.config import load_config
-from oak.curves import read_curves
+from oak.config.load import load_config
 from oak.errors import OakError
-from oak.evaluate import eval_metrics_path, evaluate
+from oak.layout import CHECKPOINT_FILE, Layout
 from oak.models import create_model
-from oak.train import checkpoint_dir, curves_path, train, train_metrics_path
+from oak.training.curves import read_curves
+from oak.training.evaluate import evaluate
+from oak.training.train import train
 
 MODEL = "shufflenet_v2_x0_5"  # the study's lightest model: seconds per epoch here
 
@@ -43,7 +44,7 @@ def tiny_overrides(tmp_path: Path, shards: Path) -> list[str]:
 
 
 def tiny_config(tmp_path: Path, shards: Path, *overrides: str):
-    return load_config(Path("no-params-file.yaml"), [*tiny_overrides(tmp_path, shards), *overrides])
+    return load_config(PARAMS, [*tiny_overrides(tmp_path, shards), *overrides])
 
 
 @pytest.fixture(scope="module")
@@ -55,16 +56,16 @@ def trained(tmp_path_factory: pytest.TempPathFactory, shards: Path):
 
 def test_training_writes_a_checkpoint_and_its_metrics(trained) -> None:
     config, train_metrics, _ = trained
-    assert (checkpoint_dir(config, MODEL) / CHECKPOINT).exists()
-    assert (checkpoint_dir(config, MODEL) / "config.yaml").exists()
-    assert json.loads(train_metrics_path(config, MODEL).read_text()) == train_metrics
+    assert (Layout.of(config).run_folder(MODEL) / CHECKPOINT_FILE).exists()
+    assert (Layout.of(config).run_folder(MODEL) / "config.yaml").exists()
+    assert json.loads(Layout.of(config).train_metrics(MODEL).read_text()) == train_metrics
     assert train_metrics["epochs"] == 2
     assert train_metrics["steps"] == 2 * (40 // 8)  # drop_last: whole batches only
 
 
 def test_training_writes_its_curves_one_row_per_epoch(trained) -> None:
     config, train_metrics, _ = trained
-    rows = read_curves(curves_path(config, MODEL))
+    rows = read_curves(Layout.of(config).curves(MODEL))
     assert [row["epoch"] for row in rows] == [0, 1]
     assert {"train/loss", "train/top1", "val/loss", "val/top1", "val/top5", "lr", "train/images_per_second"} <= set(rows[-1])
     assert rows[-1]["val/top1"] == pytest.approx(train_metrics["val_top1"])
@@ -72,7 +73,7 @@ def test_training_writes_its_curves_one_row_per_epoch(trained) -> None:
 
 def test_evaluation_counts_every_val_sample(trained) -> None:
     config, _, eval_metrics = trained
-    assert json.loads(eval_metrics_path(config, MODEL).read_text()) == eval_metrics
+    assert json.loads(Layout.of(config).eval_metrics(MODEL).read_text()) == eval_metrics
     assert eval_metrics["samples"] == 20
     assert 0 <= eval_metrics["top1"] <= eval_metrics["top5"] <= 1
     assert eval_metrics["top1"] * 20 == pytest.approx(round(eval_metrics["top1"] * 20))  # a whole number correct
@@ -117,9 +118,9 @@ def test_given_weights_evaluate_to_the_same_numbers_as_the_checkpoint(trained, t
     config, _, eval_metrics = trained
     from safetensors.torch import save_file
 
-    from oak.weights import network_state, read_state_dict
+    from oak.training.weights import network_state, read_state_dict
 
-    state = network_state(read_state_dict(checkpoint_dir(config, MODEL) / CHECKPOINT))
+    state = network_state(read_state_dict(Layout.of(config).run_folder(MODEL) / CHECKPOINT_FILE))
     torch.save({f"module.{k}": v for k, v in state.items()}, tmp_path / "ddp_state_dict.pt")
     save_file(state, tmp_path / "weights.safetensors")
     for weights in (tmp_path / "ddp_state_dict.pt", tmp_path / "weights.safetensors"):
@@ -181,7 +182,7 @@ def slurm_job(tmp_path: Path) -> dict[str, str]:
 # the loader's workers too: they leave it to the training, Lightning stops at the next batch and Oak
 # exits 143 (not Lightning's 0). A SLURM requeue (SIGUSR1): Lightning writes hpc_ckpt_1.ckpt and
 # calls `scontrol requeue`, which ends the job; Oak resumes from its own last.ckpt (see
-# oak.checkpoints.drop_requeue_checkpoints).
+# oak.training.checkpoints.drop_requeue_checkpoints).
 STOPS = {
     "SIGKILL": (signal.SIGKILL, -signal.SIGKILL, "RUNNING"),
     "SIGTERM to the group, with loader workers": (signal.SIGTERM, 128 + signal.SIGTERM, "KILLED"),
@@ -206,11 +207,11 @@ def test_a_stopped_training_resumes_from_its_last_checkpoint_in_the_same_run(sto
         env |= slurm_job(tmp_path)
     sent, status, state = STOPS[stop]
     to_group = "group" in stop
-    command = [sys.executable, "-m", "oak.cli", "train", MODEL, *overrides, f"train.num_workers={int(to_group)}"]
+    command = [sys.executable, "-m", "oak.cli", "--params", str(PARAMS), "train", MODEL, *overrides, f"train.num_workers={int(to_group)}"]
     first = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
     folder = tmp_path / "models" / MODEL
     deadline = time.monotonic() + 180
-    while not (folder / CHECKPOINT).exists() and first.poll() is None and time.monotonic() < deadline:
+    while not (folder / CHECKPOINT_FILE).exists() and first.poll() is None and time.monotonic() < deadline:
         time.sleep(0.2)
     time.sleep(0.5)  # into a later epoch
     os.killpg(first.pid, sent) if to_group else first.send_signal(sent)
@@ -219,7 +220,7 @@ def test_a_stopped_training_resumes_from_its_last_checkpoint_in_the_same_run(sto
     if stop == "SLURM requeue":
         assert (tmp_path / "bin" / "requeued").read_text().split() == ["requeue", "4242"]
         assert (folder / "hpc_ckpt_1.ckpt").exists()
-    resume_from = folder / CHECKPOINT
+    resume_from = folder / CHECKPOINT_FILE
     stopped_at = torch.load(resume_from, weights_only=True, map_location="cpu")["global_step"]
     assert 0 < stopped_at < epochs * 5
     client = MlflowClient(env["MLFLOW_TRACKING_URI"])
@@ -246,14 +247,14 @@ def test_an_explicit_resume_without_a_checkpoint_fails_loudly(tmp_path: Path, sh
     config = tiny_config(tmp_path, shards)
     with pytest.raises(OakError, match=r"no checkpoint of an unfinished training with this config to resume; drop --resume"):
         train(config, MODEL, resume=True)
-    assert not checkpoint_dir(config, MODEL).exists()
+    assert not Layout.of(config).run_folder(MODEL).exists()
 
 
 def test_a_changed_config_starts_afresh_instead_of_resuming(trained, tmp_path: Path, shards: Path) -> None:
     config, _, _ = trained
-    changed = tiny_config(tmp_path, shards, f"paths.checkpoints={checkpoint_dir(config, MODEL).parent}", "train.lr=0.01")
+    changed = tiny_config(tmp_path, shards, f"paths.checkpoints={Layout.of(config).run_folder(MODEL).parent}", "train.lr=0.01")
     train(changed, MODEL)
-    record = json.loads((checkpoint_dir(config, MODEL) / "run.json").read_text())
+    record = json.loads((Layout.of(config).run_folder(MODEL) / "run.json").read_text())
     assert record["complete"] is True
     client = MlflowClient(changed.tracking.uri)
     assert client.get_run(record["run_id"]).data.params["train.lr"] == "0.01"
@@ -276,7 +277,7 @@ def test_a_recipe_with_every_regulariser_trains_and_evaluates_its_ema_weights(tm
     )
     assert config.train.ema_decay == 0.9999 and config.trainer.precision == "bf16-mixed"
     train(config, "resnet18")
-    state = torch.load(checkpoint_dir(config, "resnet18") / CHECKPOINT, weights_only=True)["state_dict"]
+    state = torch.load(Layout.of(config).run_folder("resnet18") / CHECKPOINT_FILE, weights_only=True)["state_dict"]
     assert any(name.startswith("ema.module.") for name in state)
     metrics = evaluate(config, "resnet18")
     assert metrics["samples"] == 20 and 0.0 <= metrics["top1"] <= 1.0
@@ -290,7 +291,7 @@ def test_oak_evaluation_equals_a_plain_pytorch_loop_over_the_image_folder(traine
     config, _, _ = trained
     eval_metrics = evaluate(config, MODEL)  # of the checkpoint there now (another test may have retrained it)
     net = create_model(MODEL, num_classes=4).eval()
-    state = torch.load(checkpoint_dir(config, MODEL) / CHECKPOINT, weights_only=True, map_location="cpu")["state_dict"]
+    state = torch.load(Layout.of(config).run_folder(MODEL) / CHECKPOINT_FILE, weights_only=True, map_location="cpu")["state_dict"]
     net.load_state_dict({name.removeprefix("net."): value for name, value in state.items() if name.startswith("net.")})
     size = config.train.image_size
     transform = create_transform(**resolve_data_config({"input_size": (3, size, size)}, model=net), is_training=False)
@@ -310,13 +311,13 @@ def test_a_short_runs_ema_has_moved_from_the_initial_weights_with_the_training(t
     """10 updates at decay 0.9999: warmed up, the EMA keeps about 1e-5 of the initial weights, not 99.9%."""
     import lightning as L
 
-    from oak.train import build_net
+    from oak.training.setup import build_net
 
     config = tiny_config(tmp_path, shards, "train.ema_decay=0.9999")
     L.seed_everything(config.seed, workers=True)  # as train() does before building the network
     initial = build_net(config.train, MODEL, 4).state_dict()
     train(config, MODEL)
-    state = torch.load(checkpoint_dir(config, MODEL) / CHECKPOINT, weights_only=True)["state_dict"]
+    state = torch.load(Layout.of(config).run_folder(MODEL) / CHECKPOINT_FILE, weights_only=True)["state_dict"]
     trained_weights = {name.removeprefix("net."): value for name, value in state.items() if name.startswith("net.")}
     ema = {name.removeprefix("ema.module."): value for name, value in state.items() if name.startswith("ema.module.")}
     moved = [name for name, value in initial.items() if value.is_floating_point() and not torch.equal(trained_weights[name], value)]
@@ -328,9 +329,9 @@ def test_a_short_runs_ema_has_moved_from_the_initial_weights_with_the_training(t
 
 
 def test_sync_batchnorm_falls_back_to_plain_batchnorm_on_a_cpu_with_a_notice(capsys: pytest.CaptureFixture) -> None:
-    from oak.train import trainer_settings
+    from oak.training.setup import trainer_settings
 
-    config = load_config(Path("params.yaml"), ["recipe=efficientnet", "trainer.accelerator=cpu"])
+    config = load_config(PARAMS, ["recipe=efficientnet", "trainer.accelerator=cpu"])
     assert config.trainer.sync_batchnorm is True
     assert trainer_settings(config)["sync_batchnorm"] is False
     assert "SyncBatchNorm runs only on GPUs" in capsys.readouterr().err
@@ -344,7 +345,7 @@ def folder_bytes(folder: Path) -> dict[str, bytes]:
 def test_a_setting_that_fails_at_the_start_leaves_a_finished_training_as_it_was(setting: str, tmp_path: Path, shards: Path) -> None:
     config = tiny_config(tmp_path, shards, "train.epochs=1")
     train(config, MODEL)
-    folder, metrics = checkpoint_dir(config, MODEL), train_metrics_path(config, MODEL)
+    folder, metrics = Layout.of(config).run_folder(MODEL), Layout.of(config).train_metrics(MODEL)
     before, metrics_before = folder_bytes(folder), metrics.read_bytes()
     with pytest.raises(Exception, match=r"(?i)no full batch of 1000|gpu"):
         train(tiny_config(tmp_path, shards, "train.epochs=1", setting), MODEL)
@@ -353,18 +354,28 @@ def test_a_setting_that_fails_at_the_start_leaves_a_finished_training_as_it_was(
 
 def test_a_second_training_of_a_run_in_progress_stops_naming_the_first(tmp_path: Path, shards: Path) -> None:
     config = tiny_config(tmp_path, shards)
-    command = [sys.executable, "-m", "oak.cli", "train", MODEL, *tiny_overrides(tmp_path, shards), "train.epochs=1000"]
+    command = [
+        sys.executable,
+        "-m",
+        "oak.cli",
+        "--params",
+        str(PARAMS),
+        "train",
+        MODEL,
+        *tiny_overrides(tmp_path, shards),
+        "train.epochs=1000",
+    ]
     with (tmp_path / "first.log").open("w") as log:
         first = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-    folder = checkpoint_dir(config, MODEL)
+    folder = Layout.of(config).run_folder(MODEL)
     try:
         deadline = time.monotonic() + 180
-        while not (folder / CHECKPOINT).exists():
+        while not (folder / CHECKPOINT_FILE).exists():
             assert first.poll() is None and time.monotonic() < deadline, (tmp_path / "first.log").read_text()[-3000:]
             time.sleep(0.2)
         with pytest.raises(OakError, match=rf"{folder}: oak train \(pid {first.pid} on .*\) is training this run; wait for it"):
             train(config, MODEL)
-        assert (folder / CHECKPOINT).exists() and first.poll() is None  # the first one's files and process go on
+        assert (folder / CHECKPOINT_FILE).exists() and first.poll() is None  # the first one's files and process go on
     finally:
         first.kill()
         first.wait()
@@ -379,12 +390,12 @@ def test_a_failed_evaluation_leaves_the_run_finished_and_a_new_one_becomes_its_l
     (broken / info["splits"]["val"]["filenames"][0]).write_bytes(b"not a tar file" * 100)
     with pytest.raises(Exception):
         evaluate(OmegaConf.merge(config, {"paths": {"shards": str(broken)}}), MODEL)
-    run_id = json.loads((checkpoint_dir(config, MODEL) / "run.json").read_text())["run_id"]
+    run_id = json.loads((Layout.of(config).run_folder(MODEL) / "run.json").read_text())["run_id"]
     client = MlflowClient(config.tracking.uri)
     assert client.get_run(run_id).info.status == "FINISHED"
     again = evaluate(OmegaConf.merge(config, {"train": {"eval_crop_pct": 0.5}}), MODEL)
     assert client.get_run(run_id).data.metrics["eval/loss"] == pytest.approx(again["loss"])
-    assert json.loads(eval_metrics_path(config, MODEL).read_text()) == again
+    assert json.loads(Layout.of(config).eval_metrics(MODEL).read_text()) == again
 
 
 def test_a_shard_error_in_a_loader_worker_is_one_line_naming_the_shard(tmp_path: Path, shards: Path) -> None:
@@ -393,7 +404,9 @@ def test_a_shard_error_in_a_loader_worker_is_one_line_naming_the_shard(tmp_path:
     first = broken / json.loads((broken / "_info.json").read_text())["splits"]["train"]["filenames"][0]
     first.write_bytes(b"not a tar file" * 100)
     overrides = [*tiny_overrides(tmp_path, broken), "train.num_workers=1"]
-    done = subprocess.run([sys.executable, "-m", "oak.cli", "train", MODEL, *overrides], capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [sys.executable, "-m", "oak.cli", "--params", str(PARAMS), "train", MODEL, *overrides], capture_output=True, text=True, timeout=600
+    )
     assert done.returncode == 2
     assert done.stderr.strip().splitlines()[-1] == (
         f"oak train: error: {first}: its bytes differ from the sha256 in _info.json (truncated, corrupt or replaced); "
@@ -406,16 +419,17 @@ def test_an_unreadable_checkpoint_is_set_aside_and_the_training_starts_afresh(
 ) -> None:
     config = tiny_config(tmp_path, shards)
     train(config, MODEL)
-    folder = checkpoint_dir(config, MODEL)
+    folder = Layout.of(config).run_folder(MODEL)
     record = json.loads((folder / "run.json").read_text())
     (folder / "run.json").write_text(json.dumps(record | {"complete": False}))  # as a training killed mid-way leaves it
-    truncated = (folder / CHECKPOINT).read_bytes()[:100_000]  # as a copy onto a full disk leaves it
-    (folder / CHECKPOINT).write_bytes(truncated)
+    truncated = (folder / CHECKPOINT_FILE).read_bytes()[:100_000]  # as a copy onto a full disk leaves it
+    (folder / CHECKPOINT_FILE).write_bytes(truncated)
     metrics = train(config, MODEL)
     [aside] = folder.parent.glob(f"{MODEL}.unreadable-*.ckpt")
     assert aside.read_bytes() == truncated
     assert (
-        f"{folder / CHECKPOINT}: unreadable (truncated or corrupt), moved to {aside}; the training starts afresh" in capsys.readouterr().err
+        f"{folder / CHECKPOINT_FILE}: unreadable (truncated or corrupt), moved to {aside}; the training starts afresh"
+        in capsys.readouterr().err
     )
     assert metrics["epochs"] == 2 and json.loads((folder / "run.json").read_text())["complete"] is True
 
@@ -426,9 +440,9 @@ def test_a_training_killed_and_resumed_ends_with_the_numbers_of_an_uninterrupted
     uninterrupted = train(tiny_config(tmp_path / "whole", shards, *settings), MODEL)
 
     killed = tmp_path / "killed"
-    command = [sys.executable, "-m", "oak.cli", "train", MODEL, *tiny_overrides(killed, shards), *settings]
+    command = [sys.executable, "-m", "oak.cli", "--params", str(PARAMS), "train", MODEL, *tiny_overrides(killed, shards), *settings]
     first = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    checkpoint = killed / "models" / MODEL / CHECKPOINT
+    checkpoint = killed / "models" / MODEL / CHECKPOINT_FILE
     deadline = time.monotonic() + 180
     while not checkpoint.exists() and first.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -456,7 +470,7 @@ def test_a_checkpoint_that_does_not_fit_on_the_disk_leaves_the_previous_one_whol
         config = tiny_config(tmp_path, shards, f"paths.checkpoints={disk}")
         with pytest.raises(OakError, match=rf"{disk / MODEL}: out of disk space writing a checkpoint; the previous last.ckpt is kept"):
             train(config, MODEL)
-        kept = disk / MODEL / CHECKPOINT
+        kept = disk / MODEL / CHECKPOINT_FILE
         assert torch.load(kept, weights_only=True, map_location="cpu")["global_step"] == 6  # epoch 2's first batch
         assert not list((disk / MODEL).glob("*.partial"))
     finally:

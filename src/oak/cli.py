@@ -10,8 +10,10 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from oak.config import PARAMS_FILE, PROFILES, load_config
+from oak.bench.commands import add_bench_commands
+from oak.config.load import PROFILES, load_config
 from oak.errors import OakError
+from oak.layout import PARAMS_FILE
 
 
 def _demo_data(config: DictConfig, args: argparse.Namespace) -> None:
@@ -48,11 +50,11 @@ def _prepare(config: DictConfig, args: argparse.Namespace) -> None:
         on_bad=settings.on_bad,
         strict_md5=settings.strict_md5,
     )
-    counts = ", ".join(f"{split} {len(s['filenames'])} shards / {s['num_samples']} samples" for split, s in info["splits"].items())
-    rejected = sum(c["rejected"] + c["other_problems"] for c in info["counts"].values())
-    litter = sum(c["left_by_os"] for c in info["counts"].values())
+    counts = ", ".join(f"{split} {len(s.filenames)} shards / {s.num_samples} samples" for split, s in info.splits.items())
+    rejected = sum(c["rejected"] + c["other_problems"] for c in info.counts.values())
+    litter = sum(c["left_by_os"] for c in info.counts.values())
     print(
-        f"wrote {out}: {info['num_classes']} classes; {counts}"
+        f"wrote {out}: {info.num_classes} classes; {counts}"
         + (f"; {rejected} rejected, listed in _rejected.tsv" if rejected else "")
         + (f"; skipped {litter} file(s) operating systems leave behind (.DS_Store, Thumbs.db, desktop.ini, ._*)" if litter else "")
     )
@@ -66,21 +68,21 @@ def _verify(config: DictConfig, args: argparse.Namespace) -> None:
 
 
 def _train(config: DictConfig, args: argparse.Namespace) -> None:
-    from oak.train import train
+    from oak.training.train import train
 
     print(f"{args.run or args.model}: {train(config, args.model, run=args.run, resume=args.resume)}")
 
 
 def _evaluate(config: DictConfig, args: argparse.Namespace) -> None:
-    from oak.evaluate import evaluate
+    from oak.training.evaluate import evaluate
 
     print(f"{args.run or args.model}: {evaluate(config, args.model, args.weights, run=args.run)}")
 
 
 def _plan(config: DictConfig, args: argparse.Namespace) -> None:
     from oak.files import write_atomic
-    from oak.plan import PLAN_FILE, Run, check_settings, plan_rows, planned_profile, render_plan
-    from oak.studies import load_studies
+    from oak.studies.plan import PLAN_FILE, Run, check_settings, plan_rows, planned_profile, render_plan
+    from oak.studies.study import load_studies
 
     studies, profile = load_studies(), args.profile or planned_profile()
     planned = plan_rows(studies, profile)
@@ -93,9 +95,9 @@ def _plan(config: DictConfig, args: argparse.Namespace) -> None:
 
 
 def _smoke(config: DictConfig, args: argparse.Namespace) -> None:
-    from oak.plan import PLAN_FILE, plan_runs, planned_profile
-    from oak.smoke import lightest_per_recipe, smoke
-    from oak.studies import load_studies
+    from oak.studies.plan import PLAN_FILE, plan_runs, planned_profile
+    from oak.studies.study import load_studies
+    from oak.training.smoke import lightest_per_recipe, smoke
 
     profile = args.profile or planned_profile()
     runs = plan_runs(load_studies(), profile)
@@ -109,8 +111,31 @@ def _smoke(config: DictConfig, args: argparse.Namespace) -> None:
     smoke(profile, args.params, out, runs=chosen, update=bool(args.run))  # --run replaces those runs' entries
 
 
+def _config(config: DictConfig, args: argparse.Namespace) -> None:
+    from oak.config.load import config_layers, listing, load_config
+    from oak.studies.plan import PLAN_FILE, plan_runs, planned_profile, run_config
+    from oak.studies.study import load_studies
+    from oak.tracking.redaction import redact_config
+
+    if args.run and "=" in args.run:  # `oak config key=value`: an override, not a run
+        args.overrides, args.run = [args.run, *args.overrides], None
+    study = None
+    if args.run:
+        profile = planned_profile()
+        runs = plan_runs(load_studies(), profile)
+        if args.run not in runs:
+            raise OakError(f"no planned run {args.run!r} in the {profile} profile; {PLAN_FILE} lists them (`oak plan` writes it)")
+        run = runs[args.run]
+        config = run_config(args.params, run, args.overrides)
+        study = run.study_settings()
+        print(f"# {run.name}: {run.model}, recipe {run.recipe}, {profile} profile; as `dvc repro` trains and evaluates it")
+    else:
+        config = load_config(args.params, args.overrides)
+    print(listing(redact_config(config), config_layers(args.params, args.overrides, study=study)))
+
+
 def _report(config: DictConfig, args: argparse.Namespace) -> None:
-    from oak.report import write_report
+    from oak.report.build import write_report
 
     for path in write_report(config):
         print(f"wrote {path}")
@@ -126,10 +151,10 @@ def _models(config: DictConfig, args: argparse.Namespace) -> None:
     facts = [model_facts(name, args.resolution) for name in names]
     if args.write:
         from oak.files import write_json
-        from oak.report import facts_path
+        from oak.layout import Layout
 
-        write_json(facts_path(config), {f.name: f.as_dict() for f in facts})
-        print(f"wrote {facts_path(config)}: {len(facts)} models")
+        write_json(Layout.of(config).facts, {f.name: f.as_dict() for f in facts})
+        print(f"wrote {Layout.of(config).facts}: {len(facts)} models")
         return
     if args.json:
         print(json.dumps([f.as_dict() for f in facts], indent=2))
@@ -163,122 +188,10 @@ def _calc(config: DictConfig, args: argparse.Namespace) -> None:
         print("  " + ", ".join(f"{k}={v}" for k, v in asdict(row).items()))
 
 
-def _bench(config: DictConfig, args: argparse.Namespace) -> None:
-    from oak.files import write_json
-
-    if args.what == "prepare":
-        from oak.bench.prepare import bench_prepare
-
-        bench_prepare(images=args.images or 5000, workers=args.workers or 2)
-        return
-    if args.what == "train":
-        from oak.bench.training import bench_train
-
-        result = bench_train(
-            model=(args.model or ["resnet18"])[0],
-            images=args.images or 1000,
-            image_size=args.resolution or 64,
-            batch_size=args.batch_size or 32,
-            steps=args.steps or 30,
-            rounds=args.rounds or 2,
-        )
-    elif args.what == "loader":
-        from oak.bench.training import bench_loader
-
-        result = bench_loader(
-            images=args.images or 4000,
-            image_size=args.resolution or 64,
-            batch_size=args.batch_size or 32,
-            num_workers=args.workers or 2,
-            rounds=args.rounds or 2,
-        )
-    elif args.what == "g1":
-        result = _bench_g1(config, args)
-    elif args.what == "cost":
-        _bench_cost(args)
-        return
-    else:
-        result = {"results": _bench_infer(config, args)}
-    out = Path(config.paths.metrics) / "bench" / f"{args.what}.json"
-    write_json(out, result)
-    print(f"wrote {out}")
-
-
-def _planned_models() -> list[str]:
-    from oak.plan import plan_runs, planned_profile
-    from oak.studies import load_studies
-
-    return sorted({run.model for run in plan_runs(load_studies(), planned_profile()).values()})
-
-
-def _bench_infer(config: DictConfig, args: argparse.Namespace) -> list[dict]:
-    import torch
-
-    from oak.bench.infer import bench_infer
-    from oak.models.facts import model_facts
-
-    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    results = []
-    for name in args.model or _planned_models():
-        resolution = args.resolution or model_facts(name).data.test_size
-        results.append(bench_infer(name, resolution=resolution, batch_size=args.batch_size or 8, device=device))
-        print(results[-1])
-    return results
-
-
-def _bench_cost(args: argparse.Namespace) -> None:
-    import torch
-
-    from oak.bench.cost import DEVICES_DIR, bench_cost, device_slug
-    from oak.plan import plan_runs
-    from oak.studies import load_studies
-
-    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    runs = plan_runs(load_studies(), args.profile or "imagenet")
-    chosen = {name: run for name, run in runs.items() if not args.model or run.model in args.model}
-    configs = {name: (run.model, load_config(args.params, [f"recipe={run.recipe}", *run.settings])) for name, run in chosen.items()}
-    out = DEVICES_DIR / device_slug(device) / "cost.json"
-    cpu = device.type == "cpu"
-    steps, warmup = args.steps or (2 if cpu else 20), 1 if cpu else 5
-    batch_size = args.batch_size or (2 if cpu else None)
-    bench_cost(configs, out, device=device, batch_size=batch_size, steps=steps, warmup=warmup, update=bool(args.model))
-    print(f"wrote {out}")
-
-
-def _bench_g1(config: DictConfig, args: argparse.Namespace) -> dict:
-    import torch
-
-    from oak.bench.g1 import FEATURE_MAP, bench_g1, format_table
-
-    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    result = bench_g1(
-        device=device,
-        pairs=args.pairs,
-        resolution=args.resolution or FEATURE_MAP,
-        batch_size=args.batch_size or 1,
-        rounds=args.rounds or config.bench.g1_rounds,
-        passes=args.steps,
-    )
-    print(format_table(result))
-    return result
-
-
 def _server(config: DictConfig, args: argparse.Namespace) -> None:
-    import os
-    import secrets
+    from oak.tracking.server import serve
 
-    from oak.tracking import server_command
-
-    command = server_command(host=args.host, port=args.port)
-    if args.basic_auth:
-        command += ["--app-name", "basic-auth"]
-        if not os.environ.get("MLFLOW_FLASK_SERVER_SECRET_KEY"):
-            # MLflow's login forms need a key to sign their CSRF tokens; one per server start is enough
-            # for one server (its workers inherit it). Several servers behind one address must share one.
-            os.environ["MLFLOW_FLASK_SERVER_SECRET_KEY"] = secrets.token_hex(32)
-            print("oak server: a new MLFLOW_FLASK_SERVER_SECRET_KEY for this start (set one to keep browser logins across restarts)")
-    print(" ".join(command), flush=True)
-    os.execvp(command[0], command)
+    serve(host=args.host, port=args.port, basic_auth=args.basic_auth)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -287,9 +200,18 @@ def parser() -> argparse.ArgumentParser:
     verbs = root.add_subparsers(dest="verb", required=True)
 
     def verb(
-        name: str, run, help: str, *, takes_model: bool = False, takes_folder: bool = False, takes_profile: bool = False
+        name: str,
+        run,
+        help: str,
+        *,
+        takes_model: bool = False,
+        takes_folder: bool = False,
+        takes_profile: bool = False,
+        takes_planned_run: bool = False,
     ) -> argparse.ArgumentParser:
         sub = verbs.add_parser(name, help=help)
+        if takes_planned_run:
+            sub.add_argument("run", nargs="?", help="a planned run (pipelines/plan.yaml); default: params.yaml and the overrides alone")
         if takes_profile:
             sub.add_argument("profile", nargs="?", choices=PROFILES, help="default: the current plan's, else demo")
         if takes_model:
@@ -316,6 +238,7 @@ def parser() -> argparse.ArgumentParser:
     smoke = verb("smoke", _smoke, "run every planned run of a profile for a few steps under 2-process DDP on the CPU", takes_profile=True)
     smoke.add_argument("--run", action="append", help="only this planned run (repeatable); the file keeps the others' entries")
     smoke.add_argument("--per-recipe", action="store_true", help="only the lightest run of each recipe")
+    verb("config", _config, "print a run's resolved settings, each with where its value comes from", takes_planned_run=True)
     verb("report", _report, "write the results table and figure")
     models = verb("models", _models, "the model zoo and each model's architecture facts")
     models.add_argument("--model", action="append", help="only this model (repeatable); default: the whole zoo")
@@ -327,40 +250,7 @@ def parser() -> argparse.ArgumentParser:
     server.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s, this machine only)")
     server.add_argument("--port", type=int, default=5000)
     server.add_argument("--basic-auth", action="store_true", help="require MLflow's basic-auth logins")
-    bench = verb("bench", _bench, "measure speed: inference, training and the loader beside plain PyTorch, `oak prepare`, or Table 4 (g1)")
-    bench.add_argument(
-        "what",
-        choices=["infer", "train", "loader", "prepare", "g1", "cost"],
-        help="infer: throughput and batch-1 latency; train: Oak's training beside a plain PyTorch loop; "
-        "loader: Oak's shard loader beside ImageFolder; prepare: see the README; "
-        "g1: the paper's Table 4 (ShuffleNet v2 guideline G1) on this device; "
-        "cost: training throughput of each planned run on this device, for the report's cost to reproduce",
-    )
-    bench.add_argument(
-        "--model",
-        action="append",
-        help="a model to measure (repeatable); default: the planned runs' (train: resnet18); cost: adds its runs to the device's file",
-    )
-    bench.add_argument(
-        "--resolution", type=int, help="input size (default: infer each model's test size; train and loader 64; g1 56, the paper's)"
-    )
-    bench.add_argument("--batch-size", type=int, help="default: infer 8, train and loader 32, g1 1, cost the recipe's (at most 2 on a CPU)")
-    bench.add_argument("--images", type=int, help="generated images (default: prepare 5000, train 1000, loader 4000)")
-    bench.add_argument("--workers", type=int, help="loader or prepare workers (default: 2)")
-    bench.add_argument(
-        "--steps",
-        type=int,
-        help="train: timed steps per round (default: 30); g1: forward passes per sample (default: about 0.5 s worth); "
-        "cost: timed steps per run (default: 20, 2 on a CPU)",
-    )
-    bench.add_argument(
-        "--rounds", type=int, help="train and loader: rounds, best counts (default: 2); g1: rounds, median counts (default: 9)"
-    )
-    bench.add_argument("--device", help="infer, g1 and cost: cpu or cuda[:N] (default: cuda when present)")
-    bench.add_argument("--profile", choices=PROFILES, help="cost: the profile whose planned runs to measure (default: imagenet)")
-    bench.add_argument(
-        "--pairs", choices=["gpu", "arm", "both"], help="g1: the paper's channel pairs to run (default: gpu on CUDA, arm on CPU)"
-    )
+    add_bench_commands(verbs)
     return root
 
 

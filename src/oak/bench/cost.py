@@ -22,7 +22,6 @@ from oak.files import write_json
 from oak.models import create_model
 
 CLASSES = 1000  # ImageNet's
-DEVICES_DIR = Path("metrics/devices")  # <device>/cost.json: one measurement per device, which the report reads
 AUTOCAST = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}
 
 

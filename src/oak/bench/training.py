@@ -23,14 +23,15 @@ from timm.optim import create_optimizer_v2
 from torch.utils.data import DataLoader
 from torchvision.datasets import ImageFolder
 
-from oak.classifier import Classifier
-from oak.config import load_config
+from oak.config.load import load_config
 from oak.data.demo import write_demo
+from oak.data.info import read_info
 from oak.data.loader import TrainBatches, shards_of
-from oak.data.shards import prepare_shards, read_info
+from oak.data.shards import prepare_shards
 from oak.data.transforms import train_transform
 from oak.models import create_model
-from oak.train import datamodule_for
+from oak.training.classifier import Classifier
+from oak.training.setup import datamodule_for
 
 WARMUP_BATCHES = 3
 
@@ -77,7 +78,7 @@ def oak_training(config: DictConfig, model: str, num_classes: int, steps: int) -
         reload_dataloaders_every_n_epochs=1,
         callbacks=[timer],
     )
-    samples = read_info(Path(config.paths.shards))["splits"]["train"]["num_samples"]
+    samples = read_info(Path(config.paths.shards)).samples("train")
     trainer.fit(Classifier(net, num_classes=num_classes, recipe=config.train, train_samples=samples), datamodule=datamodule)
     return timer.images_per_second()
 
@@ -153,22 +154,23 @@ def _resident_mb(process: psutil.Process) -> float:
     return sum(p.memory_info().rss for p in [process, *process.children(recursive=True)]) / 2**20
 
 
-def bench_config(shards: Path, *, image_size: int, batch_size: int, num_workers: int) -> DictConfig:
-    """The schema's default recipe (AdamW, cosine) at the bench's size."""
+def bench_config(params: Path, shards: Path, *, image_size: int, batch_size: int, num_workers: int) -> DictConfig:
+    """params.yaml with the schema's default recipe (AdamW, cosine), at the bench's size."""
     overrides = [
+        "recipe=null",
         f"paths.shards={shards}",
         f"train.image_size={image_size}",
         f"train.batch_size={batch_size}",
         f"train.num_workers={num_workers}",
     ]
-    return load_config(Path("no-params-file.yaml"), overrides)
+    return load_config(params, overrides)
 
 
-def bench_train(*, model: str, images: int, image_size: int, batch_size: int, steps: int, rounds: int) -> dict:
+def bench_train(params: Path, *, model: str, images: int, image_size: int, batch_size: int, steps: int, rounds: int) -> dict:
     with tempfile.TemporaryDirectory(prefix="oak-bench-train-") as folder:
         _, shards = bench_data(Path(folder), images=images, image_size=image_size)
-        setup = bench_config(shards, image_size=image_size, batch_size=batch_size, num_workers=1)
-        classes = read_info(shards)["num_classes"]
+        setup = bench_config(params, shards, image_size=image_size, batch_size=batch_size, num_workers=1)
+        classes = read_info(shards).num_classes
         plain, oak = [], []
         for _ in range(rounds):
             plain.append(plain_training(setup, model, classes, steps))
@@ -182,10 +184,10 @@ def bench_train(*, model: str, images: int, image_size: int, batch_size: int, st
     return result
 
 
-def bench_loader(*, images: int, image_size: int, batch_size: int, num_workers: int, rounds: int) -> dict:
+def bench_loader(params: Path, *, images: int, image_size: int, batch_size: int, num_workers: int, rounds: int) -> dict:
     with tempfile.TemporaryDirectory(prefix="oak-bench-loader-") as folder:
         tree, shards = bench_data(Path(folder), images=images, image_size=image_size)
-        setup = bench_config(shards, image_size=image_size, batch_size=batch_size, num_workers=num_workers)
+        setup = bench_config(params, shards, image_size=image_size, batch_size=batch_size, num_workers=num_workers)
         oak, folder_rates, memory = [], [], []
         for _ in range(rounds):
             folder_rates.append(loader_throughput(_folder_loader(setup, tree))[0])

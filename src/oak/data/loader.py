@@ -23,9 +23,10 @@ import webdataset as wds
 from PIL import Image
 from torch.utils.data import DataLoader, IterableDataset, default_collate, get_worker_info
 
-from oak.data.shards import read_info
+from oak.data.info import read_info
+from oak.data.tar import tar_samples
 from oak.errors import OakError
-from oak.seeding import seed_cpu_generators
+from oak.training.seeding import seed_cpu_generators
 
 # Lightning warns that an iterable dataset's length may be wrong with several workers, and that a
 # mid-epoch checkpoint cannot resume an iterable loader exactly. Ours are exact on both counts:
@@ -35,7 +36,6 @@ warnings.filterwarnings("ignore", message=r"Your `IterableDataset` has `__len__`
 warnings.filterwarnings("ignore", message=r"You're resuming from a checkpoint that ended before the epoch ended")
 
 Transform = Callable
-TAR_BLOCK = 512
 Batch = tuple[torch.Tensor, torch.Tensor]
 
 
@@ -46,7 +46,7 @@ def _worker() -> tuple[int, int]:
 
 def _decoded(samples: Iterator[dict], transform: Transform, seeds: tuple[str, int] | None = None) -> Iterator[tuple[torch.Tensor, int]]:
     """Each sample transformed; with `seeds` (a stream's key and the position of its first sample), each
-    sample's random augmentation seeded by its position in the stream (see oak.seeding)."""
+    sample's random augmentation seeded by its position in the stream (see oak.training.seeding)."""
     for position, sample in enumerate(samples, seeds[1] if seeds else 0):
         if seeds:
             seed_cpu_generators(seeds[0], position)
@@ -68,30 +68,20 @@ class Shard(NamedTuple):
 
 
 def shards_of(folder: Path, split: str) -> list[Shard]:
-    listed = read_info(folder)["splits"][split]
-    return [Shard(str(folder / name), *counted) for name, *counted in zip(listed["filenames"], listed["shard_lengths"], listed["sha256"])]
+    listed = read_info(folder).splits[split]
+    return [Shard(str(folder / name), *counted) for name, *counted in zip(listed.filenames, listed.shard_lengths, listed.sha256)]
 
 
 def _shard_samples(shards: Iterable[Shard]) -> Iterator[dict[str, bytes]]:
-    """The samples of each shard in turn: {"jpg": ..., "cls": ...}, grouped by key, once the shard's bytes
-    and sample count match `_info.json`.
+    """The samples of each shard in turn: {"jpg": ..., "cls": ...}, read by oak.data.tar once the
+    shard's bytes and sample count match `_info.json`.
 
     The whole shard is read anyway; hashing it took 0.7% of the time to decode and crop 400
     500x375 JPEGs of 30 KB here (best of 3; ImageNet's average JPEG is about 3x larger), so a
     flipped byte, a truncation or a replaced file is caught before any of its samples is used.
-    Read here rather than with webdataset's tarfile-based reader, which costs more per sample
-    than decoding a small JPEG: Oak's shards are plain tar files of regular members.
     """
     for shard in shards:
-        data = _checked_bytes(shard)
-        samples: list[dict[str, bytes]] = []
-        key = None
-        for name, content in _tar_members(shard.path, data):
-            member_key, _, suffix = name.partition(".")
-            if member_key != key:
-                samples.append({})
-            key = member_key
-            samples[-1][suffix] = content
+        samples = [fields for _, fields in tar_samples(shard.path, _checked_bytes(shard))]
         if len(samples) != shard.samples:
             raise OakError(f"{shard.path}: {len(samples)} samples where _info.json lists {shard.samples}; {VERIFY}")
         yield from samples
@@ -108,41 +98,6 @@ def _checked_bytes(shard: Shard) -> bytes:
     if hashlib.sha256(data).hexdigest() != shard.sha256:
         raise OakError(f"{shard.path}: its bytes differ from the sha256 in _info.json (truncated, corrupt or replaced); {VERIFY}")
     return data
-
-
-def _tar_members(path: str, data: bytes) -> Iterator[tuple[str, bytes]]:
-    """(name, content) of each file, with the long or non-ASCII names tar keeps in a PAX or GNU header before it."""
-    offset, long_name = 0, None
-    while offset + TAR_BLOCK <= len(data) and data[offset] != 0:  # two zero blocks end the archive
-        header = data[offset : offset + TAR_BLOCK]
-        if header[257:262] != b"ustar":
-            raise OakError(f"{path}: not a tar shard (no tar header at byte {offset}); check the shards with `oak verify`")
-        kind = header[156:157]
-        size = int(header[124:136].split(b"\0", 1)[0].strip() or b"0", 8)
-        start = offset + TAR_BLOCK
-        content = data[start : start + size]
-        offset = start + -(-size // TAR_BLOCK) * TAR_BLOCK
-        if kind == b"x":
-            long_name = _pax_path(content) or long_name
-        elif kind == b"L":
-            long_name = content.rstrip(b"\0").decode()
-        elif kind in (b"0", b"\0"):
-            yield long_name or header[:100].split(b"\0", 1)[0].decode(), content
-            long_name = None
-        else:
-            raise OakError(f"{path}: the member at byte {offset} is not a regular file; re-create the shards with `oak prepare`")
-
-
-def _pax_path(records: bytes) -> str | None:
-    """The `path` of a PAX extended header: records of "<length> <key>=<value>\\n"."""
-    position = 0
-    while position < len(records):
-        length = int(records[position : records.index(b" ", position)])
-        key, _, value = records[records.index(b" ", position) + 1 : position + length - 1].partition(b"=")
-        if key == b"path":
-            return value.decode()
-        position += length
-    return None
 
 
 class TrainBatches(IterableDataset):

@@ -6,7 +6,7 @@ import tarfile
 from pathlib import Path, PurePosixPath
 
 from oak.data.images import decodes_to_rgb
-from oak.data.shards import read_info
+from oak.data.info import read_info
 from oak.errors import OakError
 
 
@@ -17,9 +17,9 @@ def verify_shards(folder: Path, *, workers: int = 1) -> dict[str, int]:
     """
     info = read_info(folder)
     tasks = [
-        (folder / name, digest, length, info["num_classes"])
-        for split in info["splits"].values()
-        for name, digest, length in zip(split["filenames"], split["sha256"], split["shard_lengths"], strict=True)
+        (folder / name, digest, length, info.num_classes)
+        for split in info.splits.values()
+        for name, digest, length in zip(split.filenames, split.sha256, split.shard_lengths, strict=True)
     ]
     if workers > 1:
         with multiprocessing.get_context("fork").Pool(workers) as pool:

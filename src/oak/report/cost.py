@@ -8,16 +8,15 @@ images/s, and a study the sum of its distinct runs.
 import json
 from pathlib import Path
 
-from oak.bench.cost import DEVICES_DIR
-from oak.plan import Run, row_key
 from oak.report.paper import DASH
 from oak.report.tables import Table
-from oak.studies import Study
+from oak.studies.plan import Run, row_key
+from oak.studies.study import Study
 
 IMAGENET_TRAIN_IMAGES = 1_281_167  # ILSVRC-2012's training set (Russakovsky et al. 2015, Table 2)
 
 
-def read_devices(folder: Path = DEVICES_DIR) -> dict[str, dict]:
+def read_devices(folder: Path) -> dict[str, dict]:
     """Each device's measurement, by its folder's name (`nvidia-h200`)."""
     return {path.parent.name: json.loads(path.read_text()) for path in sorted(folder.glob("*/cost.json"))}
 

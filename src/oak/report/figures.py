@@ -1,6 +1,7 @@
 """Figures with matplotlib, as PNG and SVG whose bytes depend only on the data (no timestamps)."""
 
 import io
+from pathlib import Path
 
 import matplotlib
 from matplotlib.figure import Figure
@@ -13,6 +14,11 @@ def figure_bytes(figure: Figure, format: str) -> bytes:
     buffer = io.BytesIO()
     figure.savefig(buffer, format=format, metadata=NO_DATE[format])
     return buffer.getvalue()
+
+
+def figure_files(figure: Figure, folder: Path, name: str) -> dict[Path, bytes]:
+    """`<name>.png` and `<name>.svg` under `folder`, by path: every figure is written both ways (PNG for pages, SVG to scale)."""
+    return {folder / f"{name}.{format}": figure_bytes(figure, format) for format in ("png", "svg")}
 
 
 def training_curves(curves: dict[str, list[dict[str, float]]], key: str, label: str, *, title: str, error: bool = False) -> Figure:

@@ -7,9 +7,9 @@ source says where from); anything else is a dash with the reason in the notes.
 from dataclasses import dataclass
 
 from oak.models.calculations import TABLE_3, measured_conv_macs, regular_calculations, separable_calculations
-from oak.plan import Run, row_key
 from oak.report.tables import Table
-from oak.studies import METRICS, Row, Study
+from oak.studies.plan import Run, row_key
+from oak.studies.study import METRICS, Row, Study
 
 DASH = "—"
 STAND_IN = "(stand-in)"

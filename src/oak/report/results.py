@@ -3,78 +3,51 @@
 Built only from the DVC-tracked metrics files, never from the MLflow database.
 """
 
-import csv
-import io
-import json
+from dataclasses import replace
 from pathlib import Path
 
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
-from omegaconf import DictConfig
 
-from oak.data.shards import dataset_label, is_synthetic
-from oak.errors import OakError
-from oak.evaluate import eval_metrics_path
-from oak.plan import Run
-from oak.report.figures import figure_bytes
-from oak.train import train_metrics_path
+from oak.data.info import ShardInfo
+from oak.layout import Layout
+from oak.report.figures import figure_files
+from oak.report.tables import Table, to_csv, to_markdown
+from oak.studies.plan import Run
 
 COLUMNS = ("run", "model", "recipe", "top1_pct", "top5_pct", "params_m", "epochs", "train_seconds")
 HEADINGS = ("run", "model", "recipe", "top-1 (%)", "top-5 (%)", "params (M)", "epochs", "training time (s)")
+FIGURE = "top1_vs_params"
 
 
-def read_metrics(path: Path) -> dict:
-    if not path.exists():
-        raise OakError(f"{path}: metrics file not found; run `dvc repro` (or `oak train` and `oak evaluate`) for this model")
-    return json.loads(path.read_text())
-
-
-def result_rows(config: DictConfig, runs: list[Run]) -> list[dict]:
-    """One row per run, joined from its training and evaluation metrics."""
-    rows = []
-    for run in runs:
-        trained = read_metrics(train_metrics_path(config, run.name))
-        evaluated = read_metrics(eval_metrics_path(config, run.name))
-        rows.append(
-            {
-                "run": run.name,
-                "model": run.model,
-                "recipe": run.recipe,
-                "top1_pct": round(100 * evaluated["top1"], 2),
-                "top5_pct": round(100 * evaluated["top5"], 2),
-                "params_m": round(evaluated["params"] / 1e6, 3),
-                "epochs": trained["epochs"],
-                "train_seconds": trained["train_seconds"],
-            }
-        )
-    return rows
-
-
-def to_csv(rows: list[dict]) -> str:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return buffer.getvalue()
-
-
-def to_markdown(rows: list[dict], *, title: str, info: dict) -> str:
-    val = info["splits"]["val"]["num_samples"]
-    train = info["splits"]["train"]["num_samples"]
-    lines = [
-        f"# {title}",
-        "",
-        f"Data: {dataset_label(info)}, {info['num_classes']} classes, {train} training and {val} validation images.",
+def result_rows(runs: list[Run], trained: dict[str, dict], evaluated: dict[str, dict]) -> list[dict]:
+    """One row per run, joined from its training and evaluation metrics (by run name)."""
+    return [
+        {
+            "run": run.name,
+            "model": run.model,
+            "recipe": run.recipe,
+            "top1_pct": round(100 * evaluated[run.name]["top1"], 2),
+            "top5_pct": round(100 * evaluated[run.name]["top5"], 2),
+            "params_m": round(evaluated[run.name]["params"] / 1e6, 3),
+            "epochs": trained[run.name]["epochs"],
+            "train_seconds": trained[run.name]["train_seconds"],
+        }
+        for run in runs
     ]
-    if is_synthetic(info):
-        chance = 100 / info["num_classes"]
-        lines.append(
+
+
+def results_table(rows: list[dict], *, title: str, info: ShardInfo) -> Table:
+    """The rows under readable headings, after a word on the data they were measured on."""
+    train, val = info.samples("train"), info.samples("val")
+    preamble = [f"Data: {info.label}, {info.num_classes} classes, {train} training and {val} validation images."]
+    if info.synthetic:
+        chance = 100 / info.num_classes
+        preamble.append(
             f"These are synthetic demo images, not ImageNet: the numbers check the pipeline, not the study. Chance top-1 is {chance:.1f}%."
         )
-    lines += ["", "| " + " | ".join(HEADINGS) + " |", "|" + "---|" * len(HEADINGS)]
-    lines += ["| " + " | ".join(str(row[column]) for column in COLUMNS) + " |" for row in rows]
-    lines += ["", "![top-1 against parameter count](top1_vs_params.png)", ""]
-    return "\n".join(lines)
+    cells = [[str(row[column]) for column in COLUMNS] for row in rows]
+    return Table(title, list(HEADINGS), cells, preamble=preamble)
 
 
 def top1_vs_params(rows: list[dict], *, title: str) -> Figure:
@@ -96,15 +69,12 @@ def top1_vs_params(rows: list[dict], *, title: str) -> Figure:
     return figure
 
 
-def results_outputs(config: DictConfig, info: dict, runs: list[Run]) -> dict[Path, str | bytes]:
-    """The results files, by path under `paths.reports`."""
-    rows = result_rows(config, runs)
-    out = Path(config.paths.reports)
-    title = f"{config.report.title}: {dataset_label(info)}"
-    figure = top1_vs_params(rows, title=title)
+def results_outputs(layout: Layout, title: str, info: ShardInfo, rows: list[dict]) -> dict[Path, str | bytes]:
+    """The results files by path, in the report's folder; results.md is headed by the report's own title, at level 1."""
+    table = results_table(rows, title=title, info=info)
+    figure = top1_vs_params(rows, title=f"{title}: {info.label}")
     return {
-        out / "results.csv": to_csv(rows),
-        out / "results.md": to_markdown(rows, title=config.report.title, info=info),
-        out / "top1_vs_params.png": figure_bytes(figure, "png"),
-        out / "top1_vs_params.svg": figure_bytes(figure, "svg"),
+        layout.reports / "results.csv": to_csv(replace(table, headings=list(COLUMNS))),  # keys, not headings: the CSV is for scripts
+        layout.reports / "results.md": to_markdown(table, level=1) + f"\n![top-1 against parameter count]({FIGURE}.png)\n",
+        **figure_files(figure, layout.reports, FIGURE),
     }

@@ -9,8 +9,8 @@ numbers; Oak's plot its own runs of the study's rows, in the profile the plan wa
 from functools import cache
 
 from oak.models.facts import model_facts
-from oak.plan import Run, row_key
-from oak.studies import Study
+from oak.studies.plan import Run, row_key
+from oak.studies.study import Study
 
 Point = tuple[float, float, str]  # (GMACs, top-1 %, the point's label)
 

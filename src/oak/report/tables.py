@@ -4,6 +4,7 @@ import csv
 import io
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 
 LATEX_SPECIALS = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{", "}": r"\}"}
 
@@ -14,10 +15,13 @@ class Table:
     headings: list[str]
     rows: list[list[str]]
     notes: list[str] = field(default_factory=list)  # sources, what a dash means, flags
+    preamble: list[str] = field(default_factory=list)  # lines of Markdown between the title and the table, which CSV and LaTeX leave out
 
 
-def to_markdown(table: Table) -> str:
-    lines = [f"## {table.title}", "", "| " + " | ".join(table.headings) + " |", "|" + "---|" * len(table.headings)]
+def to_markdown(table: Table, *, level: int = 2) -> str:
+    """The table under a heading of `level`, its preamble, then its notes as a list."""
+    lines = [f"{'#' * level} {table.title}", ""] + table.preamble + ([""] if table.preamble else [])
+    lines += ["| " + " | ".join(table.headings) + " |", "|" + "---|" * len(table.headings)]
     lines += ["| " + " | ".join(row) + " |" for row in table.rows]
     lines += [""] + [f"- {note}" for note in table.notes] + ([""] if table.notes else [])
     return "\n".join(lines)
@@ -44,6 +48,11 @@ def to_latex(table: Table) -> str:
         r"\end{tabular}",
     ]
     return "\n".join(lines) + "\n"
+
+
+def table_files(table: Table, folder: Path, name: str) -> dict[Path, str]:
+    """`<name>.md`, `.csv` and `.tex` under `folder`, by path: every table is written in all three formats."""
+    return {folder / f"{name}.md": to_markdown(table), folder / f"{name}.csv": to_csv(table), folder / f"{name}.tex": to_latex(table)}
 
 
 def latex_escape(text: str) -> str:

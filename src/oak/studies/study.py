@@ -7,7 +7,7 @@ model, recipe or setting is an error naming the file and row):
     title: "Table 1: top-1 error (%) on ImageNet val, plain vs residual"
     source: "Zhao 2024, Table 1, citing He et al. 2016"
     metric: top1_error            # the column the paper reports: top1, top1_error or top5_error
-    profiles:                     # how every row is trained in each profile (see oak.plan)
+    profiles:                     # how every row is trained in each profile (see oak.studies.plan)
       demo: {recipe: demo}
       imagenet: {recipe: resnet_he2016}
     rows:
@@ -36,11 +36,11 @@ from typing import Any
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from oak.config import PROFILES, OakConfig, read_yaml
+from oak.config.load import PROFILES, Layer, merged, read_yaml, translated
 from oak.errors import OakError
+from oak.layout import STUDIES_DIR
 from oak.models import check_model_name
 
-STUDIES_DIR = Path("pipelines/studies")
 VARIANT = re.compile(r"[a-z0-9][a-z0-9_-]*")
 METRICS = {"top1": "top-1 (%)", "top1_error": "top-1 error (%)", "top5_error": "top-5 error (%)"}
 # What a row may change: how it trains and is evaluated. Paths and tracking stay as params.yaml sets them,
@@ -85,13 +85,10 @@ class Study:
 
 def load_study(path: Path) -> Study:
     try:
-        merged = OmegaConf.merge(OmegaConf.structured(Study), read_yaml(path))
+        declared = OmegaConf.merge(OmegaConf.structured(Study), read_yaml(path))
     except OmegaConfBaseException as error:
-        key = getattr(error, "full_key", None) or "?"
-        if "not in" in str(error):
-            raise OakError(f"{path}: unknown key '{key}'; the study schema is in src/oak/studies.py") from None
-        raise OakError(f"{path}: key '{key}': {str(error).strip().splitlines()[0]}") from None
-    study: Study = OmegaConf.to_object(merged)
+        raise translated(error, str(path), "the study schema (src/oak/studies/study.py)") from None
+    study: Study = OmegaConf.to_object(declared)
     study.name = path.stem
     if study.metric not in METRICS:
         raise OakError(f"{path}: metric {study.metric!r} is not one of {', '.join(METRICS)}")
@@ -152,9 +149,4 @@ def _check_profiles(path: Path, where: str, profiles: dict[str, RunSpec]) -> Non
                 f"{path}: {where}{profile}: settings may set only {', '.join(sorted(STUDY_SECTIONS))}; "
                 f"{', '.join(stray)} belong(s) in params.yaml (dvc.yaml's outputs and the tracking store are set there once)"
             )
-        try:
-            OmegaConf.merge(OmegaConf.structured(OakConfig), spec.settings)
-        except OmegaConfBaseException as error:
-            key = getattr(error, "full_key", None) or "?"
-            problem = "is not in the schema of src/oak/config.py" if "not in" in str(error) else str(error).strip().splitlines()[0]
-            raise OakError(f"{path}: {where}{profile}: setting '{key}' {problem}") from None
+        merged([Layer(f"{path}: {where}{profile}: settings", OmegaConf.create(spec.settings))])

@@ -6,24 +6,15 @@ from pathlib import Path
 import lightning as L
 from omegaconf import DictConfig
 
-from oak.checkpoints import CHECKPOINT, RUN_FILE
-from oak.classifier import Classifier
-from oak.data.shards import read_info
+from oak.data.info import read_info
 from oak.errors import OakError
 from oak.files import write_json
-from oak.mlflow_logger import check_login
+from oak.layout import CHECKPOINT_FILE, RUN_FILE, Layout
 from oak.models import check_model_name, parameter_count
-from oak.tracking import existing_run, mlflow_logger, tracking_uri
-from oak.train import build_net, checkpoint_dir, datamodule_for
-from oak.weights import load_weights
-
-
-def eval_metrics_path(config: DictConfig, run: str) -> Path:
-    return Path(config.paths.metrics) / "eval" / f"{run}.json"
-
-
-def weights_metrics_path(config: DictConfig, run: str) -> Path:
-    return Path(config.paths.metrics) / "weights" / f"{run}.json"
+from oak.tracking.tracker import Tracker
+from oak.training.classifier import Classifier
+from oak.training.setup import build_net, datamodule_for
+from oak.training.weights import load_weights
 
 
 def evaluate(config: DictConfig, model: str, weights: Path | None = None, *, run: str | None = None) -> dict:
@@ -34,18 +25,20 @@ def evaluate(config: DictConfig, model: str, weights: Path | None = None, *, run
     """
     run = run or model
     check_model_name(model)
-    check_login(tracking_uri(config))
-    info = read_info(Path(config.paths.shards))
-    net = build_net(config.train, model, info["num_classes"])  # the trained architecture, auxiliary classifier included
-    folder = checkpoint_dir(config, run)
-    if weights is None and not (folder / CHECKPOINT).exists():
-        raise OakError(f"{folder / CHECKPOINT}: checkpoint not found; run `oak train` for this model first")
-    load_weights(net, weights or folder / CHECKPOINT)
+    tracker = Tracker(config)
+    tracker.check_login()
+    layout = Layout.of(config)
+    info = read_info(layout.shards)
+    net = build_net(config.train, model, info.num_classes)  # the trained architecture, auxiliary classifier included
+    folder = layout.run_folder(run)
+    if weights is None and not (folder / CHECKPOINT_FILE).exists():
+        raise OakError(f"{folder / CHECKPOINT_FILE}: checkpoint not found; run `oak train` for this model first")
+    load_weights(net, weights or folder / CHECKPOINT_FILE)
     run_file = folder / RUN_FILE
     run_id = json.loads(run_file.read_text())["run_id"] if run_file.exists() and weights is None else None
-    run_id = run_id and existing_run(tracking_uri(config), run_id)
-    out = weights_metrics_path(config, run) if weights else eval_metrics_path(config, run)
-    logger = mlflow_logger(config, model, run, "evaluate", info, run_id=run_id)
+    run_id = run_id and tracker.existing_run(run_id)
+    out = layout.weights_metrics(run) if weights else layout.eval_metrics(run)
+    logger = tracker.run_logger(model=model, run=run, stage="evaluate", info=info, run_id=run_id)
     trainer = L.Trainer(
         accelerator=config.trainer.accelerator,
         devices=config.trainer.devices,  # with several, each sample is still counted once (see oak.data.loader)
@@ -56,7 +49,7 @@ def evaluate(config: DictConfig, model: str, weights: Path | None = None, *, run
         enable_progress_bar=config.trainer.enable_progress_bar,
     )
     [results] = trainer.test(
-        Classifier(net, num_classes=info["num_classes"]),
+        Classifier(net, num_classes=info.num_classes),
         datamodule=datamodule_for(
             config, batch_size=config.evaluate.batch_size, num_workers=config.evaluate.num_workers, eval_crops=config.train.eval_crops
         ),
@@ -69,9 +62,10 @@ def evaluate(config: DictConfig, model: str, weights: Path | None = None, *, run
         "params": parameter_count(net) - (parameter_count(net.AuxLogits) if getattr(net, "aux_logits", False) else 0),
         "samples": int(results["eval/samples"]),
     }
-    listed = info["splits"]["val"]["num_samples"]
-    if metrics["samples"] != listed:
-        raise OakError(f"evaluated {metrics['samples']} samples but the shard info lists {listed}; run `oak verify` on the shards")
+    if metrics["samples"] != info.samples("val"):
+        raise OakError(
+            f"evaluated {metrics['samples']} samples but the shard info lists {info.samples('val')}; run `oak verify` on the shards"
+        )
     if not trainer.is_global_zero:
         return metrics
     write_json(out, metrics)

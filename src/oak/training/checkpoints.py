@@ -20,15 +20,12 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
+from oak.data.info import ShardInfo
 from oak.errors import OakError
 from oak.files import write_json
-from oak.tracking import dataset_fingerprint
+from oak.layout import CHECKPOINT_FILE, RUN_FILE
 
-CHECKPOINT = "last.ckpt"
 LOCK_SUFFIX = ".oak-lock"
-# Which MLflow run the checkpoint belongs to (for `oak evaluate`), what it trained, and whether
-# training completed (an incomplete one is resumed).
-RUN_FILE = "run.json"
 
 
 class LastCheckpoint(Callback):
@@ -105,10 +102,10 @@ class CheckpointFolder(Callback):
         trainer.strategy.barrier("oak-checkpoint-folder")
 
 
-def training_fingerprint(config: DictConfig, info: dict) -> str:
+def training_fingerprint(config: DictConfig, info: ShardInfo) -> str:
     """Everything that decides a training's outcome; a checkpoint resumes only under the same one."""
     decisive = {"seed": config.seed, "train": OmegaConf.to_container(config.train), "trainer": OmegaConf.to_container(config.trainer)}
-    return hashlib.sha256(json.dumps([decisive, dataset_fingerprint(info)], sort_keys=True).encode()).hexdigest()[:16]
+    return hashlib.sha256(json.dumps([decisive, info.fingerprint], sort_keys=True).encode()).hexdigest()[:16]
 
 
 def unfinished_run(out: Path, fingerprint: str) -> str | None:
@@ -117,13 +114,13 @@ def unfinished_run(out: Path, fingerprint: str) -> str | None:
     An unreadable checkpoint is set aside: the training then starts afresh, with a notice.
     """
     run_file = out / RUN_FILE
-    if not (run_file.exists() and (out / CHECKPOINT).exists()):
+    if not (run_file.exists() and (out / CHECKPOINT_FILE).exists()):
         return None
     run = json.loads(run_file.read_text())
     if run.get("fingerprint") != fingerprint or run.get("complete"):
         return None
-    if not readable(out / CHECKPOINT):
-        set_aside(out / CHECKPOINT)
+    if not readable(out / CHECKPOINT_FILE):
+        set_aside(out / CHECKPOINT_FILE)
         return None
     return run["run_id"]
 

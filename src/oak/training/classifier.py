@@ -7,7 +7,7 @@ the EMA of the weights.
 
 The EMA copy is deliberately not a submodule: DDP would take its parameters for the network's,
 find them unused by the loss and stop. It is moved to the device when fitting starts and travels in
-the checkpoint's `state_dict` under `ema.module.` (what `oak.weights` evaluates).
+the checkpoint's `state_dict` under `ema.module.` (what `oak.training.weights` evaluates).
 """
 
 import math
@@ -26,7 +26,7 @@ from torchmetrics import MeanMetric, SumMetric
 from torchmetrics.classification import MulticlassAccuracy
 
 from oak.errors import OakError
-from oak.seeding import seed_every_generator
+from oak.training.seeding import seed_every_generator
 
 STAGES = ("train", "val", "eval")
 EMA_PREFIX = "ema.module."
@@ -138,7 +138,7 @@ class Classifier(L.LightningModule):
 
     def on_train_batch_start(self, batch, batch_index: int) -> None:
         # Dropout, stochastic depth, mixup and cutmix draw from streams keyed by the batch's place, so a
-        # resumed epoch draws what it would have (see oak.seeding); each rank its own.
+        # resumed epoch draws what it would have (see oak.training.seeding); each rank its own.
         seed_every_generator(self.seed, self.global_rank, self.current_epoch, batch_index)
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_index: int) -> torch.Tensor:

@@ -31,7 +31,7 @@ from mlflow.exceptions import MlflowException
 from requests.exceptions import RequestException
 
 from oak.errors import OakError
-from oak.redaction import redact_text, without_login
+from oak.tracking.redaction import redact_text, without_login
 
 log = logging.getLogger(__name__)
 

@@ -26,10 +26,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from oak.config import load_config
 from oak.errors import OakError
 from oak.files import write_json
-from oak.plan import Run
+from oak.studies.plan import Run, run_config
 
 PROCESSES = 2  # DDP ranks, gloo on the CPU
 STEPS = 2  # per run: the checkpoint after the first, the kill, the resumed second
@@ -103,7 +102,7 @@ def _available_memory() -> int:
 
 
 def smoke_run(run: Run, params: Path, shards: Path, work: Path) -> SmokeResult:
-    config = load_config(params, [f"recipe={run.recipe}", *run.settings])
+    config = run_config(params, run)
     recipe = config.train
     mixes = bool(recipe.mixup_alpha or recipe.cutmix_alpha)
     batch, note = smoke_batch(run.model, recipe.image_size, recipe.batch_size, mixes)
@@ -253,7 +252,7 @@ def lightest_per_recipe(runs: list[Run], params: Path) -> list[Run]:
     from oak.models.facts import model_facts
 
     def cost(run: Run) -> float:
-        train = load_config(params, [f"recipe={run.recipe}", *run.settings]).train
+        train = run_config(params, run).train
         return model_facts(run.model, train.image_size).macs * train.batch_size
 
     lightest: dict[str, Run] = {}

@@ -15,8 +15,6 @@ from lightning.pytorch.utilities import rank_zero_only
 
 from oak.files import write_atomic
 
-CURVES_FILE = "curves.csv"
-
 
 def read_curves(path: Path) -> list[dict[str, float]]:
     """The rows of a curves file, one per epoch, numbers as floats (a metric missing in an epoch is absent)."""

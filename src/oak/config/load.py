@@ -1,0 +1,154 @@
+"""Loading the settings: the schema, then layers merged over it, each named for errors and for `oak config`.
+
+The layers, later over earlier: the recipe (pipelines/recipes/<recipe>.yaml, named by any later
+layer), params.yaml, a study's settings for a planned run, and the command line's `key=value`
+overrides. OmegaConf merges them over the typed schema (oak.config.schema), so an unknown key, a
+value of the wrong type or a key left without a value is one error naming the key and the file.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from oak.config.checks import check_values
+from oak.config.schema import OakConfig
+from oak.errors import OakError
+from oak.layout import PARAMS_FILE, RECIPES_DIR
+
+PROFILES = ("demo", "imagenet")  # the scales a study declares its runs at (see oak.studies.plan)
+RECIPE_SECTIONS = {"train", "trainer"}
+SCHEMA = "the schema (src/oak/config/schema.py)"
+COMMAND_LINE = "command line"
+
+
+@dataclass(frozen=True)
+class Layer:
+    source: str  # the file it was read from, a planned run's studies, or "command line"
+    values: DictConfig
+
+
+def load_config(path: Path = PARAMS_FILE, overrides: Sequence[str] = (), *, study: tuple[str, Sequence[str]] | None = None) -> DictConfig:
+    """The schema with every layer merged over it, checked and read-only.
+
+    `study` is (where from, a planned run's settings as `key=value`), which go between params.yaml and
+    the overrides; the recipe is read from `pipelines/recipes/` beside `path`.
+    """
+    if not path.exists():
+        raise OakError(f"{path}: not found; run oak in the repository's root folder, or name the params file with --params")
+    config = merged(config_layers(path, overrides, study=study))
+    missing = sorted(OmegaConf.missing_keys(config))
+    if missing:
+        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+        raise OakError(f"{path}: no value for '{missing[0]}'{more}; every key the schema leaves to params.yaml needs one there")
+    check_values(config)
+    OmegaConf.set_readonly(config, True)
+    return config
+
+
+def config_layers(path: Path, overrides: Sequence[str] = (), *, study: tuple[str, Sequence[str]] | None = None) -> list[Layer]:
+    layers = [Layer(str(path), read_yaml(path))]
+    if study:
+        source, settings = study
+        layers.append(Layer(source, _parse_overrides(settings, source)))
+    if overrides:
+        layers.append(Layer(COMMAND_LINE, _parse_overrides(overrides, COMMAND_LINE)))
+    recipe = merged(layers).recipe
+    if recipe:
+        recipe_file = path.parent / RECIPES_DIR / f"{recipe}.yaml"
+        layers.insert(0, Layer(str(recipe_file), _read_recipe(recipe_file)))
+    return layers
+
+
+def merged(layers: list[Layer]) -> DictConfig:
+    config = OmegaConf.structured(OakConfig)
+    for layer in layers:
+        try:
+            config = OmegaConf.merge(config, layer.values)
+        except OmegaConfBaseException as error:
+            raise translated(error, layer.source) from None
+    return config
+
+
+def value_sources(layers: list[Layer]) -> dict[str, str]:
+    """Where each setting's value comes from: the last layer that sets it, else the schema."""
+    sources = dict.fromkeys(flatten(OmegaConf.structured(OakConfig)), SCHEMA)
+    for layer in layers:
+        sources |= dict.fromkeys(flatten(layer.values), layer.source)
+    return sources
+
+
+def translated(error: OmegaConfBaseException, source: str, schema: str = SCHEMA) -> OakError:
+    """OmegaConf's error as one line naming the source and the key."""
+    key = getattr(error, "full_key", None) or "?"
+    if "not in" in str(error):
+        return OakError(f"{source}: unknown key '{key}'; check its spelling against {schema}")
+    return OakError(f"{source}: key '{key}': {str(error).strip().splitlines()[0]}")
+
+
+def flatten(config: DictConfig) -> dict[str, Any]:
+    """`{"train.lr": 0.002, ...}`: the resolved config as dotted keys, for run params."""
+    flat: dict[str, Any] = {}
+
+    def walk(node: Any, prefix: str) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                walk(value, f"{prefix}{key}.")
+        else:
+            flat[prefix[:-1]] = node
+
+    walk(OmegaConf.to_container(config, resolve=True), "")
+    return flat
+
+
+def read_yaml(path: Path) -> DictConfig:
+    """A YAML mapping (safe_load: no tags that build objects), or one error naming the file and line."""
+    try:
+        content = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        problem = f" ({error.problem})" if getattr(error, "problem", None) else ""
+        raise OakError(f"{path}: not valid YAML{where}{problem}; fix the syntax") from None
+    if content is None:
+        content = {}
+    if not isinstance(content, dict):
+        raise OakError(f"{path}: expected a mapping of settings at the top level")
+    return OmegaConf.create(content)
+
+
+def _read_recipe(path: Path) -> DictConfig:
+    if not path.exists():
+        known = sorted(p.stem for p in path.parent.glob("*.yaml"))
+        raise OakError(f"recipe {path.stem!r}: {path} not found; known recipes: {', '.join(known) or 'none'}")
+    recipe = read_yaml(path)
+    stray = sorted(set(recipe) - RECIPE_SECTIONS)
+    if stray:
+        raise OakError(f"{path}: a recipe sets only {' and '.join(sorted(RECIPE_SECTIONS))}; move {', '.join(stray)} to params.yaml")
+    return recipe
+
+
+def _parse_overrides(overrides: Sequence[str], source: str) -> DictConfig:
+    for item in overrides:
+        if "=" not in item:
+            raise OakError(f"{source}: {item!r}: expected key=value, e.g. train.epochs=3")
+    try:
+        return OmegaConf.from_dotlist(list(overrides))
+    except OmegaConfBaseException as error:
+        raise translated(error, source) from None
+
+
+def listing(config: DictConfig, layers: list[Layer]) -> str:
+    """Every setting as `key: value  # where it comes from`, one per line, for `oak config`."""
+    sources = value_sources(layers)
+    lines = [(f"{key}: {_yaml_value(value)}", sources[key]) for key, value in flatten(config).items()]
+    width = max(len(line) for line, _ in lines)
+    return "\n".join(f"{line:{width}}  # {source}" for line, source in lines)
+
+
+def _yaml_value(value: Any) -> str:
+    return yaml.safe_dump(value, default_flow_style=True, width=1000).removesuffix("\n...\n").strip()

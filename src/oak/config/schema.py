@@ -1,0 +1,157 @@
+"""The schema of Oak's settings: every key's type and meaning, and the one table of their values.
+
+Each value is written once. params.yaml holds the value of every key marked MISSING below (the
+repository's settings, which dvc.yaml reads and `dvc exp run -S` changes); the schema holds the
+defaults of the recipe keys (`train.*` and `trainer.*` below with a value), which a recipe in
+pipelines/recipes/ sets where its paper says otherwise. A test keeps the two apart.
+"""
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from omegaconf import MISSING
+
+
+@dataclass
+class PathsConfig:
+    """Where each stage writes; dvc.yaml reads the same values, so they are written once."""
+
+    demo: str = MISSING
+    shards: str = MISSING
+    checkpoints: str = MISSING  # <checkpoints>/<run>/: checkpoint, run record, curves (see oak.layout)
+    metrics: str = MISSING  # <metrics>/{train,eval,curves}/<run>.*, facts, bench, devices (see oak.layout)
+    reports: str = MISSING
+
+
+@dataclass
+class DataConfig:
+    source: str = MISSING  # an image tree (train/<wnid>/*.JPEG, val/...) or a folder of the official archives
+
+
+@dataclass
+class DemoConfig:
+    classes: int = MISSING
+    train_per_class: int = MISSING
+    val_per_class: int = MISSING
+    image_size: int = MISSING
+    seed: int = MISSING
+
+
+@dataclass
+class PrepareConfig:
+    samples_per_shard: int = MISSING
+    seed: int = MISSING  # shuffles training samples across classes before sharding
+    classes: Any = MISSING  # null: all; a count (spread evenly over the sorted WordNet IDs); or a list of WordNet IDs
+    workers: int = MISSING  # processes that check, convert and write; the shards do not depend on it
+    mode: str = MISSING  # passthrough: the original JPEG bytes; resize: shorter side at most resize_short_side
+    resize_short_side: int = MISSING
+    resize_quality: int = MISSING  # JPEG quality of resized images
+    on_bad: str = MISSING  # fail: stop before writing, listing every bad input; skip: leave them out, listed in _rejected.tsv
+    strict_md5: bool = MISSING  # an official archive with another MD5: a warning, or (true) an error
+
+
+@dataclass
+class TrainConfig:
+    """A training recipe: pipelines/recipes/<recipe>.yaml sets these, params.yaml and overrides refine them."""
+
+    epochs: int = 10  # Lightning's max_epochs
+    batch_size: int = 16  # per device
+    lr: float = 6e-3
+    lr_batch_size: int | None = None  # linear scaling: lr is for this global batch; None: lr as given
+    optimizer: str = "adamw"  # a timm optimizer: sgd (Nesterov), momentum, rmsproptf (EfficientNet's), adamw, ...
+    momentum: float = 0.9  # for sgd, momentum and rmsprop*
+    optimizer_eps: float | None = None  # None: the optimizer's default
+    weight_decay: float = 0.05  # never applied to norms and biases
+    schedule: str = "cosine"  # a timm scheduler, stepped per update: cosine, step or poly (decay_rate 1: linear to min_lr)
+    warmup_epochs: float = 1  # linear warmup from 0, per update
+    min_lr: float = 0.0
+    decay_epochs: float = 30.0  # step: multiply the lr by decay_rate every decay_epochs
+    decay_rate: float = 0.1  # step: the factor; poly: the power
+    label_smoothing: float = 0.0
+    drop_rate: float = 0.0  # dropout before the classifier
+    drop_path_rate: float = 0.0  # stochastic depth
+    aux_loss_weight: float = 0.0  # > 0: build the model's auxiliary classifier (Inception-v3) and add its loss with this weight
+    bn_momentum: float | None = None  # BatchNorm momentum in PyTorch's convention (1 - TensorFlow's: 0.01 is TF's 0.99); None: the model's
+    bn_eps: float | None = None  # BatchNorm epsilon; None: the model's
+    ema_decay: float | None = None  # keep an EMA of the weights (decay warmed up as TensorFlow's); validation and evaluation use it
+    image_size: int = 64
+    eval_image_size: int | None = None  # None: image_size (ResNet-RS tests larger than it trains)
+    # Evaluation preprocessing, one per recipe (so one per study row's protocol), never a model's timm default:
+    eval_crop_pct: float = 0.875  # resize the shorter side to eval_image_size / eval_crop_pct, then centre-crop
+    eval_crops: int = 1  # 1: the centre crop; 10: the 4 corners and centre and their mirror images, softmax averaged
+    interpolation: str = "bilinear"  # bilinear or bicubic, for both training crops and evaluation resizes
+    mean: list[float] = field(default_factory=lambda: [0.485, 0.456, 0.406])
+    std: list[float] = field(default_factory=lambda: [0.229, 0.224, 0.225])
+    scale_min: float = 0.8  # lower bound of RandomResizedCrop's area fraction
+    hflip: float = 0.5
+    color_jitter: float = 0.0
+    auto_augment: str | None = None  # timm's policy string, e.g. rand-m9-mstd0.5 for RandAugment
+    mixup_alpha: float = 0.0
+    cutmix_alpha: float = 0.0
+    random_erasing: float = 0.0  # probability
+    channels_last: bool = False
+    compile: bool = False  # torch.compile the network
+    checkpoint_every_n_steps: int | None = None  # besides every epoch: for long epochs on preemptible nodes
+    num_workers: int = MISSING
+    shuffle_buffer: int = MISSING
+
+
+@dataclass
+class TrainerConfig:
+    """Keyword arguments of lightning.Trainer, under Lightning's own names."""
+
+    accelerator: str = MISSING
+    devices: Any = MISSING
+    num_nodes: int = MISSING
+    strategy: str = MISSING
+    precision: str = "32-true"  # 32-true, bf16-mixed, 16-mixed, ...
+    sync_batchnorm: bool = False
+    deterministic: bool = False
+    accumulate_grad_batches: int = 1
+    limit_train_batches: Any = 1.0  # an int: that many batches per epoch; a float: that fraction (Lightning's; `oak smoke` uses it)
+    gradient_clip_val: float | None = None
+    log_every_n_steps: int = MISSING
+    enable_progress_bar: bool = MISSING
+
+
+@dataclass
+class EvaluateConfig:
+    batch_size: int = MISSING
+    num_workers: int = MISSING
+
+
+@dataclass
+class TrackingConfig:
+    uri: str | None = MISSING  # None: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db
+    experiment: str | None = MISSING  # None: oak-<the profile of pipelines/plan.yaml>, e.g. oak-demo, oak-imagenet
+    log_checkpoints: bool = MISSING  # upload the final checkpoint as a run artifact
+    patience_seconds: float = MISSING  # how long a finishing stage waits for an unreachable tracking server
+
+
+@dataclass
+class BenchConfig:
+    """Device measurements the reports use (`oak bench g1` for Table 4)."""
+
+    g1_rounds: int = MISSING  # interleaved timing rounds; the median counts
+
+
+@dataclass
+class ReportConfig:
+    title: str = MISSING
+
+
+@dataclass
+class OakConfig:
+    seed: int = MISSING
+    recipe: str | None = MISSING  # pipelines/recipes/<recipe>.yaml: the train and trainer settings it starts from
+    launch: str = MISSING  # prefix of the training command, e.g. srun or `torchrun --nproc-per-node 8 --no-python`
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    demo: DemoConfig = field(default_factory=DemoConfig)
+    prepare: PrepareConfig = field(default_factory=PrepareConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    bench: BenchConfig = field(default_factory=BenchConfig)
+    report: ReportConfig = field(default_factory=ReportConfig)

@@ -1,0 +1,80 @@
+"""Where everything lives in the repository: the fixed files of the pipeline's definition, and every
+output path, derived from `paths.*` in params.yaml (which dvc.yaml reads too, so both agree).
+
+One run (a planned row of a study, or `oak train MODEL`) is one name throughout: its checkpoint
+folder `<checkpoints>/<run>/`, its metrics `<metrics>/{train,eval}/<run>.json`, its curves
+`<metrics>/curves/<run>.csv` and its MLflow run.
+"""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+PARAMS_FILE = Path("params.yaml")
+RECIPES_DIR = Path("pipelines/recipes")  # <recipe>.yaml, beside params.yaml
+STUDIES_DIR = Path("pipelines/studies")  # <study>.yaml
+PLAN_FILE = Path("pipelines/plan.yaml")  # written by `oak plan`, read by dvc.yaml
+
+# Inside a run's checkpoint folder
+CHECKPOINT_FILE = "last.ckpt"
+RUN_FILE = "run.json"  # which MLflow run the checkpoint belongs to, its fingerprint, whether training completed
+CURVES_FILE = "curves.csv"  # the epochs so far, kept across resumes
+RESOLVED_CONFIG_FILE = "config.yaml"  # the settings the run trained with, credentials redacted
+
+# Inside a shard folder
+SHARD_INFO_FILE = "_info.json"
+REJECTED_FILE = "_rejected.tsv"
+
+
+@dataclass(frozen=True)
+class Layout:
+    demo: Path
+    shards: Path
+    checkpoints: Path
+    metrics: Path
+    reports: Path
+
+    @classmethod
+    def of(cls, config: DictConfig) -> "Layout":
+        paths = config.paths
+        return cls(Path(paths.demo), Path(paths.shards), Path(paths.checkpoints), Path(paths.metrics), Path(paths.reports))
+
+    def run_folder(self, run: str) -> Path:
+        return self.checkpoints / run
+
+    def train_metrics(self, run: str) -> Path:
+        return self.metrics / "train" / f"{run}.json"
+
+    def curves(self, run: str) -> Path:
+        return self.metrics / "curves" / f"{run}.csv"
+
+    def eval_metrics(self, run: str) -> Path:
+        return self.metrics / "eval" / f"{run}.json"
+
+    def weights_metrics(self, run: str) -> Path:
+        """`oak evaluate --weights`: kept apart from the pipeline's own evaluations."""
+        return self.metrics / "weights" / f"{run}.json"
+
+    @property
+    def facts(self) -> Path:
+        return self.metrics / "facts.json"
+
+    def bench(self, measurement: str) -> Path:
+        return self.metrics / "bench" / f"{measurement}.json"
+
+    def smoke(self, profile: str) -> Path:
+        return self.metrics / "smoke" / f"{profile}.json"
+
+    @property
+    def devices(self) -> Path:
+        """<device>/cost.json and <device>/g1-*.json: measurements made on other machines, which the report reads."""
+        return self.metrics / "devices"
+
+    @property
+    def tables(self) -> Path:
+        return self.reports / "tables"
+
+    @property
+    def figures(self) -> Path:
+        return self.reports / "figures"

@@ -1,0 +1,213 @@
+"""`oak report`: this pipeline's results, the paper's tables beside them, the paper's claims checked,
+and an index, in `paths.reports`.
+
+Inputs are files DVC tracks: the metrics files and training curves of the runs, the models' facts
+(`metrics/facts.json`, written by `oak models --write`), the studies in pipelines/studies/ and,
+when measured, `metrics/bench/g1.json`, and the measurements of other devices in metrics/devices/.
+"""
+
+import json
+import statistics
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import torchvision
+from matplotlib.figure import Figure
+from omegaconf import DictConfig
+
+from oak.data.info import ShardInfo, read_info
+from oak.errors import OakError
+from oak.files import write_atomic
+from oak.layout import Layout
+from oak.models.registry import SHUFFLENETS
+from oak.report.cost import cost_runs_table, cost_table, paper_speed_accuracy, read_devices, study_runs
+from oak.report.figures import accuracy_vs_throughput, figure_files, scaling_figure, training_curves
+from oak.report.index import index
+from oak.report.paper import (
+    Claim,
+    both_at_once_claim,
+    calculation_table,
+    claims_table,
+    conclusion_claim,
+    g1_table,
+    parameter_claims,
+    study_table,
+)
+from oak.report.results import result_rows, results_outputs
+from oak.report.scaling import scaling_panels
+from oak.report.tables import Table, table_files, to_markdown
+from oak.studies.plan import Run, current_runs, plan_rows
+from oak.studies.study import METRICS, Study, load_studies
+from oak.tracking.tracker import Tracker
+from oak.training.curves import read_curves
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """Everything the report is built from, each file read once."""
+
+    info: ShardInfo
+    facts: dict[str, dict]  # by model
+    studies: list[Study]
+    profile: str  # the one the plan was made for
+    planned: dict[str, Run | str]  # each study row's run in that profile, or why it has none
+    runs: list[Run]  # the distinct planned runs, by name
+    g1s: dict[str, dict]  # Table 4's measurements by table name
+    measured: dict[str, dict]  # evaluation metrics by run
+    trained: dict[str, dict]  # training metrics by run
+    imagenet: dict[str, Run | str]  # the imagenet profile's plan, which the cost tables and speed figures price
+    devices: dict[str, dict]  # cost measurements by device slug
+    curves: dict[str, list[dict[str, float]]]  # per-epoch metrics by run
+
+    @property
+    def data_label(self) -> str:
+        return f"{self.info.label}, at demo scale" if self.info.synthetic else self.info.label
+
+
+def write_report(config: DictConfig) -> list[Path]:
+    """Write every file of the report, log them to MLflow as the run "report", and return their paths."""
+    layout = Layout.of(config)
+    inputs = read_inputs(layout)
+    tables = report_tables(inputs)
+    outputs = results_outputs(layout, config.report.title, inputs.info, result_rows(inputs.runs, inputs.trained, inputs.measured))
+    for name, table in tables.items():
+        outputs |= table_files(table, layout.tables, name)
+    for name, figure in report_figures(inputs):
+        outputs |= figure_files(figure, layout.figures, name)
+    claims = paper_claims(inputs.studies, inputs.facts, list(inputs.g1s.values()))
+    outputs[layout.reports / "claims.md"] = to_markdown(claims_table(claims))
+    device_names = {slug: measurement["device"] for slug, measurement in inputs.devices.items()}
+    outputs[layout.reports / "README.md"] = index(tables, inputs.studies, device_names, inputs.profile, inputs.data_label)
+    for path, content in outputs.items():
+        write_atomic(path, content)
+    Tracker(config).log_report(inputs.info, list(outputs))
+    return list(outputs)
+
+
+def read_inputs(layout: Layout) -> Inputs:
+    """Read every input; a missing facts or metrics file stops the report, naming the command that writes it."""
+    info, facts = read_info(layout.shards), read_facts(layout.facts)
+    studies = load_studies()
+    profile, planned = current_runs()
+    runs = sorted({run for run in planned.values() if isinstance(run, Run)}, key=lambda run: run.name)
+    return Inputs(
+        info=info,
+        facts=facts,
+        studies=studies,
+        profile=profile,
+        planned=planned,
+        runs=runs,
+        g1s=read_g1s(layout),
+        measured={run.name: read_metrics(layout.eval_metrics(run.name)) for run in runs},
+        trained={run.name: read_metrics(layout.train_metrics(run.name)) for run in runs},
+        imagenet=plan_rows(studies, "imagenet"),
+        devices=read_devices(layout.devices),
+        curves={run.name: read_curves(layout.curves(run.name)) for run in runs},
+    )
+
+
+def read_facts(path: Path) -> dict[str, dict]:
+    if not path.exists():
+        raise OakError(f"{path}: model facts not found; run `oak models --write` (or `dvc repro facts`)")
+    return json.loads(path.read_text())
+
+
+def read_metrics(path: Path) -> dict:
+    if not path.exists():
+        raise OakError(f"{path}: metrics file not found; run `dvc repro` (or `oak train` and `oak evaluate`) for this model")
+    return json.loads(path.read_text())
+
+
+def read_g1s(layout: Layout) -> dict[str, dict]:
+    """Table 4's measurements by table name: this machine's (the bench-g1 stage), then other devices' (`table4-<device>-<batch>`)."""
+    here = {"table4": json.loads(layout.bench("g1").read_text())} if layout.bench("g1").exists() else {}
+    elsewhere = {f"table4-{path.parent.name}-{path.stem.removeprefix('g1-')}": path for path in sorted(layout.devices.glob("*/g1-*.json"))}
+    return here | {name: json.loads(path.read_text()) for name, path in elsewhere.items()}
+
+
+def report_tables(inputs: Inputs) -> dict[str, Table]:
+    """Every table by file name, sorted so that the index lists them in that order."""
+    tables = {study.name: study_table(study, inputs.planned, inputs.facts, inputs.measured, inputs.data_label) for study in inputs.studies}
+    tables["table3"] = calculation_table()
+    tables["cost"] = cost_table(inputs.studies, inputs.imagenet, inputs.devices)
+    tables["cost_runs"] = cost_runs_table(inputs.imagenet, inputs.devices)
+    tables |= {name: g1_table(g1) for name, g1 in inputs.g1s.items()}
+    return dict(sorted(tables.items()))
+
+
+def report_figures(inputs: Inputs) -> Iterator[tuple[str, Figure]]:
+    """Every figure with its file name, one at a time, so that only the one being rendered is held."""
+    title = f"Training curves: {inputs.data_label}"
+    yield "training_curves", training_curves(inputs.curves, "val/top1", "validation top-1 (%)", title=title)
+    for study in inputs.studies:
+        yield f"{study.name}_curves", study_curves(study, inputs)
+        if study.scaling:
+            yield f"{study.name}_scaling", study_scaling(study, inputs)
+    yield "top1_vs_throughput", throughput_figure(inputs)
+    for slug, measurement in inputs.devices.items():
+        yield f"speed_accuracy_{slug}", speed_figure(inputs, measurement)
+
+
+def study_curves(study: Study, inputs: Inputs) -> Figure:
+    """The study's metric per epoch for each of its runs."""
+    curves = {run.name: inputs.curves[run.name] for run in study_runs(study, inputs.planned)}
+    key = "val/top5" if study.metric == "top5_error" else "val/top1"
+    label = f"validation {METRICS[study.metric]}"
+    title = f"{study.title.split(':')[0]}: {label} per epoch\n{inputs.data_label}"
+    return training_curves(curves, key, label, title=title, error=study.metric.endswith("_error"))
+
+
+def study_scaling(study: Study, inputs: Inputs) -> Figure:
+    """The paper's scaling figure for the study, drawn from Oak's runs of its rows."""
+    title = f"{study.title.split(':')[0]}: top-1 against MACs\n{inputs.data_label}"
+    return scaling_figure(scaling_panels(study, inputs.planned, inputs.trained, inputs.measured), title=title)
+
+
+def throughput_figure(inputs: Inputs) -> Figure:
+    """Each run's top-1 against its training throughput on this machine, the median over its epochs."""
+    points = {
+        name: (statistics.median(row["train/images_per_second"] for row in rows), 100 * inputs.measured[name]["top1"])
+        for name, rows in inputs.curves.items()
+    }
+    xlabel = "training throughput (images/s, median over epochs, measured)"
+    return accuracy_vs_throughput(points, xlabel=xlabel, title=f"Top-1 against throughput: {inputs.data_label}")
+
+
+def speed_figure(inputs: Inputs, measurement: dict) -> Figure:
+    """The paper's top-1 against the training speed `oak bench cost` measured on a device."""
+    points = paper_speed_accuracy(inputs.studies, inputs.imagenet, measurement)
+    xlabel = f"training images/s on {measurement['device']} (oak bench cost, imagenet profile recipes)"
+    return accuracy_vs_throughput(points, xlabel=xlabel, title="The paper's top-1 against measured training speed")
+
+
+def torchvision_published(names: list[str]) -> dict[str, tuple[float, int]]:
+    """(top-1 %, parameters) from torchvision's weights metadata, which ships with torchvision."""
+    metas = {name: torchvision.models.get_model_weights(name).DEFAULT.meta for name in names}
+    return {name: (meta["_metrics"]["ImageNet-1K"]["acc@1"], meta["num_params"]) for name, meta in metas.items()}
+
+
+def paper_claims(studies: list[Study], facts: dict[str, dict], g1s: list[dict]) -> list[Claim]:
+    claims = parameter_claims(studies, facts)
+    by_name = {study.name: study for study in studies}
+    if "table6" in by_name:
+        table6 = by_name["table6"]
+        [shufflenet] = [row for row in table6.rows if row.model in SHUFFLENETS]
+        published = torchvision_published(SHUFFLENETS)
+        claims.append(both_at_once_claim(shufflenet, table6.source, published, "torchvision's published weights"))
+        claims.append(conclusion_claim(table6, "EfficientNet", "EfficientNet"))
+    claims += [g1_claim(g1) for g1 in g1s] or [g1_claim(None)]
+    return claims
+
+
+def g1_claim(g1: dict | None) -> Claim:
+    text, source = "In G1's test network, c1:c2 = 1:1 is fastest at every width", "Zhao 2024, Table 4, citing Ma et al. 2018"
+    if g1 is None:
+        return Claim(text, source, None, "not measured here: run `oak bench g1`")
+    check = g1["claim_check"]
+    failures = "; ".join(
+        f"{f['column']}: {f['fastest']} is {f['lead']:.1%} faster (its rounded channel pair has {f['fewer_macs']:.1%} fewer MACs)"
+        for f in check["failing_columns"]
+    )
+    where = f"on {g1['device']}, batch {g1['settings']['batch_size']}"
+    return Claim(text, source, check["holds"], f"{where}: " + (failures or "1:1 fastest in every column"))

@@ -1,0 +1,60 @@
+"""What training and evaluation both build from the config: the network, the data, the Trainer's arguments."""
+
+import sys
+from pathlib import Path
+
+import torch
+from lightning.pytorch.utilities import rank_zero_only
+from omegaconf import DictConfig, OmegaConf
+from torch import nn
+
+from oak.data.loader import ShardDataModule
+from oak.data.transforms import eval_transform, train_transform
+from oak.models import create_model, set_batchnorm
+
+
+def build_net(recipe: DictConfig, model: str, num_classes: int) -> nn.Module:
+    """`model` as the recipe trains and evaluates it: dropout, stochastic depth, auxiliary classifier, BatchNorm settings."""
+    net = create_model(
+        model,
+        num_classes=num_classes,
+        drop_rate=recipe.drop_rate,
+        drop_path_rate=recipe.drop_path_rate,
+        aux_logits=recipe.aux_loss_weight > 0,
+    )
+    set_batchnorm(net, momentum=recipe.bn_momentum, eps=recipe.bn_eps)
+    return net
+
+
+def datamodule_for(config: DictConfig, *, batch_size: int, num_workers: int, eval_crops: int = 1) -> ShardDataModule:
+    """The shards, with the recipe's augmentations and evaluation protocol (see oak.data.transforms).
+
+    Validation during training looks at the centre crop; `oak evaluate` passes the recipe's `eval_crops`.
+    """
+    return ShardDataModule(
+        Path(config.paths.shards),
+        train_transform=train_transform(config.train),
+        eval_transform=eval_transform(config.train, crops=eval_crops),
+        batch_size=batch_size,
+        num_workers=num_workers,
+        seed=config.seed,
+        shuffle_buffer=config.train.shuffle_buffer,
+    )
+
+
+def trainer_settings(config: DictConfig) -> dict:
+    """The config's Trainer arguments; SyncBatchNorm only where it runs (on GPUs), so one recipe runs everywhere."""
+    settings = OmegaConf.to_container(config.trainer)
+    if settings["sync_batchnorm"] and not _on_gpu(settings["accelerator"]):
+        _notice("trainer.sync_batchnorm: SyncBatchNorm runs only on GPUs; each CPU process keeps plain BatchNorm statistics")
+        settings["sync_batchnorm"] = False
+    return settings
+
+
+def _on_gpu(accelerator: str) -> bool:
+    return accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
+
+
+@rank_zero_only
+def _notice(message: str) -> None:
+    print(f"oak: {message}", file=sys.stderr)
