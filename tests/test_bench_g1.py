@@ -61,6 +61,7 @@ def test_the_claim_fails_in_the_columns_where_another_ratio_is_faster() -> None:
     assert check["failing_columns"][0]["fewer_macs"] == pytest.approx(1 - 968 / 1024, abs=1e-4)
 
 
+@pytest.mark.slow
 def test_bench_g1_runs_all_twelve_cells_and_writes_the_claim_check(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
     monkeypatch.chdir(tmp_path)
     assert main(["--params", str(PARAMS), "bench", "g1", "--device", "cpu", "--resolution", "4", "--rounds", "2", "--steps", "1"]) == 0

@@ -10,6 +10,7 @@ from params_files import PARAMS
 from oak.cli import main
 
 
+@pytest.mark.slow
 def test_bench_train_sets_oak_beside_a_plain_pytorch_loop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
     monkeypatch.chdir(tmp_path)
     assert (
@@ -38,6 +39,7 @@ def test_bench_train_sets_oak_beside_a_plain_pytorch_loop(tmp_path: Path, monkey
     assert result["ratio"] == pytest.approx(result["oak_images_per_second"] / result["plain_images_per_second"])
 
 
+@pytest.mark.slow
 def test_bench_loader_sets_the_shard_loader_beside_imagefolder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
     monkeypatch.chdir(tmp_path)
     assert (

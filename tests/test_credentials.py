@@ -18,6 +18,8 @@ from test_train_evaluate import MODEL
 from oak.tracking.redaction import REDACTED, redact_config, redact_text
 from oak.tracking.tracker import run_params
 
+pytestmark = pytest.mark.slow  # real mlflow servers with basic auth, and trainings
+
 PASSWORD = "s3cret-Passw0rd-for-oak"
 
 

@@ -12,6 +12,8 @@ from params_files import PARAMS
 
 from oak.data.shards import prepare_shards
 
+pytestmark = pytest.mark.slow  # 2-process DDP trainings
+
 MODEL = "shufflenet_v2_x0_5"
 EPOCHS = 2
 COMMON = [

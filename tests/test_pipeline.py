@@ -12,6 +12,8 @@ import pytest
 import yaml
 from mlflow import MlflowClient
 
+pytestmark = pytest.mark.slow  # dvc repro of the whole demo pipeline
+
 REPO = Path(__file__).resolve().parents[1]
 MODELS = ["resnet18", "shufflenet_v2_x0_5"]
 # The paper's studies train a dozen models; the copy declares one study of two instead.
@@ -54,10 +56,9 @@ def set_params(repo: Path, update: dict) -> None:
     params.write_text(yaml.safe_dump(merge(yaml.safe_load(params.read_text()), update), sort_keys=False))
 
 
-@pytest.fixture(scope="module")
-def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The repository's files (committed or not, minus ignored ones) in a fresh git repo."""
-    copy = tmp_path_factory.mktemp("e2e") / "oak"
+def copy_repository(copy: Path, *, study: str = STUDY, params: dict = SHRINK) -> Path:
+    """The repository's files (committed or not, minus ignored ones) at `copy`, as a fresh git repo that
+    declares `study` alone, with `params` merged into its params.yaml, and its plan written."""
     listed = subprocess.run(
         ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"], cwd=REPO, capture_output=True, text=True, check=True
     ).stdout
@@ -69,17 +70,22 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
         shutil.rmtree(copy / tracked_output, ignore_errors=True) if (copy / tracked_output).is_dir() else (copy / tracked_output).unlink(
             missing_ok=True
         )
-    set_params(copy, SHRINK)
+    set_params(copy, params)
     studies = copy / "pipelines" / "studies"
     shutil.rmtree(studies)
     studies.mkdir()
-    (studies / "small.yaml").write_text(STUDY)
+    (studies / "small.yaml").write_text(study)
     run(["oak", "plan", "demo"], copy)
     git = ["git", "-c", "user.name=oak", "-c", "user.email=oak@localhost"]
     run(["git", "init", "-q"], copy)
     run(git + ["add", "-A"], copy)
     run(git + ["commit", "-qm", "copy"], copy)
     return copy
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return copy_repository(tmp_path_factory.mktemp("e2e") / "oak")
 
 
 @pytest.fixture(scope="module")

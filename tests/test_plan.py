@@ -121,7 +121,7 @@ def test_two_rows_training_one_model_differently_under_one_name_is_an_error(tmp_
         ("{label: A, model: resnet18, series: [depth]}", r"row 'A': `series` without a figure to draw"),
         (
             "{label: A, model: resnet18, profiles: {demo: {settings: {paths: {checkpoints: /elsewhere}}}}}",
-            r"row 'A': demo: settings may set only evaluate, train, trainer; paths belong",
+            r"row 'A': demo: settings may set only cluster, evaluate, train, trainer; paths belong",
         ),
         (
             "{label: A, model: resnet18, profiles: {demo: {settings: {tracking: {uri: 'http://elsewhere'}}}}}",

@@ -42,6 +42,7 @@ def oak_prepare(source: Path, out: Path) -> list[str]:
     ] + overrides
 
 
+@pytest.mark.slow
 def test_a_run_killed_mid_way_resumes_keeping_finished_shards_and_ends_byte_identical(tmp_path: Path) -> None:
     source = tmp_path / "tree"
     write_demo(source, classes=4, train_per_class=300, val_per_class=20, image_size=16, seed=0)

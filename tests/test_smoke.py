@@ -5,6 +5,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.slow  # oak smoke: DDP trainings at full resolution
+
 REPO = Path(__file__).parents[1]
 
 

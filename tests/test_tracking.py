@@ -71,6 +71,7 @@ def runs_of(server: str, experiment: str) -> list:
     return client.search_runs([found.experiment_id]) if found else []
 
 
+@pytest.mark.slow
 def test_a_run_holds_config_tags_metrics_and_artifacts(tmp_path: Path, shards: Path, server: str) -> None:
     config = server_config(tmp_path, shards, server, "conventions", "recipe=demo")
     train(config, MODEL)
@@ -99,6 +100,7 @@ def test_a_run_holds_config_tags_metrics_and_artifacts(tmp_path: Path, shards: P
     assert artifacts == {"config.yaml", Layout.of(config).train_metrics(MODEL).name, Layout.of(config).eval_metrics(MODEL).name}
 
 
+@pytest.mark.slow
 def test_a_run_that_raises_ends_failed(tmp_path: Path, shards: Path, server: str) -> None:
     broken = tmp_path / "broken"
     shutil.copytree(shards, broken)
@@ -151,6 +153,7 @@ def wait_for_an_epoch(server: str, experiment: str, process: subprocess.Popen, t
     raise AssertionError(f"no epoch logged:\n{output(tmp_path)}")
 
 
+@pytest.mark.slow
 def test_ctrl_c_ends_the_run_killed(tmp_path: Path, shards: Path, server: str) -> None:
     process = start_training(tmp_path, shards, server, "interrupted")
     run_id = wait_for_an_epoch(server, "interrupted", process, tmp_path)
@@ -160,6 +163,7 @@ def test_ctrl_c_ends_the_run_killed(tmp_path: Path, shards: Path, server: str) -
     assert MlflowClient(server).get_run(run_id).info.status == "KILLED"
 
 
+@pytest.mark.slow
 def test_a_run_left_running_by_sigkill_is_closed_by_the_next_invocation(tmp_path: Path, shards: Path, server: str) -> None:
     process = start_training(tmp_path, shards, server, "abandoned")
     run_id = wait_for_an_epoch(server, "abandoned", process, tmp_path)
@@ -181,6 +185,7 @@ def assert_every_epoch_once(server: str, experiment: str, epochs: int) -> None:
         assert len(steps) == len(set(steps)) == epochs, key
 
 
+@pytest.mark.slow
 def test_training_outlives_a_server_outage_and_delivers_every_point_once(tmp_path: Path, shards: Path) -> None:
     port, folder = free_port(), tmp_path / "server"
     folder.mkdir()
@@ -200,6 +205,7 @@ def test_training_outlives_a_server_outage_and_delivers_every_point_once(tmp_pat
         stop(server)
 
 
+@pytest.mark.slow
 def test_a_server_down_at_the_start_receives_the_run_when_it_comes_up(tmp_path: Path, shards: Path) -> None:
     port, folder = free_port(), tmp_path / "server"
     folder.mkdir()

@@ -23,6 +23,8 @@ from oak.training.curves import read_curves
 from oak.training.evaluate import evaluate
 from oak.training.train import train
 
+pytestmark = pytest.mark.slow  # trainings, several killed and resumed
+
 MODEL = "shufflenet_v2_x0_5"  # the study's lightest model: seconds per epoch here
 
 

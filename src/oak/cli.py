@@ -134,6 +134,45 @@ def _config(config: DictConfig, args: argparse.Namespace) -> None:
     print(listing(redact_config(config), config_layers(args.params, args.overrides, study=study)))
 
 
+def _submit(config: DictConfig, args: argparse.Namespace) -> None:
+    import shutil
+
+    from oak.cluster.jobs import out_of_date_jobs
+    from oak.cluster.slurm import sbatch_options, submit_jobs
+    from oak.layout import PLAN_FILE, Layout
+    from oak.studies.plan import current_runs, plan_runs
+    from oak.studies.study import load_studies
+
+    if args.overrides:
+        raise OakError(f"{' '.join(args.overrides)}: the jobs run dvc.yaml's commands as they are; set it in params.yaml or a study")
+    profile, _ = current_runs()  # the plan must say what the studies say
+    if args.profile and args.profile != profile:
+        raise OakError(f"{PLAN_FILE} plans the {profile} profile; run `oak plan {args.profile}` first (dvc.yaml's stages come from it)")
+    jobs = out_of_date_jobs(Path.cwd(), args.params, plan_runs(load_studies(), profile), config)
+    if not jobs:
+        print("every stage is up to date: nothing to submit")
+        return
+    layout = Layout.of(config)
+    for job in jobs:
+        options = sbatch_options(job, config.cluster, [], layout.jobs / f"{job.stage}.log")
+        after = f" after {', '.join(job.after) if len(job.after) <= 3 else f'{len(job.after)} stages'}" if job.after else ""
+        print(f"{job.stage}: sbatch {' '.join(options)}{after}\n    $ {job.command}")
+    if args.dry_run:
+        return
+    bin_dir = Path(shutil.which("oak") or sys.argv[0]).resolve().parent
+    for job in submit_jobs(jobs, config.cluster, repo_root=Path.cwd(), logs=layout.jobs, bin_dir=bin_dir):
+        print(f"{job.stage}: job {job.job_id}, log {job.log}")
+    print(f"{len(jobs)} jobs submitted; `oak status` follows them")
+
+
+def _status(config: DictConfig, args: argparse.Namespace) -> None:
+    from oak.cluster.status import job_statuses, render
+    from oak.layout import Layout
+    from oak.tracking.tracker import Tracker
+
+    print(render(job_statuses(Layout.of(config), Tracker(config))))
+
+
 def _report(config: DictConfig, args: argparse.Namespace) -> None:
     from oak.report.build import write_report
 
@@ -239,6 +278,11 @@ def parser() -> argparse.ArgumentParser:
     smoke.add_argument("--run", action="append", help="only this planned run (repeatable); the file keeps the others' entries")
     smoke.add_argument("--per-recipe", action="store_true", help="only the lightest run of each recipe")
     verb("config", _config, "print a run's resolved settings, each with where its value comes from", takes_planned_run=True)
+    submit = verb(
+        "submit", _submit, "submit every out-of-date stage of dvc.yaml as a SLURM job, each after those it needs", takes_profile=True
+    )
+    submit.add_argument("--dry-run", action="store_true", help="print the jobs and their sbatch options; submit nothing")
+    verb("status", _status, "the jobs of the last `oak submit`: queued, running, done or failed, with logs and MLflow runs")
     verb("report", _report, "write the results table and figure")
     models = verb("models", _models, "the model zoo and each model's architecture facts")
     models.add_argument("--model", action="append", help="only this model (repeatable); default: the whole zoo")

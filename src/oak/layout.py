@@ -34,11 +34,17 @@ class Layout:
     checkpoints: Path
     metrics: Path
     reports: Path
+    logs: Path  # <logs>/slurm: `oak submit`'s job scripts, logs and states
 
     @classmethod
     def of(cls, config: DictConfig) -> "Layout":
         paths = config.paths
-        return cls(Path(paths.demo), Path(paths.shards), Path(paths.checkpoints), Path(paths.metrics), Path(paths.reports))
+        folders = (paths.demo, paths.shards, paths.checkpoints, paths.metrics, paths.reports, paths.logs)
+        return cls(*(Path(folder) for folder in folders))
+
+    @property
+    def jobs(self) -> Path:
+        return self.logs / "slurm"
 
     def run_folder(self, run: str) -> Path:
         return self.checkpoints / run

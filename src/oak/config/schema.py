@@ -21,6 +21,7 @@ class PathsConfig:
     checkpoints: str = MISSING  # <checkpoints>/<run>/: checkpoint, run record, curves (see oak.layout)
     metrics: str = MISSING  # <metrics>/{train,eval,curves}/<run>.*, facts, bench, devices (see oak.layout)
     reports: str = MISSING
+    logs: str = MISSING  # <logs>/slurm/: the jobs of `oak submit` (not tracked: local to this checkout)
 
 
 @dataclass
@@ -129,6 +130,18 @@ class TrackingConfig:
 
 
 @dataclass
+class ClusterConfig:
+    """`oak submit`: how each SLURM job is sized beside its run's devices and nodes (a study may set these per row)."""
+
+    partition: str | None = MISSING  # None: the cluster's default partition
+    account: str | None = MISSING
+    time: str = MISSING  # each job's time limit, as sbatch reads it; a requeued training resumes from its checkpoint
+    cpus_per_task: int = MISSING  # per device: its loader workers and its main process
+    gpus: bool = MISSING  # ask for a GPU per device (--gpus-per-node); false on a CPU cluster
+    sbatch: list[str] = MISSING  # more options for every job, e.g. ["--qos=high", "--constraint=h200"]
+
+
+@dataclass
 class BenchConfig:
     """Device measurements the reports use (`oak bench g1` for Table 4)."""
 
@@ -153,5 +166,6 @@ class OakConfig:
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
     bench: BenchConfig = field(default_factory=BenchConfig)
     report: ReportConfig = field(default_factory=ReportConfig)

@@ -43,9 +43,9 @@ from oak.models import check_model_name
 
 VARIANT = re.compile(r"[a-z0-9][a-z0-9_-]*")
 METRICS = {"top1": "top-1 (%)", "top1_error": "top-1 error (%)", "top5_error": "top-5 error (%)"}
-# What a row may change: how it trains and is evaluated. Paths and tracking stay as params.yaml sets them,
-# where dvc.yaml reads its outputs from.
-STUDY_SECTIONS = {"train", "trainer", "evaluate"}
+# What a row may change: how it trains and is evaluated, and its cluster job's size. Paths and tracking
+# stay as params.yaml sets them, where dvc.yaml reads its outputs from.
+STUDY_SECTIONS = {"train", "trainer", "evaluate", "cluster"}
 
 
 @dataclass

@@ -23,6 +23,7 @@ from omegaconf import DictConfig
 
 from oak.config.load import flatten
 from oak.data.info import ShardInfo
+from oak.errors import OakError
 from oak.studies.plan import planned_profile
 from oak.tracking.logger import BufferedMlflowLogger, check_login, is_refused, is_unreachable, quick_requests, refusal
 from oak.tracking.redaction import redact_config, redact_text
@@ -56,6 +57,7 @@ class Tracker:
         self.config = config
         self.uri = tracking_uri(config)
         self.experiment = experiment_name(config)
+        _check_nodes(self.uri, config.trainer.num_nodes)
 
     @property
     def shown_uri(self) -> str:
@@ -77,6 +79,17 @@ class Tracker:
             evaluation=stage == "evaluate",
             patience_seconds=self.config.tracking.patience_seconds,
         )
+
+    def run_link(self, run_id: str) -> str:
+        """Where to see the run: its page in the server's UI, else its id and store."""
+        if not self.uri.startswith(("http://", "https://")):
+            return f"run {run_id} in {self.shown_uri}"
+        try:
+            with quick_requests():
+                experiment_id = MlflowClient(self.uri).get_run(run_id).info.experiment_id
+        except Exception:  # the server is away or lost the run: the id still says which
+            return f"run {run_id} at {self.shown_uri}"
+        return f"{self.shown_uri.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
 
     @rank_zero_only
     def existing_run(self, run_id: str) -> str | None:
@@ -142,6 +155,16 @@ class MarkInterrupted(Callback):
             for logger in trainer.loggers:
                 if isinstance(logger, BufferedMlflowLogger):
                     logger.interrupted = True
+
+
+def _check_nodes(uri: str, num_nodes: int) -> None:
+    """SQLite on a shared filesystem corrupts under writers on several nodes: those need a tracking server."""
+    nodes = max(num_nodes, int(os.environ.get("SLURM_JOB_NUM_NODES", "1")))
+    if nodes > 1 and uri.startswith("sqlite:"):
+        raise OakError(
+            f"tracking {redact_text(uri)}: a run on {nodes} nodes cannot log to an SQLite file; start `oak server` on a host "
+            "every node reaches and set tracking.uri (or MLFLOW_TRACKING_URI) to its http:// address"
+        )
 
 
 def run_tags(config: DictConfig, stage: str, info: ShardInfo, model: str | None = None, run: str | None = None) -> dict[str, str]:
