@@ -26,7 +26,7 @@ from torch.utils.data import DataLoader, IterableDataset, default_collate, get_w
 from oak.data.info import read_info
 from oak.data.tar import tar_samples
 from oak.errors import OakError
-from oak.training.seeding import seed_cpu_generators
+from oak.seeding import seed_cpu_generators
 
 # Lightning warns that an iterable dataset's length may be wrong with several workers, and that a
 # mid-epoch checkpoint cannot resume an iterable loader exactly. Ours are exact on both counts:
@@ -46,7 +46,7 @@ def _worker() -> tuple[int, int]:
 
 def _decoded(samples: Iterator[dict], transform: Transform, seeds: tuple[str, int] | None = None) -> Iterator[tuple[torch.Tensor, int]]:
     """Each sample transformed; with `seeds` (a stream's key and the position of its first sample), each
-    sample's random augmentation seeded by its position in the stream (see oak.training.seeding)."""
+    sample's random augmentation seeded by its position in the stream (see oak.seeding)."""
     for position, sample in enumerate(samples, seeds[1] if seeds else 0):
         if seeds:
             seed_cpu_generators(seeds[0], position)

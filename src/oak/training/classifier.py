@@ -26,7 +26,7 @@ from torchmetrics import MeanMetric, SumMetric
 from torchmetrics.classification import MulticlassAccuracy
 
 from oak.errors import OakError
-from oak.training.seeding import seed_every_generator
+from oak.seeding import seed_every_generator
 
 STAGES = ("train", "val", "eval")
 EMA_PREFIX = "ema.module."
@@ -138,7 +138,7 @@ class Classifier(L.LightningModule):
 
     def on_train_batch_start(self, batch, batch_index: int) -> None:
         # Dropout, stochastic depth, mixup and cutmix draw from streams keyed by the batch's place, so a
-        # resumed epoch draws what it would have (see oak.training.seeding); each rank its own.
+        # resumed epoch draws what it would have (see oak.seeding); each rank its own.
         seed_every_generator(self.seed, self.global_rank, self.current_epoch, batch_index)
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_index: int) -> torch.Tensor:
