@@ -78,7 +78,7 @@ def test_a_run_holds_config_tags_metrics_and_artifacts(tmp_path: Path, shards: P
     evaluated = evaluate(config, MODEL)
     [run] = runs_of(server, "conventions")
     assert run.info.status == "FINISHED" and run.info.run_name == MODEL
-    assert run.data.params["train.batch_size"] == "8" and run.data.params["paths.shards"] == str(shards)
+    assert run.data.params["train.batch_size"] == "8" and run.data.params["model"] == MODEL
     tags = run.data.tags
     assert {"git_commit", "git_dirty", "params_hash", "dataset_fingerprint", "host", "devices"} <= set(tags)
     assert (tags["stage"], tags["synthetic"], tags["dataset"]) == ("train,evaluate", "true", "oak-demo (synthetic)")
@@ -94,6 +94,8 @@ def test_a_run_holds_config_tags_metrics_and_artifacts(tmp_path: Path, shards: P
         "eval/top1",
         "eval/top5",
         "train_seconds",
+        "model/parameters",
+        "model/gmacs",
     } <= set(run.data.metrics)
     assert run.data.metrics["eval/top1"] == evaluated["top1"] == json.loads(Layout.of(config).eval_metrics(MODEL).read_text())["top1"]
     artifacts = {a.path for a in MlflowClient(server).list_artifacts(run.info.run_id)}

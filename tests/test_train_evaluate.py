@@ -91,15 +91,24 @@ def test_one_mlflow_run_holds_config_epochs_and_final_metrics(trained) -> None:
     assert run.info.status == "FINISHED"
     assert run.data.params["train.epochs"] == "2"
     assert run.data.params["trainer.accelerator"] == "cpu"
+    assert (run.data.params["model"], run.data.params["family"], run.data.params["recipe"]) == (MODEL, "lightweight", "demo")
+    assert run.data.params["dataset.fingerprint"] == run.data.tags["dataset_fingerprint"]
+    assert not {
+        key for key in run.data.params if key.split(".")[0] in {"paths", "demo", "prepare", "bench", "report", "tracking", "cluster"}
+    }
     assert run.data.tags["model"] == MODEL
     assert run.data.tags["stage"] == "train,evaluate"
     assert run.data.tags["dataset"] == "oak-demo (synthetic)"
     assert run.data.tags["synthetic"] == "true"
     assert len(run.data.tags["git_commit"]) in (40, len("unknown"))
     assert [m.value for m in client.get_metric_history(run.info.run_id, "val/top1")][-1] == pytest.approx(train_metrics["val_top1"])
-    assert len(client.get_metric_history(run.info.run_id, "train/loss")) == 2  # one point per epoch
+    assert [point.step for point in client.get_metric_history(run.info.run_id, "train/loss")] == [0, 1]  # the epoch is the step
+    assert "epoch" not in run.data.metrics
     assert run.data.metrics["eval/top1"] == pytest.approx(eval_metrics["top1"])
-    assert run.data.metrics["params"] == eval_metrics["params"]
+    assert [point.step for point in client.get_metric_history(run.info.run_id, "eval/top1")] == [0]  # one point, no stray one
+    assert run.data.metrics["model/parameters"] == 1_366_792  # ShuffleNet-v2 0.5x as torchvision publishes it (1000 classes)
+    assert run.data.metrics["model/gmacs"] > 0 and "params" not in run.data.metrics
+    assert client.get_experiment_by_name("test-study").tags["mlflow.experimentKind"] == "custom_model_development"
 
 
 def test_training_is_deterministic_on_cpu(trained, tmp_path: Path, shards: Path) -> None:

@@ -40,6 +40,7 @@ QUICK_REQUESTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_T
 # MLflow prints the run's link with the tracking URI's login in it; Oak prints it without.
 QUICK_REQUESTS["MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"] = "true"
 BATCH = 1000  # metric points per request (MLflow's limit)
+EXPERIMENT_KIND, MODEL_TRAINING = "mlflow.experimentKind", "custom_model_development"
 
 
 @contextlib.contextmanager
@@ -99,6 +100,12 @@ def local_artifact_location(tracking_uri: str) -> str | None:
     if not tracking_uri.startswith("sqlite:///"):
         return None
     return (Path(tracking_uri.removeprefix("sqlite:///")).resolve().parent / "mlruns").as_uri()
+
+
+def runs_table_link(server: str, experiment_id: str) -> str:
+    """The experiment's runs table. MLflow 3's UI opens an experiment on its GenAI overview unless told
+    the workflow (the experiment's `mlflow.experimentKind` tag does not decide it)."""
+    return f"{server}/#/experiments/{experiment_id}?workflowType=machine_learning"
 
 
 class BufferedMlflowLogger(Logger):
@@ -161,8 +168,12 @@ class BufferedMlflowLogger(Logger):
 
     @rank_zero_only
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        """Oak logs per epoch: the epoch Lightning adds to each call becomes the points' step, not a metric."""
+        metrics = dict(metrics)
+        epoch = metrics.pop("epoch", None)
+        step = int(epoch) if epoch is not None else step or 0
         timestamp = int(time.time() * 1000)
-        self._metrics += [Metric(key, float(value), timestamp, step or 0) for key, value in metrics.items()]
+        self._metrics += [Metric(key, float(value), timestamp, step) for key, value in metrics.items()]
         self.deliver()
 
     @rank_zero_only
@@ -219,7 +230,10 @@ class BufferedMlflowLogger(Logger):
             time.sleep(min(5.0, max(0.0, deadline - time.monotonic())))
 
     def _create_experiment(self) -> str:
-        return self.client.create_experiment(self.experiment_name, artifact_location=local_artifact_location(self.tracking_uri))
+        # The kind makes MLflow 3's UI open the experiment on its runs table, not on its GenAI overview.
+        return self.client.create_experiment(
+            self.experiment_name, artifact_location=local_artifact_location(self.tracking_uri), tags={EXPERIMENT_KIND: MODEL_TRAINING}
+        )
 
     def _send(self) -> None:
         if self.run_id is None:
@@ -255,6 +269,7 @@ class BufferedMlflowLogger(Logger):
             experiment = self.client.get_run(self.run_id).info.experiment_id
             server = without_login(self.tracking_uri).rstrip("/")
             print(f"MLflow run {self.run_name}: {server}/#/experiments/{experiment}/runs/{self.run_id}")
+            print(f"MLflow runs of {self.experiment_name}: {runs_table_link(server, experiment)}")
 
     def _points_on_server(self) -> set[tuple[str, int]]:
         """(key, step) of every metric point the run holds (an evaluation's: those since it started)."""

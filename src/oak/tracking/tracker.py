@@ -45,9 +45,31 @@ def experiment_name(config: DictConfig) -> str:
     return config.tracking.experiment or f"oak-{planned_profile()}"
 
 
-def run_params(config: DictConfig) -> dict[str, object]:
-    """The resolved config as dotted keys, credentials redacted (see oak.tracking.redaction)."""
-    return flatten(redact_config(config))
+# What can change a run's result, besides the model, its data and the whole `train` section: MLflow's
+# run comparison then shows what differs, not paths, tracking, cluster or report settings.
+DECISIVE_TRAINER_KEYS = (
+    "accelerator",
+    "devices",
+    "num_nodes",
+    "strategy",
+    "precision",
+    "sync_batchnorm",
+    "deterministic",
+    "accumulate_grad_batches",
+    "limit_train_batches",
+    "gradient_clip_val",
+)
+
+
+def run_params(config: DictConfig, model: str, info: ShardInfo) -> dict[str, object]:
+    """The run's params: what it trains, on what, with which resolved recipe (credentials redacted)."""
+    from oak.models.cards import ZOO
+
+    config = redact_config(config)
+    described = {"model": model, "family": ZOO[model].family, "profile": planned_profile(), "recipe": config.recipe, "seed": config.seed}
+    described |= {"dataset": info.label, "dataset.fingerprint": info.fingerprint}
+    described |= {f"train.{key}": value for key, value in flatten(config.train).items()}
+    return described | {f"trainer.{key}": config.trainer[key] for key in DECISIVE_TRAINER_KEYS}
 
 
 class Tracker:
@@ -133,10 +155,11 @@ class Tracker:
         return closed
 
     def log_report(self, info: ShardInfo, paths: list[Path]) -> str | None:
-        """A run named "report" in the profile's experiment, holding the report's tables and figures."""
+        """A run named "report" in `<experiment>-reports`, holding the report's tables and figures: the model
+        runs' experiment holds model runs only, so that its table and comparisons show nothing else."""
         logger = BufferedMlflowLogger(
             tracking_uri=self.uri,
-            experiment=self.experiment,
+            experiment=f"{self.experiment}-reports",
             run_name="report",
             tags=run_tags(self.config, "report", info),
             patience_seconds=self.config.tracking.patience_seconds,

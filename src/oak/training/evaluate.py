@@ -11,6 +11,7 @@ from oak.errors import OakError
 from oak.files import write_json
 from oak.layout import CHECKPOINT_FILE, RUN_FILE, Layout
 from oak.models import check_model_name, parameter_count
+from oak.models.facts import model_facts
 from oak.tracking.tracker import Tracker
 from oak.training.classifier import Classifier
 from oak.training.setup import build_net, datamodule_for
@@ -69,7 +70,10 @@ def evaluate(config: DictConfig, model: str, weights: Path | None = None, *, run
     if not trainer.is_global_zero:
         return metrics
     write_json(out, metrics)
-    logger.log_metrics({"params": metrics["params"]})
+    # As the model is published (1000 classes) and at the resolution it was evaluated: not the params
+    # of this run's head, and not under MLflow's own word "params".
+    facts = model_facts(model, config.train.eval_image_size or config.train.image_size)
+    logger.log_metrics({"model/parameters": facts.params, "model/gmacs": facts.macs / 1e9})
     logger.set_tags({"stage": "train,evaluate" if run_id else "evaluate"} | ({"weights": str(weights)} if weights else {}))
     logger.log_artifact(out)
     return metrics

@@ -94,7 +94,7 @@ def _train(config: DictConfig, model: str, run: str, layout: Layout, tracker: Tr
         "val_loss": logged["val/loss"],
     }
     if trainer.is_global_zero:
-        _record(config, run, layout, logger, run_record, metrics, step=trainer.global_step)
+        _record(config, run, layout, logger, run_record, metrics)
     return metrics
 
 
@@ -106,20 +106,18 @@ def _run_logger(
     run_id = resumed_run and tracker.existing_run(resumed_run)
     logger = tracker.run_logger(model=model, run=run, stage="train", info=info, run_id=run_id)
     if not logger.resumed:
-        logger.log_hyperparams(run_params(config))  # opens the run: after anything that could fail before training
+        logger.log_hyperparams(run_params(config, model, info))  # opens the run: after anything that could fail before training
     return logger
 
 
-def _record(
-    config: DictConfig, run: str, layout: Layout, logger: BufferedMlflowLogger, run_record: dict, metrics: dict, *, step: int
-) -> None:
+def _record(config: DictConfig, run: str, layout: Layout, logger: BufferedMlflowLogger, run_record: dict, metrics: dict) -> None:
     """The finished training's files for DVC (metrics, curves) and for its MLflow run."""
     out = layout.run_folder(run)
     write_json(out / RUN_FILE, run_record | {"run_id": logger.run_id, "complete": True})
     write_atomic(out / RESOLVED_CONFIG_FILE, OmegaConf.to_yaml(redact_config(config)))
     write_json(layout.train_metrics(run), metrics)
     write_atomic(layout.curves(run), (out / CURVES_FILE).read_text())
-    logger.log_metrics({"train_seconds": metrics["train_seconds"]}, step=step)
+    logger.log_metrics({"train_seconds": metrics["train_seconds"]}, step=metrics["epochs"] - 1)  # at the last epoch
     logger.log_artifact(out / RESOLVED_CONFIG_FILE)
     logger.log_artifact(layout.train_metrics(run))
     if config.tracking.log_checkpoints:
