@@ -107,8 +107,9 @@ def _smoke(config: DictConfig, args: argparse.Namespace) -> None:
     chosen = [runs[name] for name in args.run] if args.run else list(runs.values())
     if args.per_recipe:
         chosen = lightest_per_recipe(chosen, args.params)
-    out = Path(config.paths.metrics) / "smoke" / f"{profile}.json"
-    smoke(profile, args.params, out, runs=chosen, update=bool(args.run))  # --run replaces those runs' entries
+    from oak.layout import Layout
+
+    smoke(profile, args.params, Layout.of(config).smoke(profile), runs=chosen, update=bool(args.run))  # --run replaces those runs' entries
 
 
 def _config(config: DictConfig, args: argparse.Namespace) -> None:
@@ -135,42 +136,15 @@ def _config(config: DictConfig, args: argparse.Namespace) -> None:
 
 
 def _submit(config: DictConfig, args: argparse.Namespace) -> None:
-    import shutil
+    from oak.cluster.commands import submit
 
-    from oak.cluster.jobs import out_of_date_jobs
-    from oak.cluster.slurm import sbatch_options, submit_jobs
-    from oak.layout import PLAN_FILE, Layout
-    from oak.studies.plan import current_runs, plan_runs
-    from oak.studies.study import load_studies
-
-    if args.overrides:
-        raise OakError(f"{' '.join(args.overrides)}: the jobs run dvc.yaml's commands as they are; set it in params.yaml or a study")
-    profile, _ = current_runs()  # the plan must say what the studies say
-    if args.profile and args.profile != profile:
-        raise OakError(f"{PLAN_FILE} plans the {profile} profile; run `oak plan {args.profile}` first (dvc.yaml's stages come from it)")
-    jobs = out_of_date_jobs(Path.cwd(), args.params, plan_runs(load_studies(), profile), config)
-    if not jobs:
-        print("every stage is up to date: nothing to submit")
-        return
-    layout = Layout.of(config)
-    for job in jobs:
-        options = sbatch_options(job, config.cluster, [], layout.jobs / f"{job.stage}.log")
-        after = f" after {', '.join(job.after) if len(job.after) <= 3 else f'{len(job.after)} stages'}" if job.after else ""
-        print(f"{job.stage}: sbatch {' '.join(options)}{after}\n    $ {job.command}")
-    if args.dry_run:
-        return
-    bin_dir = Path(shutil.which("oak") or sys.argv[0]).resolve().parent
-    for job in submit_jobs(jobs, config.cluster, repo_root=Path.cwd(), logs=layout.jobs, bin_dir=bin_dir):
-        print(f"{job.stage}: job {job.job_id}, log {job.log}")
-    print(f"{len(jobs)} jobs submitted; `oak status` follows them")
+    submit(config, args.params, args.profile, args.overrides, dry_run=args.dry_run)
 
 
 def _status(config: DictConfig, args: argparse.Namespace) -> None:
-    from oak.cluster.status import job_statuses, render
-    from oak.layout import Layout
-    from oak.tracking.tracker import Tracker
+    from oak.cluster.commands import status
 
-    print(render(job_statuses(Layout.of(config), Tracker(config))))
+    status(config)
 
 
 def _report(config: DictConfig, args: argparse.Namespace) -> None:
@@ -184,7 +158,7 @@ def _models(config: DictConfig, args: argparse.Namespace) -> None:
     import json
 
     from oak.models.cards import ZOO
-    from oak.models.facts import model_facts
+    from oak.models.facts import facts_table, model_facts
 
     names = args.model or list(ZOO)
     facts = [model_facts(name, args.resolution) for name in names]
@@ -198,33 +172,13 @@ def _models(config: DictConfig, args: argparse.Namespace) -> None:
     if args.json:
         print(json.dumps([f.as_dict() for f in facts], indent=2))
         return
-    print(
-        f"{'model':24} {'family':12} {'year':>4} {'params':>14} {'published':>12} {'res':>4} {'GMACs':>8}"
-        f" {'activ. (M)':>10} {'train/test':>9} {'crop':>6} interp."
-    )
-    for f in facts:
-        published = f"{f.published_params:,}" if f.published_params else "-"
-        sizes = f"{f.data.train_size}/{f.data.test_size}"
-        print(
-            f"{f.name:24} {f.family:12} {f.year:>4} {f.params:>14,} {published:>12} {f.resolution:>4} {f.macs / 1e9:>8.3f}"
-            f" {f.activations / 1e6:>10.2f} {sizes:>9} {f.data.crop_pct:>6} {f.data.interpolation}"
-        )
+    print(facts_table(facts))
 
 
 def _calc(config: DictConfig, args: argparse.Namespace) -> None:
-    from dataclasses import asdict
+    from oak.models.calculations import calculations_text
 
-    from oak.models.calculations import TABLE_3, compound_scaling, measured_conv_macs, regular_calculations, separable_calculations
-
-    regular = regular_calculations(TABLE_3)
-    depthwise, pointwise = separable_calculations(TABLE_3)
-    measured_regular, measured_separable = measured_conv_macs(TABLE_3)
-    print("Table 3: 7x7x3 input, 5x5x128 output, 3x3 kernels")
-    print(f"  depthwise separable: {depthwise} + {pointwise} = {depthwise + pointwise} (PyTorch layers measured: {measured_separable})")
-    print(f"  regular:             {regular} (measured: {measured_regular}); ratio {regular / (depthwise + pointwise):.2f}x")
-    print("EfficientNet compound scaling (alpha 1.2, beta 1.1, gamma 1.15):")
-    for row in compound_scaling():
-        print("  " + ", ".join(f"{k}={v}" for k, v in asdict(row).items()))
+    print(calculations_text())
 
 
 def _server(config: DictConfig, args: argparse.Namespace) -> None:

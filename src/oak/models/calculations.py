@@ -4,7 +4,7 @@ Each is computed from a general formula and set beside a measurement of real lay
 so a wrong formula and a wrong claim both show.
 """
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import torch
 from torch import nn
@@ -124,3 +124,17 @@ def compound_scaling() -> list[ScalingRow]:
             )
         )
     return rows
+
+
+def calculations_text() -> str:
+    """`oak calc`: Table 3 by formula and by real layers, and EfficientNet's compound scaling."""
+    regular = regular_calculations(TABLE_3)
+    depthwise, pointwise = separable_calculations(TABLE_3)
+    measured_regular, measured_separable = measured_conv_macs(TABLE_3)
+    lines = [
+        "Table 3: 7x7x3 input, 5x5x128 output, 3x3 kernels",
+        f"  depthwise separable: {depthwise} + {pointwise} = {depthwise + pointwise} (PyTorch layers measured: {measured_separable})",
+        f"  regular:             {regular} (measured: {measured_regular}); ratio {regular / (depthwise + pointwise):.2f}x",
+        "EfficientNet compound scaling (alpha 1.2, beta 1.1, gamma 1.15):",
+    ]
+    return "\n".join(lines + ["  " + ", ".join(f"{k}={v}" for k, v in asdict(row).items()) for row in compound_scaling()])

@@ -110,3 +110,19 @@ def model_facts(name: str, resolution: int | None = None, num_classes: int = 100
         activations,
         data,
     )
+
+
+def facts_table(facts: list[ModelFacts]) -> str:
+    """`oak models`: one line per model."""
+    lines = [
+        f"{'model':24} {'family':12} {'year':>4} {'params':>14} {'published':>12} {'res':>4} {'GMACs':>8}"
+        f" {'activ. (M)':>10} {'train/test':>9} {'crop':>6} interp."
+    ]
+    for f in facts:
+        published = f"{f.published_params:,}" if f.published_params else "-"
+        sizes = f"{f.data.train_size}/{f.data.test_size}"
+        lines.append(
+            f"{f.name:24} {f.family:12} {f.year:>4} {f.params:>14,} {published:>12} {f.resolution:>4} {f.macs / 1e9:>8.3f}"
+            f" {f.activations / 1e6:>10.2f} {sizes:>9} {f.data.crop_pct:>6} {f.data.interpolation}"
+        )
+    return "\n".join(lines)

@@ -1,0 +1,47 @@
+"""`oak submit` and `oak status`: the planned runs' stages as SLURM jobs, and how they are doing."""
+
+import shutil
+import sys
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from oak.cluster.jobs import Job, out_of_date_jobs
+from oak.cluster.slurm import sbatch_options, submit_jobs
+from oak.cluster.status import job_statuses, render
+from oak.errors import OakError
+from oak.layout import PLAN_FILE, Layout
+from oak.studies.plan import current_runs, plan_runs
+from oak.studies.study import load_studies
+from oak.tracking.tracker import Tracker
+
+
+def submit(config: DictConfig, params: Path, profile: str | None, overrides: list[str], *, dry_run: bool) -> None:
+    """Submit every out-of-date stage as a job, each after those it needs; with `dry_run`, only print them."""
+    if overrides:
+        raise OakError(f"{' '.join(overrides)}: the jobs run dvc.yaml's commands as they are; set it in params.yaml or a study")
+    planned, _ = current_runs()  # the plan must say what the studies say
+    if profile and profile != planned:
+        raise OakError(f"{PLAN_FILE} plans the {planned} profile; run `oak plan {profile}` first (dvc.yaml's stages come from it)")
+    jobs = out_of_date_jobs(Path.cwd(), params, plan_runs(load_studies(), planned), config)
+    if not jobs:
+        print("every stage is up to date: nothing to submit")
+        return
+    layout = Layout.of(config)
+    for job in jobs:
+        print(_described(job, sbatch_options(job, config.cluster, [], layout.jobs / f"{job.stage}.log")))
+    if dry_run:
+        return
+    bin_dir = Path(shutil.which("oak") or sys.argv[0]).resolve().parent  # the jobs run this installation's oak and dvc
+    for job in submit_jobs(jobs, config.cluster, repo_root=Path.cwd(), logs=layout.jobs, bin_dir=bin_dir):
+        print(f"{job.stage}: job {job.job_id}, log {job.log}")
+    print(f"{len(jobs)} jobs submitted; `oak status` follows them")
+
+
+def status(config: DictConfig) -> None:
+    print(render(job_statuses(Layout.of(config), Tracker(config))))
+
+
+def _described(job: Job, options: list[str]) -> str:
+    after = f" after {', '.join(job.after) if len(job.after) <= 3 else f'{len(job.after)} stages'}" if job.after else ""
+    return f"{job.stage}: sbatch {' '.join(options)}{after}\n    $ {job.command}"
