@@ -14,25 +14,7 @@ from oak.cli import main
 def test_bench_train_sets_oak_beside_a_plain_pytorch_loop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
     monkeypatch.chdir(tmp_path)
     assert (
-        main(
-            [
-                "--params",
-                str(PARAMS),
-                "bench",
-                "train",
-                "--images",
-                "100",
-                "--steps",
-                "2",
-                "--rounds",
-                "1",
-                "--batch-size",
-                "8",
-                "--resolution",
-                "32",
-            ]
-        )
-        == 0
+        main(["--params", str(PARAMS), "bench", "train", *"--images 100 --steps 2 --rounds 1 --batch-size 8 --resolution 32".split()]) == 0
     )
     assert "Oak (Lightning)" in capsys.readouterr().out
     result = json.loads((tmp_path / "metrics" / "bench" / "train.json").read_text())
@@ -43,24 +25,7 @@ def test_bench_train_sets_oak_beside_a_plain_pytorch_loop(tmp_path: Path, monkey
 def test_bench_loader_sets_the_shard_loader_beside_imagefolder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
     monkeypatch.chdir(tmp_path)
     assert (
-        main(
-            [
-                "--params",
-                str(PARAMS),
-                "bench",
-                "loader",
-                "--images",
-                "200",
-                "--rounds",
-                "1",
-                "--batch-size",
-                "8",
-                "--resolution",
-                "32",
-                "--workers",
-                "1",
-            ]
-        )
+        main(["--params", str(PARAMS), "bench", "loader", *"--images 200 --rounds 1 --batch-size 8 --resolution 32 --workers 1".split()])
         == 0
     )
     out = capsys.readouterr().out
