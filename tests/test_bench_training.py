@@ -13,9 +13,8 @@ from oak.cli import main
 @pytest.mark.slow
 def test_bench_train_sets_oak_beside_a_plain_pytorch_loop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
     monkeypatch.chdir(tmp_path)
-    assert (
-        main(["--params", str(PARAMS), "bench", "train", *"--images 100 --steps 2 --rounds 1 --batch-size 8 --resolution 32".split()]) == 0
-    )
+    sizes = "--images 100 --steps 2 --rounds 1 --batch-size 8 --resolution 32"
+    assert main(["--params", str(PARAMS), "bench", "train", *sizes.split()]) == 0
     assert "Oak (Lightning)" in capsys.readouterr().out
     result = json.loads((tmp_path / "metrics" / "bench" / "train.json").read_text())
     assert result["ratio"] == pytest.approx(result["oak_images_per_second"] / result["plain_images_per_second"])
@@ -24,10 +23,8 @@ def test_bench_train_sets_oak_beside_a_plain_pytorch_loop(tmp_path: Path, monkey
 @pytest.mark.slow
 def test_bench_loader_sets_the_shard_loader_beside_imagefolder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
     monkeypatch.chdir(tmp_path)
-    assert (
-        main(["--params", str(PARAMS), "bench", "loader", *"--images 200 --rounds 1 --batch-size 8 --resolution 32 --workers 1".split()])
-        == 0
-    )
+    sizes = "--images 200 --rounds 1 --batch-size 8 --resolution 32 --workers 1"
+    assert main(["--params", str(PARAMS), "bench", "loader", *sizes.split()]) == 0
     out = capsys.readouterr().out
     assert "torchvision ImageFolder" in out and "loader memory over the epoch" in out
     result = json.loads((tmp_path / "metrics" / "bench" / "loader.json").read_text())
