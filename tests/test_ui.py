@@ -12,6 +12,8 @@ from omegaconf import OmegaConf
 from test_tracking import free_port, start_server, stop
 from test_train_evaluate import tiny_config
 
+from oak.data.info import read_info
+from oak.tracking.tracker import Tracker
 from oak.training.evaluate import evaluate
 from oak.training.train import train
 
@@ -26,7 +28,8 @@ MODELS = ["resnet18", "shufflenet_v2_x0_5"]
 
 @pytest.fixture(scope="module")
 def server_with_runs(tmp_path_factory: pytest.TempPathFactory, shards: Path) -> Iterator[tuple[str, str]]:
-    """A real `mlflow server` on 127.0.0.1 that two real trainings and evaluations logged to; its URL and experiment id."""
+    """A real `mlflow server` on 127.0.0.1 that two real trainings and evaluations, and a report, logged to; its URL and
+    experiment id."""
     folder, port = tmp_path_factory.mktemp("ui"), free_port()
     process = start_server(folder, port)
     url = f"http://127.0.0.1:{port}"
@@ -34,6 +37,7 @@ def server_with_runs(tmp_path_factory: pytest.TempPathFactory, shards: Path) -> 
         config = OmegaConf.merge(tiny_config(folder, shards, "tracking.experiment=oak-ui"), {"tracking": {"uri": url}})
         train(config, model)
         evaluate(config, model)
+    Tracker(config).log_report(read_info(shards), [])  # as `oak report` does: the test checks where it goes
     yield url, MlflowClient(url).get_experiment_by_name("oak-ui").experiment_id
     stop(process)
 

@@ -102,10 +102,14 @@ def local_artifact_location(tracking_uri: str) -> str | None:
     return (Path(tracking_uri.removeprefix("sqlite:///")).resolve().parent / "mlruns").as_uri()
 
 
+def run_page_link(server: str, experiment_id: str, run_id: str) -> str:
+    return f"{server.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
+
+
 def runs_table_link(server: str, experiment_id: str) -> str:
     """The experiment's runs table. MLflow 3's UI opens an experiment on its GenAI overview unless told
     the workflow (the experiment's `mlflow.experimentKind` tag does not decide it)."""
-    return f"{server}/#/experiments/{experiment_id}?workflowType=machine_learning"
+    return f"{server.rstrip('/')}/#/experiments/{experiment_id}?workflowType=machine_learning"
 
 
 class BufferedMlflowLogger(Logger):
@@ -267,8 +271,8 @@ class BufferedMlflowLogger(Logger):
     def _print_link(self) -> None:
         if self.tracking_uri.startswith(("http://", "https://")):
             experiment = self.client.get_run(self.run_id).info.experiment_id
-            server = without_login(self.tracking_uri).rstrip("/")
-            print(f"MLflow run {self.run_name}: {server}/#/experiments/{experiment}/runs/{self.run_id}")
+            server = without_login(self.tracking_uri)
+            print(f"MLflow run {self.run_name}: {run_page_link(server, experiment, self.run_id)}")
             print(f"MLflow runs of {self.experiment_name}: {runs_table_link(server, experiment)}")
 
     def _points_on_server(self) -> set[tuple[str, int]]:

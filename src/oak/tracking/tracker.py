@@ -25,7 +25,15 @@ from oak.config.load import flatten
 from oak.data.info import ShardInfo
 from oak.errors import OakError
 from oak.studies.plan import planned_profile
-from oak.tracking.logger import BufferedMlflowLogger, check_login, is_refused, is_unreachable, quick_requests, refusal
+from oak.tracking.logger import (
+    BufferedMlflowLogger,
+    check_login,
+    is_refused,
+    is_unreachable,
+    quick_requests,
+    refusal,
+    run_page_link,
+)
 from oak.tracking.redaction import redact_config, redact_text
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
@@ -111,7 +119,7 @@ class Tracker:
                 experiment_id = MlflowClient(self.uri).get_run(run_id).info.experiment_id
         except Exception:  # the server is away or lost the run: the id still says which
             return f"run {run_id} at {self.shown_uri}"
-        return f"{self.shown_uri.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
+        return run_page_link(self.shown_uri, experiment_id, run_id)
 
     @rank_zero_only
     def existing_run(self, run_id: str) -> str | None:
