@@ -87,7 +87,7 @@ def test_ddp_with_ema_and_the_efficientnet_recipe_trains_resumes_after_sigkill_a
     import torch
 
     prepare_shards(demo_tree, tmp_path / "shards", samples_per_shard=8, seed=0)
-    arguments = ["--run", "ddp-eff", "efficientnet_b0", "recipe=efficientnet", "train.epochs=30", "train.checkpoint_every_n_steps=2"]
+    arguments = ["--run", "ddp-eff", "efficientnet_b0", "recipe=efficientnet", "train.epochs=8", "train.checkpoint_every_n_steps=2"]
     arguments += [*COMMON, *TWO_PROCESSES]
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
     command = [sys.executable, "-m", "oak.cli", "--params", str(PARAMS), "train", *arguments]
@@ -100,13 +100,13 @@ def test_ddp_with_ema_and_the_efficientnet_recipe_trains_resumes_after_sigkill_a
     os.killpg(first.pid, signal.SIGKILL)  # both ranks at once, as a node failure
     first.wait()
     stopped_at = torch.load(checkpoint, weights_only=True, map_location="cpu")["global_step"]
-    assert 0 < stopped_at < 30 * 5, "training ended before it could be killed"
+    assert 0 < stopped_at < 8 * 5, "training ended before it could be killed"
 
     second = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert second.returncode == 0, second.stderr[-3000:]
     assert "Restoring states from the checkpoint path" in second.stdout + second.stderr
     assert "SyncBatchNorm runs only on GPUs" in second.stderr
-    assert json.loads((tmp_path / "metrics" / "train" / "ddp-eff.json").read_text())["steps"] == 30 * 5
+    assert json.loads((tmp_path / "metrics" / "train" / "ddp-eff.json").read_text())["steps"] == 8 * 5
     state = torch.load(checkpoint, weights_only=True, map_location="cpu")["state_dict"]
     assert any(name.startswith("ema.module.") for name in state)
 

@@ -193,7 +193,7 @@ def test_training_outlives_a_server_outage_and_delivers_every_point_once(tmp_pat
     folder.mkdir()
     uri = f"http://127.0.0.1:{port}"
     server = start_server(folder, port)
-    training = start_training(tmp_path, shards, uri, "outage", epochs=60)
+    training = start_training(tmp_path, shards, uri, "outage", epochs=20)
     wait_for_an_epoch(uri, "outage", training, tmp_path)
     stop(server)
     time.sleep(3)  # epochs go on with no server
@@ -202,7 +202,7 @@ def test_training_outlives_a_server_outage_and_delivers_every_point_once(tmp_pat
     try:
         assert training.wait(timeout=600) == 0, output(tmp_path)
         assert output(tmp_path).count("tracking server unreachable") == 1  # one warning
-        assert_every_epoch_once(uri, "outage", 60)
+        assert_every_epoch_once(uri, "outage", 20)
     finally:
         stop(server)
 

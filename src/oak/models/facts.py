@@ -6,6 +6,7 @@ Radosavovic et al. 2020) at a resolution, plus the model's native data configura
 """
 
 from dataclasses import asdict, dataclass
+from functools import cache
 
 import torch
 import torchvision
@@ -89,6 +90,7 @@ def count_macs_and_activations(model: nn.Module, resolution: int) -> tuple[int, 
     return counter.get_total_flops() // 2, activations
 
 
+@cache  # about a second a model on the meta device; a plan asks for each model at each resolution several times
 def model_facts(name: str, resolution: int | None = None, num_classes: int = 1000) -> ModelFacts:
     """The facts of `name`; MACs and activations at `resolution`, else at its native test size."""
     with torch.device("meta"):
