@@ -114,7 +114,7 @@ def test_oak_config_names_where_each_value_of_a_planned_run_comes_from(capsys: p
     assert lines["train.image_size"].startswith("train.image_size: 32 ") and "# studies" in lines["train.image_size"]
     assert lines["train.lr"].startswith("train.lr: 0.5 ") and lines["train.lr"].endswith("# command line")
     assert lines["train.epochs"].endswith("# pipelines/recipes/demo.yaml")
-    assert lines["train.num_workers"].endswith("# params.yaml")
+    assert lines["train.shuffle_buffer"].endswith("# params.yaml")
     assert lines["train.mean"].endswith("# the schema (src/oak/config/schema.py)")
 
 

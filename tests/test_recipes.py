@@ -9,7 +9,6 @@ import torch
 from omegaconf import OmegaConf
 from params_files import params_file
 from timm.data.auto_augment import AutoAugment, RandAugment
-from timm.data.random_erasing import RandomErasing
 from timm.layers import DropPath
 from timm.loss import SoftTargetCrossEntropy
 from timm.optim import RMSpropTF
@@ -131,9 +130,9 @@ def test_efficientnet_tensorflow_rmsprop_per_update_staircase_decay_and_batchnor
 def test_efficientnet_evaluates_a_bicubic_centre_crop_padded_by_32_pixels(shards: Path) -> None:
     config = recipe_config("efficientnet", "train.image_size=300", "train.eval_crop_pct=0.9036", shards=shards)
     datamodule = datamodule_for(config, batch_size=2, num_workers=0)
-    resize, crop = datamodule.eval_transform.transforms[:2]
+    resize, crop = datamodule.eval_transform.transform.transforms[:2]
     assert (resize.size, crop.size, resize.interpolation.value) == (332, (300, 300), "bicubic")  # 300 + 32
-    assert any(isinstance(t, AutoAugment) for t in datamodule.train_transform.transforms)
+    assert any(isinstance(t, AutoAugment) for t in datamodule.train_transform.transform.transforms)
 
 
 def test_resnet_rs_regularisation_reaches_the_model_and_data(shards: Path) -> None:
@@ -154,9 +153,9 @@ def test_resnet_rs_regularisation_reaches_the_model_and_data(shards: Path) -> No
     assert classifier.net.conv1.weight.is_contiguous(memory_format=torch.channels_last)
     assert trainer.precision == "bf16-mixed"
     datamodule = datamodule_for(config, batch_size=2, num_workers=0)
-    assert any(isinstance(t, RandAugment) for t in datamodule.train_transform.transforms)
-    train_crop = datamodule.train_transform.transforms[0].size
-    eval_crop = [t for t in datamodule.eval_transform.transforms if type(t).__name__ == "CenterCrop"][0].size
+    assert any(isinstance(t, RandAugment) for t in datamodule.train_transform.transform.transforms)
+    train_crop = datamodule.train_transform.transform.transforms[0].size
+    eval_crop = [t for t in datamodule.eval_transform.transform.transforms if type(t).__name__ == "CenterCrop"][0].size
     assert (train_crop, eval_crop) == ((160, 160), (160, 160))  # the configs evaluate at the training size
 
 
@@ -173,8 +172,8 @@ def test_inception_recipe_keeps_the_papers_lr_per_image_dropout_and_auxiliary_lo
     main, aux = classifier.net(images)
     expected = classifier.train_loss(main, targets) + 0.4 * classifier.train_loss(aux, targets)
     assert float(classifier.training_loss((main, aux), targets)) == pytest.approx(float(expected))
-    normalise = datamodule_for(config, batch_size=2, num_workers=0).eval_transform.transforms[-1]
-    assert (tuple(normalise.mean.tolist()), tuple(normalise.std.tolist())) == ((0.5,) * 3, (0.5,) * 3)
+    normalise = datamodule_for(config, batch_size=2, num_workers=0).pixels
+    assert (normalise.mean.flatten().tolist(), normalise.std.flatten().tolist()) == ([0.5] * 3, [0.5] * 3)
 
 
 def test_an_auxiliary_loss_needs_a_model_with_an_auxiliary_classifier() -> None:
@@ -195,18 +194,22 @@ def test_shufflenet_recipe_decays_linearly_to_zero_per_update() -> None:
 
 def test_the_evaluation_protocol_comes_from_the_recipe_not_the_models_timm_defaults(shards: Path) -> None:
     config = recipe_config("demo", shards=shards)
-    transforms = datamodule_for(config, batch_size=2, num_workers=0).eval_transform.transforms
+    transforms = datamodule_for(config, batch_size=2, num_workers=0).eval_transform.transform.transforms
     resize = transforms[0]
     assert (resize.size, resize.interpolation.value) == (73, "bilinear")  # floor(64 / 0.875), for resnet18 as for plain18
 
 
 def test_ten_crop_evaluation_averages_the_softmax_of_the_corners_centre_and_mirrors(shards: Path) -> None:
+    import io
+
     from PIL import Image
 
     config = recipe_config("demo", "train.eval_crops=10", shards=shards)
     transform = datamodule_for(config, batch_size=2, num_workers=0, eval_crops=10).eval_transform
-    crops = transform(Image.new("RGB", (90, 70), (200, 10, 10)))
-    assert crops.shape == (10, 3, 64, 64)
+    jpeg = io.BytesIO()
+    Image.new("RGB", (90, 70), (200, 10, 10)).save(jpeg, "JPEG")
+    crops = transform(jpeg.getvalue())
+    assert crops.shape == (10, 3, 64, 64) and crops.dtype == torch.uint8
     classifier = Classifier(build_net(config.train, "resnet18", num_classes=4).eval(), num_classes=4)
     images = torch.randn(3, 10, 3, 64, 64)
     logged = {}
@@ -254,12 +257,12 @@ def test_mixup_and_cutmix_replace_the_loss_with_soft_targets() -> None:
         build(recipe_config("demo", "train.mixup_alpha=0.2", "train.batch_size=15"))
 
 
-def test_random_erasing_is_in_the_training_transform(shards: Path) -> None:
-    config = recipe_config("demo", "train.random_erasing=0.25", shards=shards)
-    classifier, _ = build(config)
-    transforms = datamodule_for(config, batch_size=2, num_workers=0).train_transform.transforms
-    [erasing] = [t for t in transforms if isinstance(t, RandomErasing)]
-    assert erasing.probability == 0.25
+def test_random_erasing_erases_part_of_each_chosen_training_image_on_the_device() -> None:
+    classifier, _ = build(recipe_config("demo", "train.random_erasing=1.0"))
+    images, targets = classifier.augmented(torch.zeros(4, 3, 64, 64), torch.tensor([0, 1, 2, 3]))
+    erased = (images != 0).flatten(1).float().mean(1)
+    assert all(0 < fraction < 1 for fraction in erased)  # every image (probability 1), part of each (timm: 2-33% of the area)
+    assert targets.tolist() == [0, 1, 2, 3]
 
 
 def test_trainer_knobs_reach_lightning() -> None:

@@ -11,6 +11,7 @@ SCHEDULES = ("cosine", "step", "poly")
 PRECISIONS = ("32-true", "16-mixed", "bf16-mixed", "16-true", "bf16-true", "64-true", "transformer-engine", "16", "bf16", "32", "64")
 INTERPOLATIONS = ("bilinear", "bicubic")
 EVAL_CROPS = (1, 10)
+DECODES = ("auto", "loader", "device")
 
 
 def check_values(config: DictConfig) -> None:
@@ -39,6 +40,8 @@ def check_values(config: DictConfig) -> None:
             _known_policy(train.auto_augment),
             "use a timm policy, e.g. rand-m9-mstd0.5, v0r or augmix-m5-w4-d2, or null",
         ),
+        "train.decode": (train.decode in DECODES, f"use one of {', '.join(DECODES)}"),
+        "train.num_workers": (train.num_workers is None or train.num_workers >= 0, "use 0 (the training process reads), more, or null"),
         "train.bn_momentum": (
             train.bn_momentum is None or 0 <= train.bn_momentum <= 1,
             "use PyTorch's convention, in [0, 1] (TensorFlow's 0.99 is 0.01)",
@@ -47,6 +50,11 @@ def check_values(config: DictConfig) -> None:
     for key, (valid, fix) in problems.items():
         if not valid:
             raise OakError(f"{key}={OmegaConf.select(config, key)}: {fix}")
+    if train.decode == "device" and train.auto_augment:
+        raise OakError(
+            f"train.decode=device: train.auto_augment={train.auto_augment} runs on Pillow images only; "
+            "use train.decode=loader or auto (which decodes such recipes in the loader)"
+        )
     if train.bn_momentum == 1 and not train.ema_decay:
         raise OakError(
             "train.bn_momentum=1 keeps only the last batch's BatchNorm statistics; "

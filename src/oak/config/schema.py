@@ -93,7 +93,12 @@ class TrainConfig:
     channels_last: bool = False
     compile: bool = False  # torch.compile the network
     checkpoint_every_n_steps: int | None = None  # besides every epoch: for long epochs on preemptible nodes
-    num_workers: int = MISSING
+    # Where JPEGs are decoded and augmented: loader (Pillow, in the loader workers), device (torchvision's
+    # decode_jpeg, nvJPEG on a GPU, see oak.data.on_device), or auto: device on a GPU unless the recipe has auto_augment
+    decode: str = "auto"
+    # Loader workers per device; None: the node's cores (SLURM's allocation, else this process's) shared by its
+    # devices, less one each. The order of the training samples depends on this count (each worker reads shards of its own).
+    num_workers: int | None = None
     shuffle_buffer: int = MISSING
 
 
@@ -118,7 +123,7 @@ class TrainerConfig:
 @dataclass
 class EvaluateConfig:
     batch_size: int = MISSING
-    num_workers: int = MISSING
+    num_workers: int | None = MISSING  # None: as train.num_workers
 
 
 @dataclass

@@ -5,11 +5,16 @@ number of batches per epoch (DDP hangs otherwise): a worker cycles over its shar
 delivered its share. Evaluation reads every shard once, so each sample is counted exactly once
 across ranks. The datasets yield whole batches, so their lengths are the exact batch counts
 Lightning plans with.
+
+A transform takes each sample's JPEG bytes. On the loader path it decodes them with Pillow and
+returns a uint8 tensor (oak.data.transforms); on the device path it only plans the augmentation and
+the batch goes to the device undecoded (oak.data.on_device). Either way the data module turns the
+batch into normalised floats on the device.
 """
 
 import hashlib
-import io
 import itertools
+import os
 import random
 import signal
 import warnings
@@ -20,11 +25,12 @@ from typing import NamedTuple
 import lightning as L
 import torch
 import webdataset as wds
-from PIL import Image
 from torch.utils.data import DataLoader, IterableDataset, default_collate, get_worker_info
 
 from oak.data.info import read_info
+from oak.data.on_device import DeviceDecoder, JpegBatch
 from oak.data.tar import tar_samples
+from oak.data.transforms import DevicePixels
 from oak.errors import OakError
 from oak.seeding import seed_cpu_generators
 
@@ -35,7 +41,8 @@ from oak.seeding import seed_cpu_generators
 warnings.filterwarnings("ignore", message=r"Your `IterableDataset` has `__len__` defined")
 warnings.filterwarnings("ignore", message=r"You're resuming from a checkpoint that ended before the epoch ended")
 
-Transform = Callable
+Transform = Callable[[bytes], object]  # a JPEG's bytes -> what the batch holds of it
+Collate = Callable[[list], object]
 Batch = tuple[torch.Tensor, torch.Tensor]
 
 
@@ -44,19 +51,18 @@ def _worker() -> tuple[int, int]:
     return (info.id, info.num_workers) if info else (0, 1)
 
 
-def _decoded(samples: Iterator[dict], transform: Transform, seeds: tuple[str, int] | None = None) -> Iterator[tuple[torch.Tensor, int]]:
+def _transformed(samples: Iterator[dict], transform: Transform, seeds: tuple[str, int] | None = None) -> Iterator[tuple[object, int]]:
     """Each sample transformed; with `seeds` (a stream's key and the position of its first sample), each
     sample's random augmentation seeded by its position in the stream (see oak.seeding)."""
     for position, sample in enumerate(samples, seeds[1] if seeds else 0):
         if seeds:
             seed_cpu_generators(seeds[0], position)
-        with Image.open(io.BytesIO(sample["jpg"])) as image:
-            yield transform(image.convert("RGB")), int(sample["cls"])
+        yield transform(sample["jpg"]), int(sample["cls"])
 
 
-def _batches(samples: Iterator[tuple[torch.Tensor, int]], batch_size: int) -> Iterator[Batch]:
+def _batches(samples: Iterator[tuple[object, int]], batch_size: int, collate: Collate) -> Iterator[object]:
     while batch := list(itertools.islice(samples, batch_size)):
-        yield default_collate(batch)
+        yield collate(batch)
 
 
 class Shard(NamedTuple):
@@ -120,6 +126,7 @@ class TrainBatches(IterableDataset):
         seed: str,
         shuffle_buffer: int,
         skip_batches: int = 0,
+        collate: Collate = default_collate,
     ) -> None:
         self.workers = max(num_workers, 1)
         self.slots = world_size * self.workers
@@ -140,6 +147,7 @@ class TrainBatches(IterableDataset):
         self.seed = seed
         self.shuffle_buffer = shuffle_buffer
         self.skip_batches = skip_batches
+        self.collate = collate
 
     def __len__(self) -> int:
         return self.batches  # whole epoch: Lightning counts a resumed epoch's batches on from skip_batches
@@ -157,7 +165,8 @@ class TrainBatches(IterableDataset):
         rng = random.Random(f"{self.seed}/{slot}")
         samples = wds.shuffle(self.shuffle_buffer, rng=rng)(_shard_samples(itertools.cycle(shards)))
         remaining = itertools.islice(samples, done * self.batch_size, share * self.batch_size)
-        return _batches(_decoded(remaining, self.transform, seeds=(f"{self.seed}/{slot}", done * self.batch_size)), self.batch_size)
+        stream = _transformed(remaining, self.transform, seeds=(f"{self.seed}/{slot}", done * self.batch_size))
+        return _batches(stream, self.batch_size, self.collate)
 
 
 class EvalBatches(IterableDataset):
@@ -172,6 +181,7 @@ class EvalBatches(IterableDataset):
         rank: int,
         world_size: int,
         num_workers: int,
+        collate: Collate = default_collate,
     ) -> None:
         if len(shards) < world_size:
             raise OakError(
@@ -183,21 +193,24 @@ class EvalBatches(IterableDataset):
         self.batch_size = batch_size
         own = shards[rank::world_size]
         self.worker_shards = [own[worker :: self.workers] for worker in range(self.workers)]
+        self.collate = collate
 
     def __len__(self) -> int:
         return sum(-(-sum(shard.samples for shard in shards) // self.batch_size) for shards in self.worker_shards)
 
     def __iter__(self) -> Iterator[Batch]:
         worker, _ = _worker()
-        return _batches(_decoded(_shard_samples(self.worker_shards[worker]), self.transform), self.batch_size)
+        return _batches(_transformed(_shard_samples(self.worker_shards[worker]), self.transform), self.batch_size, self.collate)
 
 
 class ShardDataModule(L.LightningDataModule):
-    """Train and val loaders over a shard folder written by `oak prepare`.
+    """Train and val loaders over a shard folder written by `oak prepare`, and the batches' last steps
+    on the device: decoding there on the device path (`decoder`), then normalising.
 
     The training loader is rebuilt each epoch (the Trainer must use
     `reload_dataloaders_every_n_epochs=1`): its shuffle depends on the seed and the epoch, and a
-    resumed epoch skips the batches its checkpoint had already trained on.
+    resumed epoch skips the batches its checkpoint had already trained on. Its workers therefore
+    start again each epoch rather than persist.
     """
 
     def __init__(
@@ -206,8 +219,11 @@ class ShardDataModule(L.LightningDataModule):
         *,
         train_transform: Transform,
         eval_transform: Transform,
+        pixels: DevicePixels,
+        decoder: DeviceDecoder | None,
+        collate: Collate,
         batch_size: int,
-        num_workers: int,
+        num_workers: int | None,
         seed: int,
         shuffle_buffer: int,
     ) -> None:
@@ -215,6 +231,9 @@ class ShardDataModule(L.LightningDataModule):
         self.shards = shards
         self.train_transform = train_transform
         self.eval_transform = eval_transform
+        self.pixels = pixels
+        self.decoder = decoder
+        self.collate = collate
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.seed = seed
@@ -224,18 +243,29 @@ class ShardDataModule(L.LightningDataModule):
         trainer = self.trainer
         return {"rank": trainer.global_rank, "world_size": trainer.world_size} if trainer else {"rank": 0, "world_size": 1}
 
+    def _workers(self, shards: list[Shard]) -> int:
+        """`num_workers`, or when None the cores of this process's share of its node (as many
+        workers as shards allow: each needs one of its own)."""
+        if self.num_workers is not None:
+            return self.num_workers
+        processes_on_node = self.trainer.num_devices if self.trainer else 1
+        return max(1, min(default_workers(processes_on_node), len(shards) // self._ranks()["world_size"]))
+
     def train_dataloader(self) -> DataLoader:
+        shards = shards_of(self.shards, "train")
+        workers = self._workers(shards)
         dataset = TrainBatches(
-            shards_of(self.shards, "train"),
+            shards,
             self.train_transform,
             batch_size=self.batch_size,
-            num_workers=self.num_workers,
+            num_workers=workers,
             seed=f"{self.seed}/{self.trainer.current_epoch}",
             shuffle_buffer=self.shuffle_buffer,
             skip_batches=batches_done_this_epoch(self.trainer),
+            collate=self.collate,
             **self._ranks(),
         )
-        return self._loader(dataset)
+        return self._loader(dataset, workers)
 
     def val_dataloader(self) -> DataLoader:
         return self.eval_dataloader()
@@ -244,19 +274,32 @@ class ShardDataModule(L.LightningDataModule):
         return self.eval_dataloader()
 
     def eval_dataloader(self) -> DataLoader:
+        shards = shards_of(self.shards, "val")
+        workers = self._workers(shards)
         dataset = EvalBatches(
-            shards_of(self.shards, "val"),
-            self.eval_transform,
-            batch_size=self.batch_size,
-            num_workers=self.num_workers,
-            **self._ranks(),
+            shards, self.eval_transform, batch_size=self.batch_size, num_workers=workers, collate=self.collate, **self._ranks()
         )
-        return self._loader(dataset)
+        return self._loader(dataset, workers)
 
-    def _loader(self, dataset: IterableDataset) -> DataLoader:
-        return DataLoader(
-            dataset, batch_size=None, num_workers=self.num_workers, persistent_workers=False, worker_init_fn=_leave_sigterm_to_the_trainer
-        )
+    def _loader(self, dataset: IterableDataset, workers: int) -> DataLoader:
+        on_gpu = bool(self.trainer and self.trainer.strategy.root_device.type == "cuda")
+        return DataLoader(dataset, batch_size=None, num_workers=workers, pin_memory=on_gpu, worker_init_fn=_leave_sigterm_to_the_trainer)
+
+    def transfer_batch_to_device(self, batch: object, device: torch.device, dataloader_idx: int) -> Batch:
+        if isinstance(batch, JpegBatch):
+            return self.decoder(batch, device), batch.labels.to(device)
+        return super().transfer_batch_to_device(batch, device, dataloader_idx)
+
+    def on_after_batch_transfer(self, batch: Batch, dataloader_idx: int) -> Batch:
+        images, labels = batch
+        return self.pixels(images), labels
+
+
+def default_workers(processes_on_node: int) -> int:
+    """Loader workers per training process: the cores this node gives the job (SLURM's allocation,
+    else this process's CPU affinity) shared by its training processes, less one for the process itself."""
+    cores = int(os.environ.get("SLURM_CPUS_ON_NODE") or len(os.sched_getaffinity(0)))
+    return max(1, cores // processes_on_node - 1)
 
 
 def _leave_sigterm_to_the_trainer(worker: int) -> None:

@@ -2,8 +2,8 @@
 
 The training recipe (the `train` section of the config) reaches it through timm: the optimizer
 and its weight-decay exemption of norms and biases, the scheduler (stepped per optimizer update, as
-the TensorFlow references do), mixup/cutmix, label smoothing, an auxiliary classifier's loss and
-the EMA of the weights.
+the TensorFlow references do), random erasing and mixup/cutmix (on the device, on the whole batch),
+label smoothing, an auxiliary classifier's loss and the EMA of the weights.
 
 The EMA copy is deliberately not a submodule: DDP would take its parameters for the network's,
 find them unused by the loss and stop. It is moved to the device when fitting starts and travels in
@@ -17,6 +17,7 @@ import lightning as L
 import torch
 from omegaconf import DictConfig
 from timm.data import Mixup
+from timm.data.random_erasing import RandomErasing
 from timm.loss import SoftTargetCrossEntropy
 from timm.optim import create_optimizer_v2
 from timm.scheduler import create_scheduler_v2
@@ -60,6 +61,7 @@ class Classifier(L.LightningModule):
         self.train_samples = train_samples  # to count an epoch's updates for the schedule
         self.seed = seed
         self.mixup = _mixup(recipe, num_classes) if recipe else None
+        self.erasing = recipe.random_erasing if recipe else 0.0  # probability per image
         smoothing = recipe.label_smoothing if recipe else 0.0
         self.train_loss = SoftTargetCrossEntropy() if self.mixup else nn.CrossEntropyLoss(label_smoothing=smoothing)
         self.eval_loss = nn.CrossEntropyLoss()
@@ -137,7 +139,7 @@ class Classifier(L.LightningModule):
         self._epoch_start, self._epoch_images = time.perf_counter(), 0
 
     def on_train_batch_start(self, batch, batch_index: int) -> None:
-        # Dropout, stochastic depth, mixup and cutmix draw from streams keyed by the batch's place, so a
+        # Random erasing, dropout, stochastic depth, mixup and cutmix draw from streams keyed by the batch's place, so a
         # resumed epoch draws what it would have (see oak.seeding); each rank its own.
         seed_every_generator(self.seed, self.global_rank, self.current_epoch, batch_index)
 
@@ -148,11 +150,18 @@ class Classifier(L.LightningModule):
         # the epoch's mean, kept in a metric so that it travels in the checkpoint as the others do.
         self.epoch_lr.update(self.trainer.optimizers[0].param_groups[0]["lr"])
         self.log("lr", self.epoch_lr, on_step=False, on_epoch=True)
-        mixed_images, mixed_targets = self.mixup(images, targets) if self.mixup else (images, targets)
+        mixed_images, mixed_targets = self.augmented(images, targets)
         outputs = self.net(self._images(mixed_images))
         loss = self.training_loss(outputs, mixed_targets)
         self._log_metrics("train", _main_logits(outputs).detach(), targets, loss)  # accuracy against the unmixed labels
         return loss
+
+    def augmented(self, images: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The batch as the network trains on it: timm's random erasing (per image, normal noise on the
+        normalised pixels), then its mixup or cutmix."""
+        if self.erasing:
+            images = RandomErasing(self.erasing, mode="pixel", device=images.device)(images)
+        return self.mixup(images, targets) if self.mixup else (images, targets)
 
     def training_loss(self, outputs: torch.Tensor | tuple[torch.Tensor, torch.Tensor], targets: torch.Tensor) -> torch.Tensor:
         if isinstance(outputs, tuple):  # (logits, auxiliary logits): Inception-v3's side classifier in training

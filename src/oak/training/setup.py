@@ -7,9 +7,11 @@ import torch
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
+from torch.utils.data import default_collate
 
+from oak.data import on_device
 from oak.data.loader import ShardDataModule
-from oak.data.transforms import eval_transform, train_transform
+from oak.data.transforms import DevicePixels, eval_transform, train_transform
 from oak.models import create_model, set_batchnorm
 
 
@@ -26,20 +28,41 @@ def build_net(recipe: DictConfig, model: str, num_classes: int) -> nn.Module:
     return net
 
 
-def datamodule_for(config: DictConfig, *, batch_size: int, num_workers: int, eval_crops: int = 1) -> ShardDataModule:
-    """The shards, with the recipe's augmentations and evaluation protocol (see oak.data.transforms).
+def datamodule_for(config: DictConfig, *, batch_size: int, num_workers: int | None, eval_crops: int = 1) -> ShardDataModule:
+    """The shards, with the recipe's augmentations and evaluation protocol, decoded in the loader
+    (oak.data.transforms) or on the device (oak.data.on_device) as `train.decode` says.
 
     Validation during training looks at the centre crop; `oak evaluate` passes the recipe's `eval_crops`.
     """
+    recipe = config.train
+    common = {"pixels": DevicePixels(recipe), "batch_size": batch_size, "num_workers": num_workers}
+    common |= {"seed": config.seed, "shuffle_buffer": recipe.shuffle_buffer}
+    if decodes_on_device(config):
+        return ShardDataModule(
+            Path(config.paths.shards),
+            train_transform=on_device.TrainPlanner(recipe),
+            eval_transform=on_device.eval_jpeg,
+            decoder=on_device.DeviceDecoder(recipe, crops=eval_crops),
+            collate=on_device.collate,
+            **common,
+        )
     return ShardDataModule(
         Path(config.paths.shards),
-        train_transform=train_transform(config.train),
-        eval_transform=eval_transform(config.train, crops=eval_crops),
-        batch_size=batch_size,
-        num_workers=num_workers,
-        seed=config.seed,
-        shuffle_buffer=config.train.shuffle_buffer,
+        train_transform=train_transform(recipe),
+        eval_transform=eval_transform(recipe, crops=eval_crops),
+        decoder=None,
+        collate=default_collate,
+        **common,
     )
+
+
+def decodes_on_device(config: DictConfig) -> bool:
+    """`train.decode`: device, loader, or auto: on the device when it is a GPU and the recipe's
+    augmentations run there (AutoAugment and RandAugment run on Pillow images only)."""
+    decode = config.train.decode
+    if decode == "auto":
+        return _on_gpu(config.trainer.accelerator) and not config.train.auto_augment
+    return decode == "device"
 
 
 def trainer_settings(config: DictConfig) -> dict:
