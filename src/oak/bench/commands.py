@@ -140,6 +140,26 @@ def _cost(config: DictConfig, args: argparse.Namespace) -> None:
     print(f"wrote {out}")
 
 
+def _throughput(config: DictConfig, args: argparse.Namespace) -> None:
+    from oak.bench.cost import device_slug
+    from oak.bench.throughput import bench_throughput
+
+    device = _device(args.device)
+    cpu = device.type == "cpu"
+    out = Layout.of(config).devices / device_slug(device) / "throughput.json"
+    bench_throughput(
+        args.params,
+        out,
+        models=args.model or ["resnet50", "resnet18", "efficientnet_b0", "shufflenet_v2_x1_0"],
+        device=device,
+        batch_size=args.batch_size or (8 if cpu else 256),
+        image_size=args.resolution,
+        images=args.images or (64 if cpu else 16384),
+        epochs=args.epochs,
+    )
+    print(f"wrote {out}")
+
+
 def _measurement(measurements: Subcommands, name: str, handler: Handler, help: str, description: str = "") -> argparse.ArgumentParser:
     sub = measurements.add_parser(name, help=help, description=description or help)
     sub.add_argument("overrides", nargs="*", metavar="key=value", help="override a setting of the params file")
@@ -152,8 +172,8 @@ def _count(sub: argparse.ArgumentParser, flag: str, default: int, help: str) -> 
 
 
 def add_bench_commands(verbs: Subcommands) -> None:
-    """`oak bench` and its six measurements, on the `oak` parser's verbs."""
-    summary = "measure speed: inference, training and the loader beside plain PyTorch, `oak prepare`, Table 4, cost"
+    """`oak bench` and its seven measurements, on the `oak` parser's verbs."""
+    summary = "measure speed: inference, training and the loader beside plain PyTorch, `oak prepare`, Table 4, cost, throughput"
     bench = verbs.add_parser("bench", help=summary, description=f"{summary}. `oak bench MEASUREMENT --help` lists its options.")
     measurements = bench.add_subparsers(dest="measurement", required=True, title="measurements")
 
@@ -215,3 +235,19 @@ def add_bench_commands(verbs: Subcommands) -> None:
     cost.add_argument("--device", help=DEVICE_HELP)
     cost.add_argument("--steps", type=positive, help="timed steps per run (default: 20 on a GPU, 2 on a CPU)")
     cost.add_argument("--batch-size", type=positive, help="at most this batch (default: the recipe's on a GPU, 2 on a CPU)")
+
+    throughput = _measurement(
+        measurements,
+        "throughput",
+        _throughput,
+        "`oak train` end to end, decoding on the device and in the loader, beside the model alone "
+        "-> metrics/devices/<device>/throughput.json",
+    )
+    throughput.add_argument(
+        "--model", action="append", help="a model (repeatable; default: resnet50, resnet18, efficientnet_b0, shufflenet_v2_x1_0)"
+    )
+    throughput.add_argument("--device", help=DEVICE_HELP)
+    throughput.add_argument("--batch-size", type=positive, help="per device (default: 256 on a GPU, 8 on a CPU)")
+    _count(throughput, "--resolution", 224, "training image size")
+    throughput.add_argument("--images", type=positive, help="generated 500x375 training JPEGs (default: 16384 on a GPU, 64 on a CPU)")
+    _count(throughput, "--epochs", 2, "epochs of each training; the last one's rate counts")

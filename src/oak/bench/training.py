@@ -28,7 +28,7 @@ from oak.data.demo import write_demo
 from oak.data.info import read_info
 from oak.data.loader import TrainBatches, shards_of
 from oak.data.shards import prepare_shards
-from oak.data.transforms import train_transform
+from oak.data.transforms import DevicePixels, train_transform
 from oak.models import create_model
 from oak.training.classifier import Classifier
 from oak.training.setup import datamodule_for
@@ -89,7 +89,8 @@ def plain_training(config: DictConfig, model: str, num_classes: int, steps: int)
     recipe = config.train
     optimizer = create_optimizer_v2(net, opt=recipe.optimizer, lr=recipe.lr, weight_decay=recipe.weight_decay, momentum=recipe.momentum)
     loss_function = torch.nn.CrossEntropyLoss()
-    batches = _endless(lambda epoch: _shard_loader(config, epoch))
+    pixels = DevicePixels(recipe)  # uint8 from the loader, normalised as Oak's data module does
+    batches = ((pixels(images), targets) for images, targets in _endless(lambda epoch: _shard_loader(config, epoch)))
     for _ in range(WARMUP_BATCHES):
         _step(net, optimizer, loss_function, next(batches))
     start, images = time.perf_counter(), 0
@@ -129,7 +130,7 @@ def _shard_loader(config: DictConfig, epoch: int) -> DataLoader:
 
 
 def _folder_loader(config: DictConfig, tree: Path) -> DataLoader:
-    transform = train_transform(config.train)
+    transform = train_transform(config.train).transform  # the same transform: ImageFolder opens the files itself
     folder = ImageFolder(tree / "train", transform=transform)
     return DataLoader(folder, batch_size=config.train.batch_size, shuffle=True, drop_last=True, num_workers=config.train.num_workers)
 

@@ -23,9 +23,6 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import numpy as np
-from PIL import Image
-
 from oak.errors import OakError
 from oak.files import write_json
 from oak.studies.plan import Run, run_config
@@ -33,7 +30,6 @@ from oak.studies.plan import Run, run_config
 PROCESSES = 2  # DDP ranks, gloo on the CPU
 STEPS = 2  # per run: the checkpoint after the first, the kill, the resumed second
 CLASSES = 1000
-IMAGE = (500, 375)  # ImageNet's most common size
 VAL_IMAGES = 8
 # Training memory per image, in bytes per activation (every conv/linear output element, as
 # oak.models.facts counts them): 7-11 measured here for resnet50, efficientnet_b0 and inception_v3
@@ -63,20 +59,10 @@ class SmokeResult:
 
 def make_data(folder: Path) -> Path:
     """A shard set of ImageNet-sized JPEGs: one training image per class (1000), and VAL_IMAGES to validate on."""
-    from oak.data.imagenet import IMAGENET_1K_WNIDS
-    from oak.data.shards import prepare_shards
+    from oak.data.fullsize import fullsize_shards
 
-    rng = np.random.default_rng(0)
-    wnids = IMAGENET_1K_WNIDS[:CLASSES]
-    tree = folder / "tree"
-    for index, wnid in enumerate(wnids):
-        for split in ("train", "val") if index < VAL_IMAGES else ("train",):
-            out = tree / split / wnid / f"{wnid}_{split}.JPEG"
-            out.parent.mkdir(parents=True, exist_ok=True)
-            pixels = rng.integers(0, 256, size=(IMAGE[1] // 25, IMAGE[0] // 25, 3), dtype=np.uint8)
-            Image.fromarray(pixels).resize(IMAGE, Image.BILINEAR).save(out, quality=90)
-    prepare_shards(tree, folder / "shards", samples_per_shard=4, seed=0)  # a validation shard for each rank
-    return folder / "shards"
+    # a validation shard for each rank
+    return fullsize_shards(folder, train=dict.fromkeys(range(CLASSES), 1), val=dict.fromkeys(range(VAL_IMAGES), 1), samples_per_shard=4)
 
 
 def smoke_batch(model: str, image_size: int, recipe_batch: int, even: bool) -> tuple[int, str]:
@@ -271,7 +257,7 @@ def smoke(profile: str, params: Path, out: Path, *, runs: list[Run], update: boo
     earlier = _earlier_results(out, profile, {run.name for run in runs}) if update else []
     results = list(earlier)
     with tempfile.TemporaryDirectory(prefix="oak-smoke-") as folder:
-        print(f"oak smoke {profile}: making {CLASSES} classes of {IMAGE[0]}x{IMAGE[1]} JPEGs", flush=True)
+        print(f"oak smoke {profile}: making {CLASSES} classes of 500x375 JPEGs", flush=True)
         shards = make_data(Path(folder))
         print(f"{'run':42} {'recipe':22} {'px':>4} {'precision':10} {'batch':>5} {'steps':>5} {'s/step':>7} {'peak MB':>8}  status")
         for run in runs:
