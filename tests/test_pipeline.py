@@ -193,3 +193,12 @@ def test_an_experiment_shows_its_change_in_dvc_exp_show_and_metrics_diff(repo: P
     assert baseline["data"]["params"]["params.yaml"]["data"]["train"]["epochs"] == 2
     diff = json.loads(run(["dvc", "metrics", "diff", "--json"], repo))
     assert diff["metrics/train/resnet18.json"]["epochs"] == {"old": 2, "new": 3, "diff": 1}
+    # Only the changed param and results: timings (metrics/timings, metrics/bench) are not DVC metrics
+    header = run(["dvc", "exp", "show", "--only-changed", "--csv"], repo).splitlines()[0].split(",")
+    results = {"top1", "top5", "loss", "epochs", "steps", "train_loss", "val_top1", "val_loss"}
+    assert "train.epochs" in header and "metrics/eval/resnet18.json:top1" in header
+    assert all(column.rpartition(":")[2] in results for column in header if column.startswith("metrics/")), header
+    assert not [column for column in header if "second" in column or "g1" in column]
+    compared = run(["oak", "compare"], repo).splitlines()
+    assert compared[0] == "train.epochs: workspace 3 | main 2 | longer 3"
+    assert [line.split()[0] for line in compared[2:]] == ["top1", *MODELS]

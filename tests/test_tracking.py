@@ -18,6 +18,7 @@ from params_files import PARAMS
 from test_train_evaluate import MODEL, tiny_config
 
 from oak.config.load import load_config
+from oak.data.info import read_info
 from oak.layout import Layout
 from oak.tracking.server import server_command
 from oak.tracking.tracker import Tracker, experiment_name
@@ -93,11 +94,14 @@ def test_a_run_holds_config_tags_metrics_and_artifacts(tmp_path: Path, shards: P
         "train/images_per_second",
         "eval/top1",
         "eval/top5",
-        "train_seconds",
+        "train/seconds",
+        "eval/seconds",
         "model/parameters",
         "model/gmacs",
     } <= set(run.data.metrics)
     assert run.data.metrics["eval/top1"] == evaluated["top1"] == json.loads(Layout.of(config).eval_metrics(MODEL).read_text())["top1"]
+    [dataset] = {item.dataset.name: item.dataset for item in run.inputs.dataset_inputs}.values()  # one dataset, for training and evaluation
+    assert dataset.digest == read_info(Path(config.paths.shards)).fingerprint[:16] and dataset.name == tags["dataset"]
     artifacts = {a.path for a in MlflowClient(server).list_artifacts(run.info.run_id)}
     assert artifacts == {"config.yaml", Layout.of(config).train_metrics(MODEL).name, Layout.of(config).eval_metrics(MODEL).name}
 

@@ -58,6 +58,10 @@ class Layout:
     def eval_metrics(self, run: str) -> Path:
         return self.metrics / "eval" / f"{run}.json"
 
+    def timings(self, stage: str, run: str) -> Path:
+        """How long `stage` (train or evaluate) of `run` took: kept out of the DVC metrics, which hold results only."""
+        return self.metrics / "timings" / stage / f"{run}.json"
+
     def weights_metrics(self, run: str) -> Path:
         """`oak evaluate --weights`: kept apart from the pipeline's own evaluations."""
         return self.metrics / "weights" / f"{run}.json"

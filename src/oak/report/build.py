@@ -56,6 +56,7 @@ class Inputs:
     g1s: dict[str, dict]  # Table 4's measurements by table name
     measured: dict[str, dict]  # evaluation metrics by run
     trained: dict[str, dict]  # training metrics by run
+    timings: dict[str, dict]  # training times by run
     imagenet: dict[str, Run | str]  # the imagenet profile's plan, which the cost tables and speed figures price
     devices: dict[str, dict]  # cost measurements by device slug
     curves: dict[str, list[dict[str, float]]]  # per-epoch metrics by run
@@ -70,7 +71,9 @@ def write_report(config: DictConfig) -> list[Path]:
     layout = Layout.of(config)
     inputs = read_inputs(layout)
     tables = report_tables(inputs)
-    outputs = results_outputs(layout, config.report.title, inputs.info, result_rows(inputs.runs, inputs.trained, inputs.measured))
+    outputs = results_outputs(
+        layout, config.report.title, inputs.info, result_rows(inputs.runs, inputs.trained, inputs.measured, inputs.timings)
+    )
     for name, table in tables.items():
         outputs |= table_files(table, layout.tables, name)
     for name, figure in report_figures(inputs):
@@ -101,6 +104,7 @@ def read_inputs(layout: Layout) -> Inputs:
         g1s=read_g1s(layout),
         measured={run.name: read_metrics(layout.eval_metrics(run.name)) for run in runs},
         trained={run.name: read_metrics(layout.train_metrics(run.name)) for run in runs},
+        timings={run.name: read_metrics(layout.timings("train", run.name)) for run in runs},
         imagenet=plan_rows(studies, "imagenet"),
         devices=read_devices(layout.devices),
         curves={run.name: read_curves(layout.curves(run.name)) for run in runs},

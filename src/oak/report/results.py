@@ -1,6 +1,6 @@
 """The results of this pipeline's own runs: a table (Markdown, CSV) and top-1 against parameters.
 
-Built only from the DVC-tracked metrics files, never from the MLflow database.
+Built only from the DVC-tracked metrics and timings files, never from the MLflow database.
 """
 
 from dataclasses import replace
@@ -20,8 +20,8 @@ HEADINGS = ("run", "model", "recipe", "top-1 (%)", "top-5 (%)", "params (M)", "e
 FIGURE = "top1_vs_params"
 
 
-def result_rows(runs: list[Run], trained: dict[str, dict], evaluated: dict[str, dict]) -> list[dict]:
-    """One row per run, joined from its training and evaluation metrics (by run name)."""
+def result_rows(runs: list[Run], trained: dict[str, dict], evaluated: dict[str, dict], timings: dict[str, dict]) -> list[dict]:
+    """One row per run, joined from its training and evaluation metrics and its training time (by run name)."""
     return [
         {
             "run": run.name,
@@ -31,7 +31,7 @@ def result_rows(runs: list[Run], trained: dict[str, dict], evaluated: dict[str, 
             "top5_pct": round(100 * evaluated[run.name]["top5"], 2),
             "params_m": round(evaluated[run.name]["params"] / 1e6, 3),
             "epochs": trained[run.name]["epochs"],
-            "train_seconds": trained[run.name]["train_seconds"],
+            "train_seconds": timings[run.name]["seconds"],
         }
         for run in runs
     ]

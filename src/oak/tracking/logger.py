@@ -26,7 +26,7 @@ from lightning.fabric.utilities.logger import _convert_params, _flatten_dict
 from lightning.pytorch.loggers.logger import Logger
 from lightning.pytorch.utilities import rank_zero_only
 from mlflow import MlflowClient
-from mlflow.entities import Metric, Param, RunTag
+from mlflow.entities import DatasetInput, Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 from requests.exceptions import RequestException
 
@@ -139,6 +139,7 @@ class BufferedMlflowLogger(Logger):
         self._params: dict[str, str] = {}
         self._metrics: list[Metric] = []
         self._artifacts: list[str] = []
+        self._datasets: list[DatasetInput] = []
         self._status: str | None = "RUNNING" if self.resumed and not self.evaluation else None
         self._held: set[tuple[str, int]] = set()  # (key, step) of the points the server holds, when looked up
         self._look_up_held = self.resumed and not self.evaluation
@@ -183,6 +184,12 @@ class BufferedMlflowLogger(Logger):
     @rank_zero_only
     def set_tags(self, tags: dict[str, str]) -> None:
         self._tags.update(tags)
+        self.deliver()
+
+    @rank_zero_only
+    def log_dataset(self, dataset: DatasetInput) -> None:
+        """The data the run trained or evaluated on, as an MLflow dataset input (the UI's Dataset column)."""
+        self._datasets.append(dataset)
         self.deliver()
 
     @rank_zero_only
@@ -260,6 +267,9 @@ class BufferedMlflowLogger(Logger):
         while self._metrics:
             self.client.log_batch(self.run_id, metrics=self._metrics[:BATCH])
             self._metrics = self._metrics[BATCH:]
+        if self._datasets:
+            self.client.log_inputs(self.run_id, datasets=self._datasets)
+            self._datasets = []
         while self._artifacts:
             self.client.log_artifact(self.run_id, self._artifacts[0])
             self._artifacts.pop(0)

@@ -18,7 +18,9 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.utilities import rank_zero_only
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from mlflow import MlflowClient
+from mlflow.entities import Dataset, DatasetInput, InputTag
 from mlflow.exceptions import MlflowException
+from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
 from omegaconf import DictConfig
 
 from oak.config.load import flatten
@@ -78,6 +80,14 @@ def run_params(config: DictConfig, model: str, info: ShardInfo) -> dict[str, obj
     described |= {"dataset": info.label, "dataset.fingerprint": info.fingerprint}
     described |= {f"train.{key}": value for key, value in flatten(config.train).items()}
     return described | {f"trainer.{key}": config.trainer[key] for key in DECISIVE_TRAINER_KEYS}
+
+
+def dataset_input(config: DictConfig, info: ShardInfo, *, context: str) -> DatasetInput:
+    """The shards as an MLflow dataset: named by their label, digest the shard fingerprint, source the
+    folder they were prepared from (`context`: training or evaluation, as MLflow's own tag says)."""
+    source = json.dumps({"uri": redact_text(str(config.data.source)), "shards": str(config.paths.shards)})
+    dataset = Dataset(name=info.label, digest=info.fingerprint[:16], source_type="local", source=source)
+    return DatasetInput(dataset, tags=[InputTag(MLFLOW_DATASET_CONTEXT, context)])
 
 
 class Tracker:

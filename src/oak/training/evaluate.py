@@ -1,6 +1,7 @@
 """`oak evaluate MODEL`: top-1, top-5 and loss of a trained checkpoint, or given weights, on the val shards."""
 
 import json
+import time
 from pathlib import Path
 
 import lightning as L
@@ -12,7 +13,7 @@ from oak.files import write_json
 from oak.layout import CHECKPOINT_FILE, RUN_FILE, Layout
 from oak.models import check_model_name, parameter_count
 from oak.models.facts import model_facts
-from oak.tracking.tracker import Tracker
+from oak.tracking.tracker import Tracker, dataset_input
 from oak.training.classifier import Classifier
 from oak.training.setup import build_net, datamodule_for
 from oak.training.weights import load_weights
@@ -49,12 +50,14 @@ def evaluate(config: DictConfig, model: str, weights: Path | None = None, *, run
         logger=logger,
         enable_progress_bar=config.trainer.enable_progress_bar,
     )
+    start = time.perf_counter()
     [results] = trainer.test(
         Classifier(net, num_classes=info.num_classes),
         datamodule=datamodule_for(
             config, batch_size=config.evaluate.batch_size, num_workers=config.evaluate.num_workers, eval_crops=config.train.eval_crops
         ),
     )
+    seconds = time.perf_counter() - start
     # The parameters the model classifies with: Inception-v3's auxiliary head only serves training.
     metrics = {
         "top1": results["eval/top1"],
@@ -70,10 +73,15 @@ def evaluate(config: DictConfig, model: str, weights: Path | None = None, *, run
     if not trainer.is_global_zero:
         return metrics
     write_json(out, metrics)
+    if weights is None:
+        write_json(
+            layout.timings("evaluate", run), {"seconds": round(seconds, 2), "images_per_second": round(metrics["samples"] / seconds, 1)}
+        )
     # As the model is published (1000 classes) and at the resolution it was evaluated: not the params
     # of this run's head, and not under MLflow's own word "params".
     facts = model_facts(model, config.train.eval_image_size or config.train.image_size)
-    logger.log_metrics({"model/parameters": facts.params, "model/gmacs": facts.macs / 1e9})
+    logger.log_metrics({"model/parameters": facts.params, "model/gmacs": facts.macs / 1e9, "eval/seconds": round(seconds, 2)})
+    logger.log_dataset(dataset_input(config, info, context="evaluation"))
     logger.set_tags({"stage": "train,evaluate" if run_id else "evaluate"} | ({"weights": str(weights)} if weights else {}))
     logger.log_artifact(out)
     return metrics

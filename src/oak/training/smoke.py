@@ -128,11 +128,12 @@ def smoke_run(run: Run, params: Path, shards: Path, work: Path) -> SmokeResult:
             raise OakError("the second training did not resume from the checkpoint")
         peaks.append(_run([*oak, "evaluate", "--run", run.name, run.model, *overrides], folder / "evaluate.log")[0])
         trained = json.loads((folder / "metrics" / "train" / f"{run.name}.json").read_text())
+        timings = json.loads((folder / "metrics" / "timings" / "train" / f"{run.name}.json").read_text())
         evaluated = json.loads((folder / "metrics" / "eval" / f"{run.name}.json").read_text())
         if evaluated["samples"] != VAL_IMAGES:
             raise OakError(f"evaluated {evaluated['samples']} of {VAL_IMAGES} images")
         result.steps = trained["steps"]
-        result.seconds_per_step = round(trained["train_seconds"], 2)  # the resumed process trains the last step
+        result.seconds_per_step = round(timings["seconds"], 2)  # the resumed process trains the last step
         result.peak_memory_mb = max(peaks) // 1024
         result.status = "ok"
     except OakError as error:

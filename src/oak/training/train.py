@@ -15,7 +15,7 @@ from oak.layout import CHECKPOINT_FILE, CURVES_FILE, RESOLVED_CONFIG_FILE, RUN_F
 from oak.models import check_model_name
 from oak.tracking.logger import BufferedMlflowLogger
 from oak.tracking.redaction import redact_config
-from oak.tracking.tracker import MarkInterrupted, Tracker, run_params
+from oak.tracking.tracker import MarkInterrupted, Tracker, dataset_input, run_params
 from oak.training.checkpoints import (
     CheckpointFolder,
     LastCheckpoint,
@@ -88,13 +88,14 @@ def _train(config: DictConfig, model: str, run: str, layout: Layout, tracker: Tr
         "epochs": trainer.current_epoch,
         "steps": trainer.global_step,
         "image_size": recipe.image_size,
-        "train_seconds": round(seconds, 2),
         "train_loss": logged["train/loss"],
         "val_top1": logged["val/top1"],
         "val_loss": logged["val/loss"],
     }
+    # this process's fit: a resumed training's covers what it trained after the checkpoint
+    timings = {"seconds": round(seconds, 2), "images_per_second": round(logged["train/images_per_second"], 1)}
     if trainer.is_global_zero:
-        _record(config, run, layout, logger, run_record, metrics)
+        _record(config, run, layout, logger, run_record, metrics, timings)
     return metrics
 
 
@@ -107,17 +108,21 @@ def _run_logger(
     logger = tracker.run_logger(model=model, run=run, stage="train", info=info, run_id=run_id)
     if not logger.resumed:
         logger.log_hyperparams(run_params(config, model, info))  # opens the run: after anything that could fail before training
+        logger.log_dataset(dataset_input(config, info, context="training"))
     return logger
 
 
-def _record(config: DictConfig, run: str, layout: Layout, logger: BufferedMlflowLogger, run_record: dict, metrics: dict) -> None:
-    """The finished training's files for DVC (metrics, curves) and for its MLflow run."""
+def _record(
+    config: DictConfig, run: str, layout: Layout, logger: BufferedMlflowLogger, run_record: dict, metrics: dict, timings: dict
+) -> None:
+    """The finished training's files for DVC (metrics, timings, curves) and for its MLflow run."""
     out = layout.run_folder(run)
     write_json(out / RUN_FILE, run_record | {"run_id": logger.run_id, "complete": True})
     write_atomic(out / RESOLVED_CONFIG_FILE, OmegaConf.to_yaml(redact_config(config)))
     write_json(layout.train_metrics(run), metrics)
+    write_json(layout.timings("train", run), timings)
     write_atomic(layout.curves(run), (out / CURVES_FILE).read_text())
-    logger.log_metrics({"train_seconds": metrics["train_seconds"]}, step=metrics["epochs"] - 1)  # at the last epoch
+    logger.log_metrics({"train/seconds": timings["seconds"]}, step=metrics["epochs"] - 1)  # at the last epoch
     logger.log_artifact(out / RESOLVED_CONFIG_FILE)
     logger.log_artifact(layout.train_metrics(run))
     if config.tracking.log_checkpoints:
