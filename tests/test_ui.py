@@ -70,6 +70,7 @@ def test_the_runs_link_opens_the_model_runs_table(server_with_runs: tuple[str, s
         browser, f"{url}/#/experiments/{experiment}?workflowType=machine_learning", re.compile("2 matching runs"), tmp_path / "runs.png"
     )
     assert all(model in text for model in MODELS)
+    assert text.count("oak-demo (synthetic)") == 2  # the Dataset column: the shards each run trained on
     assert "report" not in text.split()  # the report's runs live in their own experiment
     assert "/runs" in browser.current_url
 
