@@ -8,7 +8,7 @@ from oak.report.compare import compare_table
 SECTIONS = {"seed", "train", "trainer"}
 
 
-def row(name: str | None, rev: str, epochs: int, top1: dict[str, float]) -> dict:
+def row(name: str | None, rev: str, epochs: float, top1: dict[str, float]) -> dict:
     metrics = {f"metrics/eval/{run}.json:{key}": value for run, value in top1.items() for key, value in (("top1", value), ("loss", 1.0))}
     timings = {"metrics/train/resnet18.json:steps": 10 * epochs}
     return {"Experiment": name, "rev": rev, "typ": "x", "seed": 0, "train.epochs": epochs, **timings, **metrics}
@@ -17,7 +17,7 @@ def row(name: str | None, rev: str, epochs: int, top1: dict[str, float]) -> dict
 def test_the_params_that_differ_then_each_runs_metric_per_experiment() -> None:
     rows = [
         row(None, "workspace", 4, {"resnet18": 0.5, "plain18": 0.25}),
-        row(None, "main", 3, {"resnet18": 0.4, "plain18": 0.2}),
+        row(None, "main", 3.0, {"resnet18": 0.4, "plain18": 0.2}),  # DVC reads some numbers as floats
         row("longer", "a1b2c3d", 4, {"resnet18": 0.5, "plain18": 0.25}),
     ]
     assert compare_table(rows, SECTIONS).splitlines() == [

@@ -33,7 +33,7 @@ def compare_table(rows: list[dict], sections: set[str], metric: str = "top1") ->
     lines = []
     changed = [key for key in rows[0] if key.split(".")[0] in sections and _differs(rows, key)]
     for key in changed:
-        lines.append(f"{key}: " + " | ".join(f"{name} {row.get(key)}" for name, row in zip(names, rows)))
+        lines.append(f"{key}: " + " | ".join(f"{name} {_param(row.get(key))}" for name, row in zip(names, rows)))
     runs = sorted({m["run"] for key in rows[0] if (m := EVAL_METRIC.match(key)) and m["metric"] == metric})
     if not runs:
         raise OakError(f"no experiment holds metrics/eval/*.json:{metric}; metrics are top1, top5, loss and samples")
@@ -48,6 +48,11 @@ def compare_table(rows: list[dict], sections: set[str], metric: str = "top1") ->
 
 def _name(row: dict) -> str:
     return row.get("Experiment") or row["rev"]
+
+
+def _param(value: object) -> object:
+    """DVC's table reads numbers as floats: 3.0 epochs are shown as 3."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
 def _differs(rows: list[dict], key: str) -> bool:
