@@ -8,29 +8,24 @@ Lightning plans with.
 
 A transform takes each sample's JPEG bytes. On the loader path it decodes them with Pillow and
 returns a uint8 tensor (oak.data.transforms); on the device path it only plans the augmentation and
-the batch goes to the device undecoded (oak.data.on_device). Either way the data module turns the
-batch into normalised floats on the device.
+the batch goes to the device undecoded (oak.data.on_device). Either way the data module
+(oak.data.datamodule) turns the batch into normalised floats on the device.
 """
 
 import hashlib
 import itertools
-import os
 import random
-import signal
 import warnings
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import NamedTuple
 
-import lightning as L
 import torch
 import webdataset as wds
-from torch.utils.data import DataLoader, IterableDataset, default_collate, get_worker_info
+from torch.utils.data import IterableDataset, default_collate, get_worker_info
 
 from oak.data.info import read_info
-from oak.data.on_device import DeviceDecoder, JpegBatch
 from oak.data.tar import tar_samples
-from oak.data.transforms import DevicePixels
 from oak.errors import OakError
 from oak.seeding import seed_cpu_generators
 
@@ -201,121 +196,3 @@ class EvalBatches(IterableDataset):
     def __iter__(self) -> Iterator[Batch]:
         worker, _ = _worker()
         return _batches(_transformed(_shard_samples(self.worker_shards[worker]), self.transform), self.batch_size, self.collate)
-
-
-class ShardDataModule(L.LightningDataModule):
-    """Train and val loaders over a shard folder written by `oak prepare`, and the batches' last steps
-    on the device: decoding there on the device path (`decoder`), then normalising.
-
-    The training loader is rebuilt each epoch (the Trainer must use
-    `reload_dataloaders_every_n_epochs=1`): its shuffle depends on the seed and the epoch, and a
-    resumed epoch skips the batches its checkpoint had already trained on. Its workers therefore
-    start again each epoch rather than persist.
-    """
-
-    def __init__(
-        self,
-        shards: Path,
-        *,
-        train_transform: Transform,
-        eval_transform: Transform,
-        pixels: DevicePixels,
-        decoder: DeviceDecoder | None,
-        collate: Collate,
-        batch_size: int,
-        num_workers: int | None,
-        seed: int,
-        shuffle_buffer: int,
-    ) -> None:
-        super().__init__()
-        self.shards = shards
-        self.train_transform = train_transform
-        self.eval_transform = eval_transform
-        self.pixels = pixels
-        self.decoder = decoder
-        self.collate = collate
-        self.batch_size = batch_size
-        self.num_workers = num_workers
-        self.seed = seed
-        self.shuffle_buffer = shuffle_buffer
-
-    def _ranks(self) -> dict[str, int]:
-        trainer = self.trainer
-        return {"rank": trainer.global_rank, "world_size": trainer.world_size} if trainer else {"rank": 0, "world_size": 1}
-
-    def _workers(self, shards: list[Shard]) -> int:
-        """`num_workers`, or when None the cores of this process's share of its node (as many
-        workers as shards allow: each needs one of its own)."""
-        if self.num_workers is not None:
-            return self.num_workers
-        processes_on_node = self.trainer.num_devices if self.trainer else 1
-        return max(1, min(default_workers(processes_on_node), len(shards) // self._ranks()["world_size"]))
-
-    def train_dataloader(self) -> DataLoader:
-        shards = shards_of(self.shards, "train")
-        workers = self._workers(shards)
-        dataset = TrainBatches(
-            shards,
-            self.train_transform,
-            batch_size=self.batch_size,
-            num_workers=workers,
-            seed=f"{self.seed}/{self.trainer.current_epoch}",
-            shuffle_buffer=self.shuffle_buffer,
-            skip_batches=batches_done_this_epoch(self.trainer),
-            collate=self.collate,
-            **self._ranks(),
-        )
-        return self._loader(dataset, workers)
-
-    def val_dataloader(self) -> DataLoader:
-        return self.eval_dataloader()
-
-    def test_dataloader(self) -> DataLoader:
-        return self.eval_dataloader()
-
-    def eval_dataloader(self) -> DataLoader:
-        shards = shards_of(self.shards, "val")
-        workers = self._workers(shards)
-        dataset = EvalBatches(
-            shards, self.eval_transform, batch_size=self.batch_size, num_workers=workers, collate=self.collate, **self._ranks()
-        )
-        return self._loader(dataset, workers)
-
-    def _loader(self, dataset: IterableDataset, workers: int) -> DataLoader:
-        on_gpu = bool(self.trainer and self.trainer.strategy.root_device.type == "cuda")
-        return DataLoader(dataset, batch_size=None, num_workers=workers, pin_memory=on_gpu, worker_init_fn=_leave_sigterm_to_the_trainer)
-
-    def transfer_batch_to_device(self, batch: object, device: torch.device, dataloader_idx: int) -> Batch:
-        if isinstance(batch, JpegBatch):
-            return self.decoder(batch, device), batch.labels.to(device)
-        return super().transfer_batch_to_device(batch, device, dataloader_idx)
-
-    def on_after_batch_transfer(self, batch: Batch, dataloader_idx: int) -> Batch:
-        images, labels = batch
-        return self.pixels(images), labels
-
-
-def default_workers(processes_on_node: int) -> int:
-    """Loader workers per training process: the cores this node gives the job (SLURM's allocation,
-    else this process's CPU affinity) shared by its training processes, less one for the process itself."""
-    cores = int(os.environ.get("SLURM_CPUS_ON_NODE") or len(os.sched_getaffinity(0)))
-    return max(1, cores // processes_on_node - 1)
-
-
-def _leave_sigterm_to_the_trainer(worker: int) -> None:
-    """SIGTERM sent to the whole process group (scancel, timeout, docker stop) is the training's to act
-    on: Lightning stops after the batch and Oak exits 143. PyTorch's workers would die of it at once and
-    crash the training with a worker error first; they end with their loader instead (and `oak` kills
-    any that an error leaves behind, see oak.cli)."""
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-
-
-def batches_done_this_epoch(trainer: L.Trainer) -> int:
-    """How many batches of the current epoch a restored checkpoint had trained on (0 at an epoch start).
-
-    Lightning asks for the loader before it resets its progress counters for the new epoch, so a
-    full count is the previous epoch's. "processed", not "completed": a checkpoint written at a
-    batch's end counts that batch as processed but not yet completed.
-    """
-    progress = trainer.fit_loop.epoch_loop.batch_progress.current
-    return progress.processed if progress.processed < trainer.num_training_batches else 0

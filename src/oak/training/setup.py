@@ -10,7 +10,7 @@ from torch import nn
 from torch.utils.data import default_collate
 
 from oak.data import on_device
-from oak.data.loader import ShardDataModule
+from oak.data.datamodule import ShardDataModule
 from oak.data.transforms import DevicePixels, eval_transform, train_transform
 from oak.models import create_model, set_batchnorm
 
