@@ -14,6 +14,7 @@ from oak.bench.commands import add_bench_commands
 from oak.config.load import PROFILES, load_config
 from oak.errors import OakError
 from oak.layout import PARAMS_FILE
+from oak.report.compare import compare  # imports DVC only when it runs
 
 
 def _demo_data(config: DictConfig, args: argparse.Namespace) -> None:
@@ -154,12 +155,6 @@ def _report(config: DictConfig, args: argparse.Namespace) -> None:
         print(f"wrote {path}")
 
 
-def _compare(config: DictConfig, args: argparse.Namespace) -> None:
-    from oak.report.compare import compare
-
-    compare(config, args)
-
-
 def _models(config: DictConfig, args: argparse.Namespace) -> None:
     import json
 
@@ -244,8 +239,8 @@ def parser() -> argparse.ArgumentParser:
     submit.add_argument("--dry-run", action="store_true", help="print the jobs and their sbatch options; submit nothing")
     verb("status", _status, "the jobs of the last `oak submit`: queued, running, done or failed, with logs and MLflow runs")
     verb("report", _report, "write the results table and figure")
-    compare = verb("compare", _compare, "DVC experiments side by side: the params that differ and each run's top-1")
-    compare.add_argument("--metric", choices=["top1", "top5", "loss"], default="top1", help="(default: %(default)s)")
+    comparing = verb("compare", compare, "DVC experiments side by side: the params that differ and each run's top-1")
+    comparing.add_argument("--metric", choices=["top1", "top5", "loss"], default="top1", help="(default: %(default)s)")
     models = verb("models", _models, "the model zoo and each model's architecture facts")
     models.add_argument("--model", action="append", help="only this model (repeatable); default: the whole zoo")
     models.add_argument("--resolution", type=int, help="count MACs and activations at this size (default: each model's test size)")
