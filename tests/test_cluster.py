@@ -74,6 +74,16 @@ def states(repo: Path, env: dict[str, str]) -> dict[str, str]:
     return {row[0]: row[2] for row in rows if len(row) >= 3 and row[1].isdigit()}
 
 
+def failed_logs(repo: Path, env: dict[str, str]) -> str:
+    """The last lines of every failed job's log: what an assertion needs to say why a job it waited for never finished."""
+    tails = []
+    for stage, state in states(repo, env).items():
+        log = repo / "logs" / "slurm" / f"{stage}.log"
+        if state == "failed" and log.exists():
+            tails.append(f"--- {stage} ---\n" + "\n".join(log.read_text().splitlines()[-25:]))
+    return "\n".join(tails)
+
+
 def wait_for_jobs(repo: Path, env: dict[str, str], timeout: float = 900) -> dict[str, str]:
     """`oak status` once the queue holds none of the submitted jobs (asked of squeue: cheaper than Oak, which imports MLflow)."""
     ids = ",".join(job["job_id"] for job in submitted(repo).values())
@@ -94,7 +104,7 @@ def first_submit(tmp_path_factory: pytest.TempPathFactory, cluster: dict[str, st
     checkpoint = repo / "models" / "resnet18" / "last.ckpt"
     deadline = time.monotonic() + 600
     while not checkpoint.exists():
-        assert time.monotonic() < deadline, f"no checkpoint of resnet18 after 600 s: {states(repo, env)}"
+        assert time.monotonic() < deadline, f"no checkpoint of resnet18 after 600 s: {states(repo, env)}\n{failed_logs(repo, env)}"
         time.sleep(0.5)
     run_id = json.loads((checkpoint.parent / "run.json").read_text())["run_id"]
     subprocess.run(["scontrol", "requeue", job], env=env, check=True)

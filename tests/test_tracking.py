@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -267,3 +268,37 @@ def test_a_sqlite_stores_artifacts_lie_beside_its_file_whatever_folder_oak_runs_
     logger.finalize("success")
     assert list((tmp_path / "store" / "mlruns").rglob("config.yaml"))
     assert list((tmp_path / "elsewhere").iterdir()) == []
+
+
+@pytest.mark.slow
+def test_runs_started_at_once_in_a_new_experiment_all_land_in_it_with_their_dataset(server: str) -> None:
+    """Parallel SLURM jobs on a fresh server each find no experiment and create it: all but one
+    creation is refused as a duplicate, and each run still starts, in the one experiment."""
+    from mlflow.entities import Dataset, DatasetInput
+
+    from oak.tracking.logger import BufferedMlflowLogger
+
+    starters = 8
+    barrier = threading.Barrier(starters)
+    failures: list[BaseException] = []
+
+    def start(index: int) -> None:
+        logger = BufferedMlflowLogger(tracking_uri=server, experiment="started-at-once", run_name=f"r{index}", tags={})
+        logger.client.get_experiment_by_name("started-at-once")  # connected, as a job is by the time its first epoch ends
+        barrier.wait()
+        try:
+            logger.log_dataset(DatasetInput(Dataset(name="shards", digest="0123456789abcdef", source_type="local", source="{}")))
+            logger.log_metrics({"loss": 1.0}, step=0)
+            logger.finalize("success")
+        except BaseException as error:  # noqa: BLE001 - reported below, with every thread's
+            failures.append(error)
+
+    threads = [threading.Thread(target=start, args=(index,)) for index in range(starters)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not failures, failures
+    runs = runs_of(server, "started-at-once")
+    assert sorted(run.info.run_name for run in runs) == [f"r{index}" for index in range(starters)]
+    assert all(run.inputs.dataset_inputs[0].dataset.digest == "0123456789abcdef" for run in runs)

@@ -240,16 +240,34 @@ class BufferedMlflowLogger(Logger):
                 return False
             time.sleep(min(5.0, max(0.0, deadline - time.monotonic())))
 
-    def _create_experiment(self) -> str:
-        # The kind makes MLflow 3's UI open the experiment on its runs table, not on its GenAI overview.
-        return self.client.create_experiment(
-            self.experiment_name, artifact_location=local_artifact_location(self.tracking_uri), tags={EXPERIMENT_KIND: MODEL_TRAINING}
-        )
+    def _experiment_id(self) -> str:
+        experiment = self.client.get_experiment_by_name(self.experiment_name)
+        if experiment:
+            return experiment.experiment_id
+        try:
+            # The kind makes MLflow 3's UI open the experiment on its runs table, not on its GenAI overview.
+            return self.client.create_experiment(
+                self.experiment_name, artifact_location=local_artifact_location(self.tracking_uri), tags={EXPERIMENT_KIND: MODEL_TRAINING}
+            )
+        except MlflowException as error:
+            # Parallel jobs on a fresh server: another one created it since the look-up.
+            if error.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise
+            return self.client.get_experiment_by_name(self.experiment_name).experiment_id
+
+    def _log_datasets(self) -> None:
+        try:
+            self.client.log_inputs(self.run_id, datasets=self._datasets)
+        except MlflowException as error:
+            # Runs logging one dataset at once race to add it to the experiment (a UNIQUE constraint
+            # refuses all but the first): once more finds the first one's. A bad input fails again.
+            if error.error_code != "BAD_REQUEST":
+                raise
+            self.client.log_inputs(self.run_id, datasets=self._datasets)
 
     def _send(self) -> None:
         if self.run_id is None:
-            experiment = self.client.get_experiment_by_name(self.experiment_name)
-            experiment_id = experiment.experiment_id if experiment else self._create_experiment()
+            experiment_id = self._experiment_id()
             self.run_id = self.client.create_run(experiment_id, run_name=self.run_name, tags=self._tags).info.run_id
             self._tags = {}
         if self._status == "RUNNING":
@@ -268,7 +286,7 @@ class BufferedMlflowLogger(Logger):
             self.client.log_batch(self.run_id, metrics=self._metrics[:BATCH])
             self._metrics = self._metrics[BATCH:]
         if self._datasets:
-            self.client.log_inputs(self.run_id, datasets=self._datasets)
+            self._log_datasets()
             self._datasets = []
         while self._artifacts:
             self.client.log_artifact(self.run_id, self._artifacts[0])
