@@ -270,6 +270,29 @@ def test_a_sqlite_stores_artifacts_lie_beside_its_file_whatever_folder_oak_runs_
     assert list((tmp_path / "elsewhere").iterdir()) == []
 
 
+
+def test_a_moved_checkouts_store_keeps_its_artifacts_and_adds_new_ones_beside_it(tmp_path: Path) -> None:
+    from oak.tracking.logger import BufferedMlflowLogger
+
+    def run_with_artifact(checkout: Path, name: str) -> str:
+        (checkout / f"{name}.yaml").write_text(f"run: {name}\n")
+        # The store by its full path: MLflow keeps one connection per URI per process, and this process outlives the move.
+        logger = BufferedMlflowLogger(tracking_uri=f"sqlite:///{checkout / 'mlflow.db'}", experiment="e", run_name=name, tags={})
+        logger.log_artifact(checkout / f"{name}.yaml")
+        logger.finalize("success")
+        return logger.run_id
+
+    (tmp_path / "before").mkdir()
+    first = run_with_artifact(tmp_path / "before", "first")
+    shutil.move(tmp_path / "before", tmp_path / "after")
+    second = run_with_artifact(tmp_path / "after", "second")
+    client = MlflowClient(f"sqlite:///{tmp_path / 'after' / 'mlflow.db'}")
+    for run_id, name in ((first, "first"), (second, "second")):
+        assert client.get_run(run_id).info.artifact_uri.startswith((tmp_path / "after" / "mlruns").as_uri() + "/")
+        assert Path(client.download_artifacts(run_id, f"{name}.yaml", str(tmp_path))).read_text() == f"run: {name}\n"
+    assert not (tmp_path / "before").exists()  # nothing written where the checkout was
+
+
 @pytest.mark.slow
 def test_runs_started_at_once_in_a_new_experiment_all_land_in_it_with_their_dataset(server: str) -> None:
     """Parallel SLURM jobs on a fresh server each find no experiment and create it: all but one

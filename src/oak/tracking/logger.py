@@ -32,6 +32,7 @@ from requests.exceptions import RequestException
 
 from oak.errors import OakError
 from oak.tracking.redaction import redact_text, without_login
+from oak.tracking.store import follow_moved_store, local_artifact_location
 
 log = logging.getLogger(__name__)
 
@@ -91,17 +92,6 @@ def check_login(tracking_uri: str) -> None:
             raise
 
 
-def local_artifact_location(tracking_uri: str) -> str | None:
-    """`mlruns/` beside a SQLite store's file; None (the server decides) for any other store.
-
-    MLflow's own default for a SQLite store is `./mlruns` in whatever folder the process runs in,
-    which scatters one store's artifacts over every folder `oak` was started from.
-    """
-    if not tracking_uri.startswith("sqlite:///"):
-        return None
-    return (Path(tracking_uri.removeprefix("sqlite:///")).resolve().parent / "mlruns").as_uri()
-
-
 def run_page_link(server: str, experiment_id: str, run_id: str) -> str:
     return f"{server.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
 
@@ -159,6 +149,7 @@ class BufferedMlflowLogger(Logger):
     def client(self) -> MlflowClient:
         # Made on first use, so on rank 0 only: ranks started at once (torchrun, srun) would otherwise
         # all create a new SQLite store's tables at the same moment ("table ... already exists").
+        follow_moved_store(self.tracking_uri)
         return MlflowClient(self.tracking_uri)
 
     @property

@@ -3,6 +3,7 @@
 import os
 import secrets
 
+from oak.tracking.store import follow_moved_store
 from oak.tracking.tracker import DEFAULT_TRACKING_URI
 
 
@@ -19,6 +20,7 @@ def server_command(
 
 def serve(*, host: str, port: int, basic_auth: bool) -> None:
     """Replace this process with the server."""
+    follow_moved_store(DEFAULT_TRACKING_URI)
     command = server_command(host=host, port=port)
     if basic_auth:
         command += ["--app-name", "basic-auth"]
