@@ -270,7 +270,6 @@ def test_a_sqlite_stores_artifacts_lie_beside_its_file_whatever_folder_oak_runs_
     assert list((tmp_path / "elsewhere").iterdir()) == []
 
 
-
 def test_a_moved_checkouts_store_keeps_its_artifacts_and_adds_new_ones_beside_it(tmp_path: Path) -> None:
     from oak.tracking.logger import BufferedMlflowLogger
 
