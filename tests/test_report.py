@@ -132,7 +132,7 @@ def test_the_results_page_names_its_data_and_its_csv_keeps_the_column_keys(tmp_p
     info = ShardInfo("imagenet", {}, ["n01440764"] * 1000, {"train": SplitInfo(5, [], [], []), "val": SplitInfo(3, [], [], [])}, {}, {})
     row = dict(zip(COLUMNS, ["r", "m", "demo", 1.5, 10.0, 2.345, 3, 9], strict=True))
     reports = tmp_path / "reports"
-    outputs = results_outputs(Layout(tmp_path, tmp_path, tmp_path, tmp_path, reports, tmp_path), "Oak results", info, [row])
+    outputs = results_outputs(Layout(tmp_path, tmp_path, tmp_path, tmp_path, reports, tmp_path, tmp_path), "Oak results", info, [row])
     assert set(outputs) == {reports / name for name in ("results.csv", "results.md", "top1_vs_params.png", "top1_vs_params.svg")}
     page = outputs[reports / "results.md"]
     assert page.startswith("# Oak results\n\nData: imagenet, 1000 classes, 5 training and 3 validation images.\n\n| run | model |")

@@ -77,7 +77,12 @@ def _train(config: DictConfig, args: argparse.Namespace) -> None:
 def _evaluate(config: DictConfig, args: argparse.Namespace) -> None:
     from oak.training.evaluate import evaluate
 
-    print(f"{args.run or args.model}: {evaluate(config, args.model, args.weights, run=args.run)}")
+    if args.published:  # the weights' own preprocessing, under what the command line sets
+        from oak.models.published import Published
+
+        settings = [f"train.{key}={value}" for key, value in Published.parse(args.published).preprocessing().items()]
+        config = load_config(args.params, args.overrides, study=(f"the preprocessing of {args.published}", settings))
+    print(f"{args.run or args.model}: {evaluate(config, args.model, args.weights, run=args.run, published=args.published)}")
 
 
 def _plan(config: DictConfig, args: argparse.Namespace) -> None:
@@ -228,6 +233,7 @@ def parser() -> argparse.ArgumentParser:
     train.add_argument("--resume", action="store_true", help="fail unless an interrupted training of this config can be resumed")
     evaluate = verb("evaluate", _evaluate, "evaluate one trained model", takes_model=True)
     evaluate.add_argument("--weights", type=Path, help="evaluate this checkpoint, state_dict or .safetensors file instead")
+    evaluate.add_argument("--published", help="evaluate released weights instead: timm:<tag> or torchvision:<builder>.<weights>")
     verb("plan", _plan, "expand the studies in pipelines/studies/ into the runs dvc.yaml trains, in one profile", takes_profile=True)
     smoke = verb("smoke", _smoke, "run every planned run of a profile for a few steps under 2-process DDP on the CPU", takes_profile=True)
     smoke.add_argument("--run", action="append", help="only this planned run (repeatable); the file keeps the others' entries")

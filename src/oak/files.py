@@ -1,5 +1,6 @@
 """Writing outputs so that a killed stage never leaves a file that looks complete."""
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -15,3 +16,8 @@ def write_atomic(path: Path, content: str | bytes) -> None:
 
 def write_json(path: Path, data: dict) -> None:
     write_atomic(path, json.dumps(data, indent=2) + "\n")
+
+
+def file_sha256(path: Path) -> str:
+    with open(path, "rb") as stream:
+        return hashlib.file_digest(stream, "sha256").hexdigest()

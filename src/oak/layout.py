@@ -35,11 +35,12 @@ class Layout:
     metrics: Path
     reports: Path
     logs: Path  # <logs>/slurm: `oak submit`'s job scripts, logs and states
+    weights: Path  # released checkpoints, named as oak.models.published says
 
     @classmethod
     def of(cls, config: DictConfig) -> "Layout":
         paths = config.paths
-        folders = (paths.demo, paths.shards, paths.checkpoints, paths.metrics, paths.reports, paths.logs)
+        folders = (paths.demo, paths.shards, paths.checkpoints, paths.metrics, paths.reports, paths.logs, paths.weights)
         return cls(*(Path(folder) for folder in folders))
 
     @property
@@ -65,6 +66,10 @@ class Layout:
     def weights_metrics(self, run: str) -> Path:
         """`oak evaluate --weights`: kept apart from the pipeline's own evaluations."""
         return self.metrics / "weights" / f"{run}.json"
+
+    def published_metrics(self, run: str) -> Path:
+        """`oak evaluate --published`: released weights measured on the val shards (the published profile)."""
+        return self.metrics / "published" / f"{run}.json"
 
     @property
     def facts(self) -> Path:

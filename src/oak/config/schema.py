@@ -22,6 +22,7 @@ class PathsConfig:
     metrics: str = MISSING  # <metrics>/{train,eval,curves}/<run>.*, facts, bench, devices (see oak.layout)
     reports: str = MISSING
     logs: str = MISSING  # <logs>/slurm/: the jobs of `oak submit` (not tracked: local to this checkout)
+    weights: str = MISSING  # released weights files for the published profile, looked for before the download caches
 
 
 @dataclass

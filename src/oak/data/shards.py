@@ -27,7 +27,6 @@ oak.data.manifest, worker processes and progress bars in oak.data.parallel.
 """
 
 import errno
-import hashlib
 import json
 import random
 import shutil
@@ -45,6 +44,7 @@ from oak.data.sources import SPLITS, find_source
 from oak.data.staging import open_staging, staged_listing, work_fingerprint
 from oak.data.tar import BLOCK, TarWriter
 from oak.errors import OakError
+from oak.files import file_sha256
 from oak.layout import REJECTED_FILE, SHARD_INFO_FILE
 
 ON_BAD = ("fail", "skip")
@@ -159,7 +159,7 @@ def ensure_shard(task: tuple[str, Path, list[Stored], Conversion]) -> str:
     """
     root, path, samples, conversion = task
     if path.exists():
-        return _file_sha256(path)
+        return file_sha256(path)
     partial = path.with_name(path.name + ".partial")
     try:
         with open(partial, "wb", buffering=0) as file:
@@ -189,8 +189,3 @@ def _sample_image(root: str, sample: Stored, conversion: Conversion) -> bytes:
     if converted is None or kind != sample.kind:
         raise OakError(f"{sample.origin}: to be {sample.kind} but came out {kind}; the source changed during the run, run again")
     return converted
-
-
-def _file_sha256(path: Path) -> str:
-    with open(path, "rb") as stream:
-        return hashlib.file_digest(stream, "sha256").hexdigest()

@@ -9,21 +9,23 @@ from omegaconf import DictConfig
 
 from oak.data.info import read_info
 from oak.errors import OakError
-from oak.files import write_json
+from oak.files import file_sha256, write_json
 from oak.layout import CHECKPOINT_FILE, RUN_FILE, Layout
 from oak.models import check_model_name, parameter_count
 from oak.models.facts import model_facts
+from oak.models.published import ImageNetClasses, Published, load_published
 from oak.tracking.tracker import Tracker, dataset_input
 from oak.training.classifier import Classifier
 from oak.training.setup import build_net, datamodule_for
 from oak.training.weights import load_weights
 
 
-def evaluate(config: DictConfig, model: str, weights: Path | None = None, *, run: str | None = None) -> dict:
+def evaluate(config: DictConfig, model: str, weights: Path | None = None, *, run: str | None = None, published: str | None = None) -> dict:
     """Evaluate `model` on every val sample and write its metrics, named `run` (default: the model).
 
     By default the checkpoint of that training run, adding the results to its MLflow run; with
-    `weights`, that file (checkpoint, state_dict or safetensors) in a run of its own.
+    `weights`, that file (checkpoint, state_dict or safetensors) in a run of its own; with
+    `published`, released weights (oak.models.published) in a run of their own.
     """
     run = run or model
     check_model_name(model)
@@ -31,15 +33,19 @@ def evaluate(config: DictConfig, model: str, weights: Path | None = None, *, run
     tracker.check_login()
     layout = Layout.of(config)
     info = read_info(layout.shards)
-    net = build_net(config.train, model, info.num_classes)  # the trained architecture, auxiliary classifier included
-    folder = layout.run_folder(run)
-    if weights is None and not (folder / CHECKPOINT_FILE).exists():
-        raise OakError(f"{folder / CHECKPOINT_FILE}: checkpoint not found; run `oak train` for this model first")
-    load_weights(net, weights or folder / CHECKPOINT_FILE)
-    run_file = folder / RUN_FILE
+    if published:
+        net, weights = load_published(Published.parse(published), layout.weights)
+        net = ImageNetClasses(net, info.classes)
+    else:
+        net = build_net(config.train, model, info.num_classes)  # the trained architecture, auxiliary classifier included
+        folder = layout.run_folder(run)
+        if weights is None and not (folder / CHECKPOINT_FILE).exists():
+            raise OakError(f"{folder / CHECKPOINT_FILE}: checkpoint not found; run `oak train` for this model first")
+        load_weights(net, weights or folder / CHECKPOINT_FILE)
+    run_file = layout.run_folder(run) / RUN_FILE
     run_id = json.loads(run_file.read_text())["run_id"] if run_file.exists() and weights is None else None
     run_id = run_id and tracker.existing_run(run_id)
-    out = layout.weights_metrics(run) if weights else layout.eval_metrics(run)
+    out = layout.published_metrics(run) if published else layout.weights_metrics(run) if weights else layout.eval_metrics(run)
     logger = tracker.run_logger(model=model, run=run, stage="evaluate", info=info, run_id=run_id)
     trainer = L.Trainer(
         accelerator=config.trainer.accelerator,
@@ -72,6 +78,8 @@ def evaluate(config: DictConfig, model: str, weights: Path | None = None, *, run
         )
     if not trainer.is_global_zero:
         return metrics
+    if published:  # where the numbers come from: the weights, their file, the data
+        metrics |= {"weights": published, "file": weights.name, "sha256": file_sha256(weights), "data": info.label}
     write_json(out, metrics)
     if weights is None:
         write_json(
@@ -82,6 +90,6 @@ def evaluate(config: DictConfig, model: str, weights: Path | None = None, *, run
     facts = model_facts(model, config.train.eval_image_size or config.train.image_size)
     logger.log_metrics({"model/parameters": facts.params, "model/gmacs": facts.macs / 1e9, "eval/seconds": round(seconds, 2)})
     logger.log_dataset(dataset_input(config, info, context="evaluation"))
-    logger.set_tags({"stage": "train,evaluate" if run_id else "evaluate"} | ({"weights": str(weights)} if weights else {}))
+    logger.set_tags({"stage": "train,evaluate" if run_id else "evaluate"} | ({"weights": published or str(weights)} if weights else {}))
     logger.log_artifact(out)
     return metrics
