@@ -20,7 +20,7 @@ from oak.config.schema import OakConfig
 from oak.errors import OakError
 from oak.layout import PARAMS_FILE, RECIPES_DIR
 
-PROFILES = ("demo", "imagenet")  # the scales a study declares its runs at (see oak.studies.plan)
+PROFILES = ("demo", "imagenet", "published")  # the scales a study declares its runs at; published: released weights, evaluated only
 RECIPE_SECTIONS = {"train", "trainer"}
 SCHEMA = "the schema (src/oak/config/schema.py)"
 COMMAND_LINE = "command line"

@@ -57,6 +57,7 @@ class RunSpec:
     settings: dict[str, Any] = field(default_factory=dict)  # config keys as in params.yaml, e.g. {train: {image_size: 300}}
     skip: str | None = None  # no run in this profile, and why: tables show a dash with this reason
     variant: str | None = None  # the run's variant in this profile, in place of the row's
+    weights: str | None = None  # the published profile's released weights for the row (oak.models.published), evaluated only
 
 
 @dataclass
@@ -121,8 +122,9 @@ def run_spec(study: Study, row: Row, profile: str) -> RunSpec:
         recipe=own.recipe or base.recipe,
         stand_in=own.stand_in or base.stand_in,
         settings=settings,
-        skip=own.skip or base.skip,
+        skip=own.skip or (None if own.weights else base.skip),  # a row naming released weights is not its study's default
         variant=own.variant or base.variant,
+        weights=own.weights or base.weights,
     )
 
 

@@ -81,7 +81,7 @@ def evaluate(config: DictConfig, model: str, weights: Path | None = None, *, run
     if published:  # where the numbers come from: the weights, their file, the data
         metrics |= {"weights": published, "file": weights.name, "sha256": file_sha256(weights), "data": info.label}
     write_json(out, metrics)
-    if weights is None:
+    if published or weights is None:  # a pipeline stage's: `--weights` by hand is not one
         write_json(
             layout.timings("evaluate", run), {"seconds": round(seconds, 2), "images_per_second": round(metrics["samples"] / seconds, 1)}
         )
