@@ -14,6 +14,7 @@ from test_train_evaluate import tiny_config
 
 from oak.data.info import read_info
 from oak.tracking.tracker import Tracker
+from oak.tracking.ui import runs_table_link
 from oak.training.evaluate import evaluate
 from oak.training.train import train
 
@@ -46,7 +47,8 @@ def server_with_runs(tmp_path_factory: pytest.TempPathFactory, shards: Path) -> 
 def browser() -> Iterator:
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1600,1000"):
+    # 2200 px: the runs table with Oak's columns and MLflow's assistant panel beside it, without scrolling
+    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=2200,1000"):
         options.add_argument(argument)
     driver = webdriver.Chrome(service=webdriver.ChromeService(DRIVER), options=options)
     yield driver
@@ -64,12 +66,12 @@ def page_text_once(browser, url: str, wanted: re.Pattern, screenshot: Path) -> s
     return text
 
 
-def test_the_runs_link_opens_the_model_runs_table(server_with_runs: tuple[str, str], browser, tmp_path: Path) -> None:
+def test_the_runs_link_opens_the_runs_table_with_the_results_columns(server_with_runs: tuple[str, str], browser, tmp_path: Path) -> None:
     url, experiment = server_with_runs
-    text = page_text_once(
-        browser, f"{url}/#/experiments/{experiment}?workflowType=machine_learning", re.compile("2 matching runs"), tmp_path / "runs.png"
-    )
-    assert all(model in text for model in MODELS)
+    text = page_text_once(browser, runs_table_link(url, experiment), re.compile("2 matching runs"), tmp_path / "runs.png")
+    headers = [cell.text for cell in browser.find_elements("css selector", "[role=columnheader]")]
+    assert {"eval/top1", "model", "recipe"} <= set(headers), (headers, text)  # visible without a click on Columns
+    assert all(text.count(model) >= 2 for model in MODELS)  # each run's name, and its model in the model column
     assert text.count("oak-demo (synthetic)") == 2  # the Dataset column: the shards each run trained on
     assert "report" not in text.split()  # the report's runs live in their own experiment
     assert "/runs" in browser.current_url

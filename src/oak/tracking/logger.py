@@ -32,6 +32,7 @@ from requests.exceptions import RequestException
 from oak.errors import OakError
 from oak.tracking.redaction import redact_text, without_login
 from oak.tracking.store import follow_moved_store, local_artifact_location
+from oak.tracking.ui import VIEW_TAG, experiment_tags, run_page_link, runs_table_link, runs_view
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,6 @@ QUICK_REQUESTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_T
 # MLflow prints the run's link with the tracking URI's login in it; Oak prints it without.
 QUICK_REQUESTS["MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"] = "true"
 BATCH = 1000  # metric points per request (MLflow's limit)
-EXPERIMENT_KIND, MODEL_TRAINING = "mlflow.experimentKind", "custom_model_development"
 
 
 @contextlib.contextmanager
@@ -89,16 +89,6 @@ def check_login(tracking_uri: str) -> None:
             raise refusal(tracking_uri, error) from None
         if not is_unreachable(error):
             raise
-
-
-def run_page_link(server: str, experiment_id: str, run_id: str) -> str:
-    return f"{server.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
-
-
-def runs_table_link(server: str, experiment_id: str) -> str:
-    """The experiment's runs table. MLflow 3's UI opens an experiment on its GenAI overview unless told
-    the workflow (the experiment's `mlflow.experimentKind` tag does not decide it)."""
-    return f"{server.rstrip('/')}/#/experiments/{experiment_id}?workflowType=machine_learning"
 
 
 class BufferedMlflowLogger(Logger):
@@ -233,11 +223,12 @@ class BufferedMlflowLogger(Logger):
     def _experiment_id(self) -> str:
         experiment = self.client.get_experiment_by_name(self.experiment_name)
         if experiment:
+            if VIEW_TAG not in experiment.tags:  # made by an earlier Oak, or by hand
+                self.client.set_experiment_tag(experiment.experiment_id, VIEW_TAG, runs_view())
             return experiment.experiment_id
         try:
-            # The kind makes MLflow 3's UI open the experiment on its runs table, not on its GenAI overview.
             return self.client.create_experiment(
-                self.experiment_name, artifact_location=local_artifact_location(self.tracking_uri), tags={EXPERIMENT_KIND: MODEL_TRAINING}
+                self.experiment_name, artifact_location=local_artifact_location(self.tracking_uri), tags=experiment_tags()
             )
         except MlflowException as error:
             # Parallel jobs on a fresh server: another one created it since the look-up.

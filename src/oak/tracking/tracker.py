@@ -34,9 +34,9 @@ from oak.tracking.logger import (
     is_unreachable,
     quick_requests,
     refusal,
-    run_page_link,
 )
 from oak.tracking.redaction import redact_config, redact_text
+from oak.tracking.ui import run_page_link
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 
