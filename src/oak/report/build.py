@@ -55,6 +55,7 @@ class Inputs:
     runs: list[Run]  # the distinct planned runs, by name
     g1s: dict[str, dict]  # Table 4's measurements by table name
     measured: dict[str, dict]  # evaluation metrics by run
+    published: dict[str, dict]  # released weights' metrics by study row key, where `oak plan published`'s runs measured them
     trained: dict[str, dict]  # training metrics by run
     timings: dict[str, dict]  # training times by run
     imagenet: dict[str, Run | str]  # the imagenet profile's plan, which the cost tables and speed figures price
@@ -93,7 +94,10 @@ def read_inputs(layout: Layout) -> Inputs:
     info, facts = read_info(layout.shards), read_facts(layout.facts)
     studies = load_studies()
     profile, planned = current_runs()
+    # The trained runs' columns: a published plan trains nothing, its measurements have their own column.
+    planned = {key: "the published profile trains nothing" if isinstance(run, Run) and run.weights else run for key, run in planned.items()}
     runs = sorted({run for run in planned.values() if isinstance(run, Run)}, key=lambda run: run.name)
+    released = {key: layout.published_metrics(run.name) for key, run in plan_rows(studies, "published").items() if isinstance(run, Run)}
     return Inputs(
         info=info,
         facts=facts,
@@ -103,6 +107,7 @@ def read_inputs(layout: Layout) -> Inputs:
         runs=runs,
         g1s=read_g1s(layout),
         measured={run.name: read_metrics(layout.eval_metrics(run.name)) for run in runs},
+        published={key: json.loads(path.read_text()) for key, path in released.items() if path.exists()},
         trained={run.name: read_metrics(layout.train_metrics(run.name)) for run in runs},
         timings={run.name: read_metrics(layout.timings("train", run.name)) for run in runs},
         imagenet=plan_rows(studies, "imagenet"),
@@ -132,7 +137,10 @@ def read_g1s(layout: Layout) -> dict[str, dict]:
 
 def report_tables(inputs: Inputs) -> dict[str, Table]:
     """Every table by file name, sorted so that the index lists them in that order."""
-    tables = {study.name: study_table(study, inputs.planned, inputs.facts, inputs.measured, inputs.data_label) for study in inputs.studies}
+    tables = {
+        study.name: study_table(study, inputs.planned, inputs.facts, inputs.measured, inputs.data_label, inputs.published)
+        for study in inputs.studies
+    }
     tables["table3"] = calculation_table()
     tables["cost"] = cost_table(inputs.studies, inputs.imagenet, inputs.devices)
     tables["cost_runs"] = cost_runs_table(inputs.imagenet, inputs.devices)

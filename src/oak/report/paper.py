@@ -29,19 +29,35 @@ def paper_states_count(paper_millions: float, counted: int) -> bool:
     return round(counted / 1e6, decimals) == paper_millions
 
 
-def study_table(study: Study, planned: dict[str, Run | str], facts: dict[str, dict], measured: dict[str, dict], data_label: str) -> Table:
+def study_table(
+    study: Study,
+    planned: dict[str, Run | str],
+    facts: dict[str, dict],
+    measured: dict[str, dict],
+    data_label: str,
+    published: dict[str, dict] | None = None,
+) -> Table:
     """The study's rows: the paper's value, Oak's measured one, and parameters and MACs counted from each model.
 
-    `planned` gives each row's run (or why it has none), `measured` each run's evaluation metrics.
+    `planned` gives each row's run (or why it has none), `measured` each run's evaluation metrics,
+    `published` the released weights' metrics by row key, where measured (a column of their own then).
     """
     heading = METRICS[study.metric]
     with_params = any(row.paper_params_m is not None for row in study.rows)
-    headings = ["model (paper)", "Oak model", "Oak run", f"paper {heading}", f"Oak {heading}"]
+    released = {row.label: (published or {}).get(row_key(study, row)) for row in study.rows}
+    headings = ["model (paper)", "Oak model", "Oak run", f"paper {heading}"]
+    headings += [f"published weights, Oak {heading}"] if any(released.values()) else []
+    headings += [f"Oak {heading}"]
     headings += ["paper params (M)", "Oak params (M)"] if with_params else ["Oak params (M)"]
     headings += ["Oak GMACs (at px)"]
     runs = {row.label: planned[row_key(study, row)] for row in study.rows}
     rows = [_row(study, row, runs[row.label], facts[row.model], measured, with_params) for row in study.rows]
+    if any(released.values()):
+        for row, cells in zip(study.rows, rows, strict=True):
+            evaluated = released[row.label]
+            cells.insert(4, f"{measured_value(study.metric, evaluated):.2f}" if evaluated else DASH)
     notes = [f"Paper values: {study.source}."]
+    notes += _published_notes(study, released)
     notes.append(f"Oak's measured values: {data_label}; params and MACs are counted from each model as Oak builds it (1000 classes).")
     if any(isinstance(run, Run) and run.model != row.model for row, run in zip(study.rows, runs.values(), strict=True)):
         notes.append(
@@ -57,6 +73,23 @@ def study_table(study: Study, planned: dict[str, Run | str], facts: dict[str, di
     if any(FLAG in cell for cell in sum(rows, [])):
         notes.append(f"{FLAG}: the paper's parameter count differs from the model's own count at the paper's precision.")
     return Table(study.title, headings, rows, notes)
+
+
+def _published_notes(study: Study, released: dict[str, dict | None]) -> list[str]:
+    """Which weights each published value measured, on which data; a dash's reason is in the study file."""
+    measured = {label: evaluated for label, evaluated in released.items() if evaluated}
+    if not measured:
+        return []
+    data = sorted({evaluated["data"] for evaluated in measured.values()})
+    notes = [
+        "Published weights, Oak-measured: the released checkpoint each row names in its study file, evaluated by "
+        f"`oak evaluate --published` with the weights' own preprocessing, on {', '.join(data)}: "
+        + "; ".join(f"{label}: `{evaluated['weights']}`" for label, evaluated in measured.items())
+        + "."
+    ]
+    if any("synthetic" in label for label in data):
+        notes.append("On synthetic data these values only show that the path works: they say nothing of the weights.")
+    return notes
 
 
 def _row(study: Study, row: Row, run: Run | str, facts: dict, measured: dict[str, dict], with_params: bool) -> list[str]:
