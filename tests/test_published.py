@@ -20,6 +20,8 @@ from test_pipeline import SHRINK, copy_repository
 from oak.data.transforms import eval_transform
 from oak.errors import OakError
 from oak.models.published import Published, load_published
+from oak.report.paper import published_claims
+from oak.studies.study import Row, Study
 
 BIN = Path(sys.executable).parent
 
@@ -107,6 +109,14 @@ def test_a_pickle_that_carries_code_is_refused_and_never_run(tmp_path: Path, mon
     assert not (tmp_path / "pwned").exists()
 
 
+def test_a_paper_value_reproduces_from_released_weights_when_inside_the_measurements_interval() -> None:
+    study = Study("T", "a paper", "top1", rows=[Row("A", "resnet18", paper=76.3), Row("B", "resnet34", paper=76.3)], name="t")
+    on_imagenet = {"weights": "timm:x", "data": "imagenet-1k", "samples": 50_000, "top5": 0.9}
+    measured = {"t/A": on_imagenet | {"top1": 0.7666}, "t/B": on_imagenet | {"top1": 0.7700}}  # the interval: about +-0.37 points
+    verdicts = {claim.text.split(":")[0]: claim.holds for claim in published_claims([study], measured)}
+    assert verdicts == {"A": True, "B": False}
+
+
 STUDY = """title: "Released weights"
 source: "a test"
 metric: top1
@@ -141,5 +151,7 @@ def test_the_published_profile_runs_end_to_end_on_the_demo_data(tmp_path: Path) 
     assert "`torchvision:resnet18.IMAGENET1K_V1`" in table and "`timm:resnet18.tv_in1k`" in table
     assert "only show that the path works" in table
     assert "plain-18: never released" in table
+    claims = (repo / "reports" / "claims.md").read_text()
+    assert "ResNet-18: top-1 (%) 69.758 (from the released weights) | not checked |" in claims
     status = subprocess.run(["dvc", "status"], cwd=repo, env=env, capture_output=True, text=True, check=True).stdout
     assert "up to date" in status

@@ -15,9 +15,10 @@ from pathlib import Path
 import timm
 import torch
 import torchvision
-from timm.data import ImageNetInfo, resolve_data_config
+from timm.data import resolve_data_config
 from torch import nn
 
+from oak.data.imagenet import IMAGENET_1K_WNIDS
 from oak.errors import OakError
 from oak.training.weights import load_weights
 
@@ -145,12 +146,11 @@ class ImageNetClasses(nn.Module):
 
     def __init__(self, net: nn.Module, classes: list[str]) -> None:
         super().__init__()
-        synsets = ImageNetInfo().label_names()
-        unknown = sorted(set(classes) - set(synsets))
+        unknown = sorted(set(classes) - set(IMAGENET_1K_WNIDS))
         if unknown:
             raise OakError(f"classes {', '.join(unknown[:3])}: not ImageNet-1k WordNet IDs, the classes published weights know")
         self.net = net
-        self.register_buffer("indices", torch.tensor([synsets.index(wnid) for wnid in classes]), persistent=False)
+        self.register_buffer("indices", torch.tensor([IMAGENET_1K_WNIDS.index(wnid) for wnid in classes]), persistent=False)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.net(images).index_select(1, self.indices)

@@ -32,6 +32,7 @@ from oak.report.paper import (
     conclusion_claim,
     g1_table,
     parameter_claims,
+    published_claims,
     study_table,
 )
 from oak.report.results import result_rows, results_outputs
@@ -79,7 +80,7 @@ def write_report(config: DictConfig) -> list[Path]:
         outputs |= table_files(table, layout.tables, name)
     for name, figure in report_figures(inputs):
         outputs |= figure_files(figure, layout.figures, name)
-    claims = paper_claims(inputs.studies, inputs.facts, list(inputs.g1s.values()))
+    claims = paper_claims(inputs.studies, inputs.facts, list(inputs.g1s.values())) + published_claims(inputs.studies, inputs.published)
     outputs[layout.reports / "claims.md"] = to_markdown(claims_table(claims))
     device_names = {slug: measurement["device"] for slug, measurement in inputs.devices.items()}
     outputs[layout.reports / "README.md"] = index(tables, inputs.studies, device_names, inputs.profile, inputs.data_label)

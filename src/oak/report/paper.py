@@ -4,6 +4,7 @@ A cell holds a number only when Oak measured or counted it, or the paper states 
 source says where from); anything else is a dash with the reason in the notes.
 """
 
+import math
 from dataclasses import dataclass
 
 from oak.models.calculations import TABLE_3, measured_conv_macs, regular_calculations, separable_calculations
@@ -189,6 +190,32 @@ def conclusion_claim(study: Study, family_prefix: str, family: str) -> Claim:
     evidence = f"highest top-1 {best:g}%: {', '.join(highest)}; fewest parameters {fewest:g}M: {', '.join(smallest)}"
     text = f"{family} has the highest top-1 accuracy and the fewest parameters"
     return Claim(text, f"{study.source} and the conclusion", holds, evidence)
+
+
+def sampling_interval(percent: float, samples: int) -> float:
+    """Half the 95% interval of a top-1 (or error) measured on `samples` images, in points (normal approximation)."""
+    share = percent / 100
+    return 196 * math.sqrt(share * (1 - share) / samples)
+
+
+def published_claims(studies: list[Study], published: dict[str, dict]) -> list[Claim]:
+    """Each paper value the released weights were measured for: reproduced when within the measurement's 95% interval."""
+    claims = []
+    for study in studies:
+        for row in study.rows:
+            evaluated = published.get(row_key(study, row))
+            if not evaluated or row.paper is None:
+                continue
+            value = measured_value(study.metric, evaluated)
+            text = f"{row.label}: {METRICS[study.metric]} {row.paper:g} (from the released weights)"
+            weights = f"`{evaluated['weights']}` on {evaluated['data']}: {value:.2f}"
+            if "synthetic" in evaluated["data"]:
+                claims.append(Claim(text, study.source, None, f"{weights}; synthetic data says nothing of the weights"))
+                continue
+            interval = sampling_interval(value, evaluated["samples"])
+            evidence = f"{weights} ± {interval:.2f} (95%, {evaluated['samples']:,} images)"
+            claims.append(Claim(text, study.source, abs(value - row.paper) <= interval, evidence))
+    return claims
 
 
 def claims_table(claims: list[Claim]) -> Table:

@@ -14,7 +14,7 @@ from oak.layout import CHECKPOINT_FILE, RUN_FILE, Layout
 from oak.models import check_model_name, parameter_count
 from oak.models.facts import model_facts
 from oak.models.published import ImageNetClasses, Published, load_published
-from oak.tracking.tracker import Tracker, dataset_input
+from oak.tracking.tracker import Tracker, dataset_input, run_params
 from oak.training.classifier import Classifier
 from oak.training.setup import build_net, datamodule_for
 from oak.training.weights import load_weights
@@ -47,6 +47,8 @@ def evaluate(config: DictConfig, model: str, weights: Path | None = None, *, run
     run_id = run_id and tracker.existing_run(run_id)
     out = layout.published_metrics(run) if published else layout.weights_metrics(run) if weights else layout.eval_metrics(run)
     logger = tracker.run_logger(model=model, run=run, stage="evaluate", info=info, run_id=run_id)
+    if run_id is None:  # a run of its own: what it evaluated, as a training's run says what it trained
+        logger.log_hyperparams(run_params(config, model, info) | ({"weights": published} if published else {}))
     trainer = L.Trainer(
         accelerator=config.trainer.accelerator,
         devices=config.trainer.devices,  # with several, each sample is still counted once (see oak.data.loader)
