@@ -1,5 +1,6 @@
 """The paper's tables and claims: study files, table cells beside the runs' metrics files, formats."""
 
+import json
 from pathlib import Path
 
 import pytest
@@ -42,6 +43,14 @@ def test_a_table_sets_the_paper_beside_oaks_measurement_and_counts() -> None:
     rows = {row[1]: row for row in table.rows}
     assert rows["`resnet18a`"][2:6] == ["`resnet18a`", "27.88", "37.00", "11.52"]  # run, paper error, Oak's error (100 - 63), params (M)
     assert any("demo data" in note for note in table.notes) and any("He et al. 2016" in note for note in table.notes)
+
+
+def test_a_study_that_states_top5_shows_it_beside_oaks_top5() -> None:
+    facts = json.loads((Path(__file__).parents[1] / "metrics" / "facts.json").read_text())  # counted by the facts stage
+    table = study_table(STUDIES["table5"], DEMO_RUNS, facts, {"efficientnet_b0": {"top1": 0.5, "top5": 0.875}}, "demo data")
+    rows = {row[0]: dict(zip(table.headings, row, strict=True)) for row in table.rows}
+    assert (rows["EfficientNet-B0"]["paper top-5 (%)"], rows["EfficientNet-B0"]["Oak top-5 (%)"]) == ("93.2", "87.50")
+    assert rows["EfficientNet-B1"]["Oak top-5 (%)"] == DASH  # left out at demo scale
 
 
 def test_a_table_names_its_stand_ins_and_why_a_row_has_no_run() -> None:

@@ -49,10 +49,12 @@ def study_table(
     headings = ["model (paper)", "Oak model", "Oak run", f"paper {heading}"]
     headings += [f"published weights, Oak {heading}"] if any(released.values()) else []
     headings += [f"Oak {heading}"]
+    with_top5 = any(row.paper_top5 is not None for row in study.rows)  # a top-1 study that also states top-5 (Table 5)
+    headings += ["paper top-5 (%)", "Oak top-5 (%)"] if with_top5 else []
     headings += ["paper params (M)", "Oak params (M)"] if with_params else ["Oak params (M)"]
     headings += ["Oak GMACs (at px)"]
     runs = {row.label: planned[row_key(study, row)] for row in study.rows}
-    rows = [_row(study, row, runs[row.label], facts[row.model], measured, with_params) for row in study.rows]
+    rows = [_row(study, row, runs[row.label], facts[row.model], measured, with_params, with_top5) for row in study.rows]
     if any(released.values()):
         for row, cells in zip(study.rows, rows, strict=True):
             evaluated = released[row.label]
@@ -93,11 +95,13 @@ def _published_notes(study: Study, released: dict[str, dict | None]) -> list[str
     return notes
 
 
-def _row(study: Study, row: Row, run: Run | str, facts: dict, measured: dict[str, dict], with_params: bool) -> list[str]:
+def _row(study: Study, row: Row, run: Run | str, facts: dict, measured: dict[str, dict], with_params: bool, with_top5: bool) -> list[str]:
     evaluated = measured.get(run.name) if isinstance(run, Run) else None
     run_cell = DASH if not isinstance(run, Run) else f"`{run.name}`" + (f" {STAND_IN}" if run.model != row.model else "")
     oak_value = f"{measured_value(study.metric, evaluated):.2f}" if evaluated else DASH
     cells = [row.label, f"`{row.model}`", run_cell, DASH if row.paper is None else f"{row.paper:g}", oak_value]
+    if with_top5:
+        cells += [DASH if row.paper_top5 is None else f"{row.paper_top5:g}", f"{100 * evaluated['top5']:.2f}" if evaluated else DASH]
     counted = f"{facts['params'] / 1e6:.2f}"
     if with_params:
         stated = DASH if row.paper_params_m is None else f"{row.paper_params_m:g}"
