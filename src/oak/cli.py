@@ -75,13 +75,10 @@ def _train(config: DictConfig, args: argparse.Namespace) -> None:
 
 
 def _evaluate(config: DictConfig, args: argparse.Namespace) -> None:
-    from oak.training.evaluate import evaluate
+    from oak.training.evaluate import evaluate, preprocessing_layer
 
     if args.published:  # the weights' own preprocessing, under what the command line sets
-        from oak.models.published import Published
-
-        settings = [f"train.{key}={value}" for key, value in Published.parse(args.published).preprocessing().items()]
-        config = load_config(args.params, args.overrides, study=(f"the preprocessing of {args.published}", settings))
+        config = load_config(args.params, args.overrides, study=preprocessing_layer(args.published))
     print(f"{args.run or args.model}: {evaluate(config, args.model, args.weights, run=args.run, published=args.published)}")
 
 
@@ -119,26 +116,11 @@ def _smoke(config: DictConfig, args: argparse.Namespace) -> None:
 
 
 def _config(config: DictConfig, args: argparse.Namespace) -> None:
-    from oak.config.load import config_layers, listing, load_config
-    from oak.studies.plan import PLAN_FILE, plan_runs, planned_profile, run_config
-    from oak.studies.study import load_studies
-    from oak.tracking.redaction import redact_config
+    from oak.studies.plan import explain_config
 
     if args.run and "=" in args.run:  # `oak config key=value`: an override, not a run
         args.overrides, args.run = [args.run, *args.overrides], None
-    study = None
-    if args.run:
-        profile = planned_profile()
-        runs = plan_runs(load_studies(), profile)
-        if args.run not in runs:
-            raise OakError(f"no planned run {args.run!r} in the {profile} profile; {PLAN_FILE} lists them (`oak plan` writes it)")
-        run = runs[args.run]
-        config = run_config(args.params, run, args.overrides)
-        study = run.study_settings()
-        print(f"# {run.name}: {run.model}, recipe {run.recipe}, {profile} profile; as `dvc repro` trains and evaluates it")
-    else:
-        config = load_config(args.params, args.overrides)
-    print(listing(redact_config(config), config_layers(args.params, args.overrides, study=study)))
+    print(explain_config(args.params, args.run, args.overrides))
 
 
 def _submit(config: DictConfig, args: argparse.Namespace) -> None:

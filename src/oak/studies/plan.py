@@ -122,6 +122,23 @@ def current_runs(path: Path = PLAN_FILE, studies_dir: Path = STUDIES_DIR) -> tup
     return profile, plan_rows(studies, profile)
 
 
+def explain_config(params: Path, run_name: str | None, overrides: Sequence[str]) -> str:
+    """`oak config`: each setting with the layer its value comes from, for a planned run or params.yaml alone."""
+    from oak.config.load import config_layers, listing
+    from oak.tracking.redaction import redact_config
+
+    if not run_name:
+        return listing(redact_config(load_config(params, overrides)), config_layers(params, overrides))
+    profile = planned_profile()
+    runs = plan_runs(load_studies(), profile)
+    if run_name not in runs:
+        raise OakError(f"no planned run {run_name!r} in the {profile} profile; {PLAN_FILE} lists them (`oak plan` writes it)")
+    run = runs[run_name]
+    header = f"# {run.name}: {run.model}, recipe {run.recipe}, {profile} profile; as `dvc repro` trains and evaluates it"
+    config, layers = run_config(params, run, overrides), config_layers(params, overrides, study=run.study_settings())
+    return header + "\n" + listing(redact_config(config), layers)
+
+
 def check_settings(planned: dict[str, Run | str], params: Path) -> None:
     """Load every run's config (params.yaml, its recipe, its settings) as `oak train` will, so that a
     setting no training can use stops the plan, naming its study row, before anything runs."""

@@ -20,6 +20,12 @@ from oak.training.setup import build_net, datamodule_for
 from oak.training.weights import load_weights
 
 
+def preprocessing_layer(published: str) -> tuple[str, list[str]]:
+    """The released weights' own preprocessing (oak.models.published) as a layer of settings, for `load_config`."""
+    settings = [f"train.{key}={value}" for key, value in Published.parse(published).preprocessing().items()]
+    return f"the preprocessing of {published}", settings
+
+
 def evaluate(config: DictConfig, model: str, weights: Path | None = None, *, run: str | None = None, published: str | None = None) -> dict:
     """Evaluate `model` on every val sample and write its metrics, named `run` (default: the model).
 
