@@ -155,3 +155,10 @@ def test_the_published_profile_runs_end_to_end_on_the_demo_data(tmp_path: Path) 
     assert "ResNet-18: top-1 (%) 69.758 (from the released weights) | not checked |" in claims
     status = subprocess.run(["dvc", "status"], cwd=repo, env=env, capture_output=True, text=True, check=True).stdout
     assert "up to date" in status
+
+
+def test_smoke_testing_the_published_profile_is_refused_and_writes_nothing() -> None:
+    repo = Path(__file__).parents[1]
+    done = subprocess.run([BIN / "oak", "smoke", "published"], cwd=repo, capture_output=True, text=True)
+    assert done.returncode == 2 and "trains nothing" in done.stderr
+    assert not (repo / "metrics" / "smoke" / "published.json").exists()

@@ -53,6 +53,16 @@ def test_a_study_that_states_top5_shows_it_beside_oaks_top5() -> None:
     assert rows["EfficientNet-B1"]["Oak top-5 (%)"] == DASH  # left out at demo scale
 
 
+def test_the_papers_values_are_printed_at_the_papers_precision() -> None:
+    facts = json.loads((Path(__file__).parents[1] / "metrics" / "facts.json").read_text())
+    printed = {}
+    for name in ("table1", "table2", "table5"):
+        table = study_table(STUDIES[name], DEMO_RUNS, facts, {}, "demo data")
+        column = table.headings.index(next(heading for heading in table.headings if heading.startswith("paper top")))
+        printed |= {row[0]: row[column] for row in table.rows}
+    assert (printed["EfficientNet-B6"], printed["Inception-v4"], printed["ResNet-34"]) == ("84.0", "5.0", "25.03")
+
+
 def test_a_table_names_its_stand_ins_and_why_a_row_has_no_run() -> None:
     measured = {"resnetrs50": {"top1": 0.5, "top5": 0.9}, "efficientnet_b3": {"top1": 0.25, "top5": 0.75}}
     table = study_table(STUDIES["table6"], DEMO_RUNS, FACTS, measured, "demo data")

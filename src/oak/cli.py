@@ -103,7 +103,9 @@ def _smoke(config: DictConfig, args: argparse.Namespace) -> None:
     from oak.training.smoke import lightest_per_recipe, smoke
 
     profile = args.profile or planned_profile()
-    runs = plan_runs(load_studies(), profile)
+    runs = {name: run for name, run in plan_runs(load_studies(), profile).items() if not run.weights}
+    if not runs:
+        raise OakError(f"the {profile} profile trains nothing (its runs evaluate released weights): nothing to smoke-test")
     unknown = sorted(set(args.run or ()) - set(runs))
     if unknown:
         raise OakError(f"no planned run {', '.join(unknown)} in the {profile} profile; `oak plan {profile}` writes them to {PLAN_FILE}")

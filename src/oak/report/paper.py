@@ -5,6 +5,7 @@ source says where from); anything else is a dash with the reason in the notes.
 """
 
 import math
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from oak.models.calculations import TABLE_3, measured_conv_macs, regular_calculations, separable_calculations
@@ -22,6 +23,13 @@ def measured_value(metric: str, evaluated: dict) -> float:
     """The study's metric, in percent, from an evaluation's metrics file."""
     top1, top5 = 100 * evaluated["top1"], 100 * evaluated["top5"]
     return {"top1": top1, "top1_error": 100 - top1, "top5_error": 100 - top5}[metric]
+
+
+def paper_format(values: Iterable[float | None]) -> Callable[[float | None], str]:
+    """A column of the paper's accuracies as the paper prints them: one precision per column, so Table 5's
+    84.0 keeps its decimal beside 83.3 (YAML reads both as floats, and `:g` would print "84")."""
+    digits = max((len(repr(float(value)).split(".")[1].rstrip("0")) for value in values if value is not None), default=0)
+    return lambda value: DASH if value is None else f"{value:.{digits}f}"
 
 
 def paper_states_count(paper_millions: float, counted: int) -> bool:
@@ -54,7 +62,8 @@ def study_table(
     headings += ["paper params (M)", "Oak params (M)"] if with_params else ["Oak params (M)"]
     headings += ["Oak GMACs (at px)"]
     runs = {row.label: planned[row_key(study, row)] for row in study.rows}
-    rows = [_row(study, row, runs[row.label], facts[row.model], measured, with_params, with_top5) for row in study.rows]
+    paper = (paper_format(row.paper for row in study.rows), paper_format(row.paper_top5 for row in study.rows))
+    rows = [_row(study, row, runs[row.label], facts[row.model], measured, with_params, with_top5, paper) for row in study.rows]
     if any(released.values()):
         for row, cells in zip(study.rows, rows, strict=True):
             evaluated = released[row.label]
@@ -95,13 +104,23 @@ def _published_notes(study: Study, released: dict[str, dict | None]) -> list[str
     return notes
 
 
-def _row(study: Study, row: Row, run: Run | str, facts: dict, measured: dict[str, dict], with_params: bool, with_top5: bool) -> list[str]:
+def _row(
+    study: Study,
+    row: Row,
+    run: Run | str,
+    facts: dict,
+    measured: dict[str, dict],
+    with_params: bool,
+    with_top5: bool,
+    paper: tuple[Callable[[float | None], str], Callable[[float | None], str]],
+) -> list[str]:
     evaluated = measured.get(run.name) if isinstance(run, Run) else None
     run_cell = DASH if not isinstance(run, Run) else f"`{run.name}`" + (f" {STAND_IN}" if run.model != row.model else "")
     oak_value = f"{measured_value(study.metric, evaluated):.2f}" if evaluated else DASH
-    cells = [row.label, f"`{row.model}`", run_cell, DASH if row.paper is None else f"{row.paper:g}", oak_value]
+    paper_value, paper_top5 = paper
+    cells = [row.label, f"`{row.model}`", run_cell, paper_value(row.paper), oak_value]
     if with_top5:
-        cells += [DASH if row.paper_top5 is None else f"{row.paper_top5:g}", f"{100 * evaluated['top5']:.2f}" if evaluated else DASH]
+        cells += [paper_top5(row.paper_top5), f"{100 * evaluated['top5']:.2f}" if evaluated else DASH]
     counted = f"{facts['params'] / 1e6:.2f}"
     if with_params:
         stated = DASH if row.paper_params_m is None else f"{row.paper_params_m:g}"
