@@ -204,8 +204,6 @@ def markdown_rows(path: Path) -> dict[str, list[str]]:
 
 
 def test_the_committed_tables_hold_the_papers_numbers_and_the_committed_runs_metrics() -> None:
-    import json
-
     from oak.report.paper import measured_value
     from oak.studies.plan import PLAN_FILE, Run, current_runs, row_key
 
@@ -215,7 +213,7 @@ def test_the_committed_tables_hold_the_papers_numbers_and_the_committed_runs_met
         table = markdown_rows(repo / "reports" / "tables" / f"{study.name}.md")
         for row in study.rows:
             cells, run = table[row.label], planned[row_key(study, row)]
-            assert cells[3] == (DASH if row.paper is None else f"{row.paper:g}"), (study.name, row.label)
+            assert (cells[3] == DASH) if row.paper is None else float(cells[3]) == row.paper, (study.name, row.label)
             if isinstance(run, Run):
                 evaluated = json.loads((repo / "metrics" / "eval" / f"{run.name}.json").read_text())
                 assert cells[2].split()[0] == f"`{run.name}`" and cells[4] == f"{measured_value(study.metric, evaluated):.2f}"
