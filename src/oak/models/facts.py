@@ -35,6 +35,7 @@ class ModelFacts:
     year: int
     reference: str
     params: int
+    batchnorm_statistics: int  # BatchNorm's moving means and variances: among the parameters as TensorFlow counts them
     published_params: int | None
     params_source: str
     resolution: int  # the MACs and activations below are for one image of this size
@@ -90,6 +91,12 @@ def count_macs_and_activations(model: nn.Module, resolution: int) -> tuple[int, 
     return counter.get_total_flops() // 2, activations
 
 
+def batchnorm_statistics(model: nn.Module) -> int:
+    """The moving mean and variance of every BatchNorm: buffers to PyTorch, weights to TensorFlow, whose
+    `count_params` (and the papers that quote it, e.g. EfficientNet's) counts them as parameters."""
+    return sum(buffer.numel() for name, buffer in model.named_buffers() if name.endswith(("running_mean", "running_var")))
+
+
 @cache  # about a second a model on the meta device; a plan asks for each model at each resolution several times
 def model_facts(name: str, resolution: int | None = None, num_classes: int = 1000) -> ModelFacts:
     """The facts of `name`; MACs and activations at `resolution`, else at its native test size."""
@@ -105,6 +112,7 @@ def model_facts(name: str, resolution: int | None = None, num_classes: int = 100
         card.year,
         card.reference,
         parameter_count(model),
+        batchnorm_statistics(model),
         card.published_params,
         card.source,
         resolution,

@@ -16,6 +16,7 @@ from oak.studies.study import METRICS, Row, Study
 DASH = "—"
 STAND_IN = "(stand-in)"
 FLAG = "⚠"
+TF_COUNT = "(TF)"
 ROUNDING_SLACK = 1.05  # a stated "2M" stands for anything that rounds to it, and a little more
 
 
@@ -36,6 +37,16 @@ def paper_states_count(paper_millions: float, counted: int) -> bool:
     """Whether the paper's parameter count, as precisely as it writes it, is the count of the model itself."""
     decimals = 0 if float(paper_millions).is_integer() else len(repr(float(paper_millions)).split(".")[1])
     return round(counted / 1e6, decimals) == paper_millions
+
+
+def count_convention(paper_millions: float, facts: dict) -> str | None:
+    """Under which convention the paper's count is the model's: PyTorch's (trainable weights), TensorFlow's
+    (BatchNorm's moving statistics too, as EfficientNet's paper counts), or None for neither."""
+    if paper_states_count(paper_millions, facts["params"]):
+        return "pytorch"
+    if paper_states_count(paper_millions, facts["params"] + facts["batchnorm_statistics"]):
+        return "tensorflow"
+    return None
 
 
 def study_table(
@@ -84,6 +95,11 @@ def study_table(
             notes.append(f"{DASH} {row.label}: {run}.")
     if any(FLAG in cell for cell in sum(rows, [])):
         notes.append(f"{FLAG}: the paper's parameter count differs from the model's own count at the paper's precision.")
+    if any(TF_COUNT in cell for cell in sum(rows, [])):
+        notes.append(
+            f"{TF_COUNT}: the paper's count is the model's counted as TensorFlow counts, BatchNorm's moving means and "
+            "variances included; Oak's column counts trainable weights only, as PyTorch does."
+        )
     return Table(study.title, headings, rows, notes)
 
 
@@ -124,8 +140,8 @@ def _row(
     counted = f"{facts['params'] / 1e6:.2f}"
     if with_params:
         stated = DASH if row.paper_params_m is None else f"{row.paper_params_m:g}"
-        if row.paper_params_m is not None and not paper_states_count(row.paper_params_m, facts["params"]):
-            stated += f" {FLAG}"
+        convention = row.paper_params_m is not None and count_convention(row.paper_params_m, facts)
+        stated += {None: f" {FLAG}", "tensorflow": f" {TF_COUNT}"}.get(convention, "")
         cells += [stated, counted]
     else:
         cells += [counted]
@@ -180,18 +196,25 @@ class Claim:
 
 
 def parameter_claims(studies: list[Study], facts: dict[str, dict]) -> list[Claim]:
-    """Each parameter count the paper states that the model's own count contradicts."""
-    return [
-        Claim(
-            f"{row.label} has {row.paper_params_m:g}M parameters",
-            study.source,
-            False,
-            f"`{row.model}` has {facts[row.model]['params']:,} parameters ({facts[row.model]['params'] / 1e6:.2f}M)",
-        )
-        for study in studies
-        for row in study.rows
-        if row.paper_params_m is not None and not paper_states_count(row.paper_params_m, facts[row.model]["params"])
-    ]
+    """Each parameter count the paper states that the model's trainable weights do not match: holding as
+    TensorFlow counts (BatchNorm's moving statistics included), or contradicted under both conventions."""
+    claims = []
+    for study in studies:
+        for row in study.rows:
+            if row.paper_params_m is None:
+                continue
+            counted = facts[row.model]
+            convention = count_convention(row.paper_params_m, counted)
+            if convention == "pytorch":
+                continue
+            with_statistics = counted["params"] + counted["batchnorm_statistics"]
+            evidence = (
+                f"`{row.model}` has {counted['params']:,} trainable parameters ({counted['params'] / 1e6:.2f}M), "
+                f"{with_statistics:,} ({with_statistics / 1e6:.2f}M) with BatchNorm's moving statistics, as TensorFlow counts"
+            )
+            text = f"{row.label} has {row.paper_params_m:g}M parameters"
+            claims.append(Claim(text + (" (as TensorFlow counts)" if convention else ""), study.source, bool(convention), evidence))
+    return claims
 
 
 def both_at_once_claim(row: Row, source: str, variants: dict[str, tuple[float, int]], published_by: str) -> Claim:
