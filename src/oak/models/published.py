@@ -47,10 +47,10 @@ class Published:
         if self.library == "timm" and self.name not in timm.list_pretrained(self.name):
             raise OakError(f"weights {self.spec!r}: timm {timm.__version__} has no such pretrained tag; see `timm.list_pretrained()`")
         if self.library == "torchvision":
-            builder, _, member = self.name.partition(".")
             try:
-                torchvision.models.get_model_weights(builder)[member]
+                self._torchvision_weights()
             except (ValueError, KeyError):
+                builder, _, member = self.name.partition(".")
                 raise OakError(f"weights {self.spec!r}: torchvision has no {member!r} weights for the builder {builder!r}") from None
 
     def _torchvision_weights(self) -> torchvision.models.WeightsEnum:
