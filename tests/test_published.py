@@ -20,7 +20,7 @@ from test_pipeline import SHRINK, copy_repository
 from oak.data.transforms import eval_transform
 from oak.errors import OakError
 from oak.models.published import Published, load_published
-from oak.report.paper import published_claims
+from oak.report.claims import FAILS, HOLDS, published_claims
 from oak.studies.study import Row, Study
 
 BIN = Path(sys.executable).parent
@@ -113,8 +113,8 @@ def test_a_paper_value_reproduces_from_released_weights_when_inside_the_measurem
     study = Study("T", "a paper", "top1", rows=[Row("A", "resnet18", paper=76.3), Row("B", "resnet34", paper=76.3)], name="t")
     on_imagenet = {"weights": "timm:x", "data": "imagenet-1k", "samples": 50_000, "top5": 0.9}
     measured = {"t/A": on_imagenet | {"top1": 0.7666}, "t/B": on_imagenet | {"top1": 0.7700}}  # the interval: about +-0.37 points
-    verdicts = {claim.text.split(":")[0]: claim.holds for claim in published_claims([study], measured)}
-    assert verdicts == {"A": True, "B": False}
+    verdicts = {claim.text.split(":")[0]: claim.verdict for claim in published_claims([study], measured)}
+    assert verdicts == {"A": HOLDS, "B": FAILS}
 
 
 STUDY = """title: "Released weights"

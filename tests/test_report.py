@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from oak.errors import OakError
-from oak.report.build import paper_claims
+from oak.report.claims import FAILS, HOLDS, UNCHECKED, UNRESOLVED, comparison_claims, g1_claim, table_claims
 from oak.report.paper import DASH, FLAG, calculation_table, count_convention, paper_states_count, study_table
 from oak.report.scaling import gmacs, scaling_panels
 from oak.report.tables import Table, to_csv, to_latex, to_markdown
@@ -38,18 +38,19 @@ def test_the_paper_studies_are_declared_with_their_numbers() -> None:
 
 
 def test_a_table_sets_the_paper_beside_oaks_measurement_and_counts() -> None:
-    measured = {"resnet18a": {"top1": 0.63, "top5": 0.99}}
+    measured = {"resnet18a": {"top1": 0.63, "top5": 0.99, "samples": 100}}
     table = study_table(STUDIES["table1"], DEMO_RUNS, FACTS, measured, "demo data")
     rows = {row[1]: row for row in table.rows}
-    assert rows["`resnet18a`"][2:6] == ["`resnet18a`", "27.88", "37.00", "11.52"]  # run, paper error, Oak's error (100 - 63), params (M)
+    # run, paper error, Oak's error (100 - 63) with half its 95% interval on 100 images, params (M)
+    assert rows["`resnet18a`"][2:6] == ["`resnet18a`", "27.88", "37.00 ± 9.46", "11.52"]
     assert any("demo data" in note for note in table.notes) and any("He et al. 2016" in note for note in table.notes)
 
 
 def test_a_study_that_states_top5_shows_it_beside_oaks_top5() -> None:
     facts = json.loads((Path(__file__).parents[1] / "metrics" / "facts.json").read_text())  # counted by the facts stage
-    table = study_table(STUDIES["table5"], DEMO_RUNS, facts, {"efficientnet_b0": {"top1": 0.5, "top5": 0.875}}, "demo data")
+    table = study_table(STUDIES["table5"], DEMO_RUNS, facts, {"efficientnet_b0": {"top1": 0.5, "top5": 0.875, "samples": 200}}, "demo data")
     rows = {row[0]: dict(zip(table.headings, row, strict=True)) for row in table.rows}
-    assert (rows["EfficientNet-B0"]["paper top-5 (%)"], rows["EfficientNet-B0"]["Oak top-5 (%)"]) == ("93.2", "87.50")
+    assert (rows["EfficientNet-B0"]["paper top-5 (%)"], rows["EfficientNet-B0"]["Oak top-5 (%)"]) == ("93.2", "87.50 ± 4.58")
     assert rows["EfficientNet-B1"]["Oak top-5 (%)"] == DASH  # left out at demo scale
 
 
@@ -64,11 +65,11 @@ def test_the_papers_values_are_printed_at_the_papers_precision() -> None:
 
 
 def test_a_table_names_its_stand_ins_and_why_a_row_has_no_run() -> None:
-    measured = {"resnetrs50": {"top1": 0.5, "top5": 0.9}, "efficientnet_b3": {"top1": 0.25, "top5": 0.75}}
+    measured = {"resnetrs50": {"top1": 0.5, "top5": 0.9, "samples": 100}, "efficientnet_b3": {"top1": 0.25, "top5": 0.75, "samples": 100}}
     table = study_table(STUDIES["table6"], DEMO_RUNS, FACTS, measured, "demo data")
     rows = {row[0]: row for row in table.rows}
-    assert rows["ResNet-RS"][1:5] == ["`resnetrs420`", "`resnetrs50` (stand-in)", "84.4", "50.00"]
-    assert rows["EfficientNet-B3"][2:5] == ["`efficientnet_b3`", "81.1", "25.00"]
+    assert rows["ResNet-RS"][1:5] == ["`resnetrs420`", "`resnetrs50` (stand-in)", "84.4", "50.00 ± 9.80"]
+    assert rows["EfficientNet-B3"][2:5] == ["`efficientnet_b3`", "81.1", "25.00 ± 8.49"]
     assert rows["EfficientNet-B7"][2:5] == [DASH, "84.4", DASH]
     assert any(note.startswith(f"{DASH} EfficientNet-B7: imagenet profile only") for note in table.notes)
     assert any("lighter model in the paper model's place" in note for note in table.notes)
@@ -79,10 +80,10 @@ def test_a_figures_point_has_no_paper_value_and_the_notes_say_so() -> None:
         name: {"params": 1_000_000, "macs": 1_000_000_000, "resolution": 224}
         for name in ("efficientnet_b0", "efficientnet_b0_w2", "efficientnet_b0_d4", "efficientnet_b3")
     }
-    measured = {"efficientnet_b0_w2": {"top1": 0.3, "top5": 0.8}}
+    measured = {"efficientnet_b0_w2": {"top1": 0.3, "top5": 0.8, "samples": 100}}
     table = study_table(STUDIES["fig9_single_dimension"], DEMO_RUNS, facts, measured, "demo data")
     rows = {row[0]: row for row in table.rows}
-    assert rows["B0 width x2"][2:5] == ["`efficientnet_b0_w2`", DASH, "30.00"]
+    assert rows["B0 width x2"][2:5] == ["`efficientnet_b0_w2`", DASH, "30.00 ± 8.98"]
     assert any(
         note.startswith(f"{DASH} in the paper's column: its figure shows these points without numbers: EfficientNet-B0,")
         for note in table.notes
@@ -117,13 +118,59 @@ def test_a_stated_parameter_count_is_checked_at_the_papers_precision() -> None:
 def test_the_papers_claims_are_checked() -> None:
     facts = json.loads((Path(__file__).parents[1] / "metrics" / "facts.json").read_text())  # counted by the facts stage
     studies = [STUDIES["table5"], STUDIES["table6"]]
-    claims = {claim.text: claim for claim in paper_claims(studies, facts, g1s=[])}
-    assert claims["EfficientNet-B2 has 9.2M parameters (as TensorFlow counts)"].holds is True  # 9.18M with BatchNorm's statistics
-    assert claims["ShuffleNet-v2 has 2M parameters"].holds is False  # 7.39M, 7.43M: under neither convention
+    claims = {claim.text: claim for claim in table_claims(studies, facts, g1s=[])}
+    assert claims["EfficientNet-B2 has 9.2M parameters (as TensorFlow counts)"].verdict == HOLDS  # 9.18M with BatchNorm's statistics
+    assert claims["ShuffleNet-v2 has 2M parameters"].verdict == FAILS  # 7.39M, 7.43M: under neither convention
     shufflenet = claims["ShuffleNet-v2 reaches 75.4% top-1 with 2M parameters"]
-    assert shufflenet.holds is False and "76.23% at 7.39M" in shufflenet.evidence
-    assert claims["EfficientNet has the highest top-1 accuracy and the fewest parameters"].holds is False
-    assert claims["In G1's test network, c1:c2 = 1:1 is fastest at every width"].holds is None
+    assert shufflenet.verdict == FAILS and "76.23% at 7.39M" in shufflenet.evidence
+    assert claims["EfficientNet has the highest top-1 accuracy and the fewest parameters"].verdict == FAILS
+    assert claims["In G1's test network, c1:c2 = 1:1 is fastest at every width"].verdict == UNCHECKED
+
+
+def test_a_comparison_is_judged_against_the_sampling_noise_of_the_papers_numbers() -> None:
+    claims = comparison_claims(STUDIES["table1"], DEMO_RUNS, {}, {}, "demo data")
+    on_paper = {claim.text.split(": ")[0]: claim for claim in claims if claim.evidence.startswith("the paper's numbers")}
+    # 28.54 vs 27.94 on 50,000 images each: a margin of 0.60 against +-0.56
+    assert on_paper["a deeper plain net has a higher error (degradation)"].verdict == HOLDS
+    # 27.88 vs 27.94: 0.06 against +-0.56, the issue's own example
+    resolved = on_paper["shortcuts lower the error at 18 layers"]
+    assert resolved.verdict == UNRESOLVED and "margin +0.06 ± 0.56 (95%, 50,000 images each)" in resolved.evidence
+    table6 = comparison_claims(STUDIES["table6"], DEMO_RUNS, {}, {}, "demo data")
+    assert table6[0].verdict == UNRESOLVED and "84.40 vs 84.40" in table6[0].evidence  # EfficientNet-B7 and ResNet-RS tie
+
+
+def test_a_comparison_of_oaks_runs_says_which_way_the_data_resolves_it_and_at_which_scale() -> None:
+    def scored(top1: float) -> dict:
+        return {"top1": top1, "top5": 1.0, "samples": 300}
+
+    measured = {"plain18": scored(0.60), "plain34": scored(0.40), "resnet18a": scored(0.62), "resnet34a": scored(0.30)}
+    claims = comparison_claims(STUDIES["table1"], DEMO_RUNS, measured, {}, "oak-demo (synthetic)")
+    claims = [claim for claim in claims if "Oak's runs" in claim.evidence]
+    verdicts = {claim.text.split(": ")[0]: claim.verdict for claim in claims}
+    assert verdicts == {
+        "a deeper plain net has a higher error (degradation)": f"{HOLDS} at demo scale",  # 20 points against about +-8
+        "a deeper ResNet has a lower error": f"{FAILS} at demo scale",  # the deeper one is 32 points worse
+        "shortcuts lower the error at 34 layers": f"{FAILS} at demo scale",
+        "shortcuts lower the error at 18 layers": UNRESOLVED,  # 2 points against about +-8
+    }
+    on_imagenet = comparison_claims(STUDIES["table1"], DEMO_RUNS, measured, {}, "ImageNet-1k")
+    assert {claim.verdict for claim in on_imagenet if "Oak's runs" in claim.evidence} == {HOLDS, FAILS, UNRESOLVED}
+
+
+def test_a_comparison_whose_rows_share_one_stand_in_run_is_not_checked() -> None:
+    measured = {name: {"top1": 0.5, "top5": 0.9, "samples": 300} for name in ("inception_v3", "inception_resnet_v1")}
+    claims = comparison_claims(STUDIES["table6"], DEMO_RUNS, measured, {}, "demo data")
+    [b7] = [claim for claim in claims if "EfficientNet-B7 vs ResNet-RS" in claim.text and "Oak's runs" in claim.evidence]
+    assert b7.verdict == UNCHECKED and "EfficientNet-B7: imagenet profile only" in b7.evidence
+
+
+def test_a_claim_naming_a_row_the_study_lacks_is_an_error_naming_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "t.yaml"
+    path.write_text(
+        'title: T\nsource: s\nmetric: top1\nrows:\n  - {label: A, model: resnet18}\nclaims:\n  - {claim: "A beats B", better: A, than: B}\n'
+    )
+    with pytest.raises(OakError, match=r"t\.yaml: claim 'A beats B': no row labelled 'B'"):
+        load_study(path)
 
 
 def test_table3_is_reproduced_by_formula_and_by_real_layers() -> None:
@@ -171,7 +218,6 @@ def test_table4_and_its_claim_come_from_a_real_g1_measurement() -> None:
     import torch
 
     from oak.bench.g1 import bench_g1
-    from oak.report.build import g1_claim
     from oak.report.paper import g1_table
 
     result = bench_g1(device=torch.device("cpu"), pairs="arm", resolution=8, batch_size=1, rounds=1, passes=1)
@@ -183,7 +229,8 @@ def test_table4_and_its_claim_come_from_a_real_g1_measurement() -> None:
         ["1:12", "(9,108)", "57.6"],
     ]
     claim = g1_claim(result)
-    assert claim.holds is result["claim_check"]["holds"] and claim.evidence.startswith(f"on {result['device']}, batch 1: ")
+    assert claim.verdict == (HOLDS if result["claim_check"]["holds"] else FAILS)
+    assert claim.evidence.startswith(f"on {result['device']}, batch 1: ")
 
 
 def test_the_pareto_front_keeps_the_points_nothing_beats_on_both_axes() -> None:
@@ -201,7 +248,7 @@ def markdown_rows(path: Path) -> dict[str, list[str]]:
 
 
 def test_the_committed_tables_hold_the_papers_numbers_and_the_committed_runs_metrics() -> None:
-    from oak.report.paper import measured_value
+    from oak.report.paper import measured_cell
     from oak.studies.plan import PLAN_FILE, Run, current_runs, row_key
 
     repo = Path(__file__).parents[1]
@@ -213,6 +260,6 @@ def test_the_committed_tables_hold_the_papers_numbers_and_the_committed_runs_met
             assert (cells[3] == DASH) if row.paper is None else float(cells[3]) == row.paper, (study.name, row.label)
             if isinstance(run, Run):
                 evaluated = json.loads((repo / "metrics" / "eval" / f"{run.name}.json").read_text())
-                assert cells[2].split()[0] == f"`{run.name}`" and cells[4] == f"{measured_value(study.metric, evaluated):.2f}"
+                assert cells[2].split()[0] == f"`{run.name}`" and cells[4] == measured_cell(study.metric, evaluated)
             else:
                 assert cells[2] == cells[4] == DASH

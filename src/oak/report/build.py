@@ -12,7 +12,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import torchvision
 from matplotlib.figure import Figure
 from omegaconf import DictConfig
 
@@ -20,21 +19,11 @@ from oak.data.info import ShardInfo, read_info
 from oak.errors import OakError
 from oak.files import write_atomic
 from oak.layout import Layout
-from oak.models.registry import SHUFFLENETS
+from oak.report.claims import claims_table, comparison_claims, published_claims, table_claims
 from oak.report.cost import cost_runs_table, cost_table, paper_speed_accuracy, read_devices, study_runs
 from oak.report.figures import accuracy_vs_throughput, figure_files, scaling_figure, training_curves
 from oak.report.index import index
-from oak.report.paper import (
-    Claim,
-    both_at_once_claim,
-    calculation_table,
-    claims_table,
-    conclusion_claim,
-    g1_table,
-    parameter_claims,
-    published_claims,
-    study_table,
-)
+from oak.report.paper import calculation_table, g1_table, study_table
 from oak.report.results import result_rows, results_outputs
 from oak.report.scaling import scaling_panels
 from oak.report.tables import Table, table_files, to_markdown
@@ -80,7 +69,10 @@ def write_report(config: DictConfig) -> list[Path]:
         outputs |= table_files(table, layout.tables, name)
     for name, figure in report_figures(inputs):
         outputs |= figure_files(figure, layout.figures, name)
-    claims = paper_claims(inputs.studies, inputs.facts, list(inputs.g1s.values())) + published_claims(inputs.studies, inputs.published)
+    claims = table_claims(inputs.studies, inputs.facts, list(inputs.g1s.values()))
+    for study in inputs.studies:
+        claims += comparison_claims(study, inputs.planned, inputs.measured, inputs.published, inputs.data_label)
+    claims += published_claims(inputs.studies, inputs.published)
     outputs[layout.reports / "claims.md"] = to_markdown(claims_table(claims))
     device_names = {slug: measurement["device"] for slug, measurement in inputs.devices.items()}
     outputs[layout.reports / "README.md"] = index(tables, inputs.studies, device_names, inputs.profile, inputs.data_label)
@@ -192,35 +184,3 @@ def speed_figure(inputs: Inputs, measurement: dict) -> Figure:
     points = paper_speed_accuracy(inputs.studies, inputs.imagenet, measurement)
     xlabel = f"training images/s on {measurement['device']} (oak bench cost, imagenet profile recipes)"
     return accuracy_vs_throughput(points, xlabel=xlabel, title="The paper's top-1 against measured training speed")
-
-
-def torchvision_published(names: list[str]) -> dict[str, tuple[float, int]]:
-    """(top-1 %, parameters) from torchvision's weights metadata, which ships with torchvision."""
-    metas = {name: torchvision.models.get_model_weights(name).DEFAULT.meta for name in names}
-    return {name: (meta["_metrics"]["ImageNet-1K"]["acc@1"], meta["num_params"]) for name, meta in metas.items()}
-
-
-def paper_claims(studies: list[Study], facts: dict[str, dict], g1s: list[dict]) -> list[Claim]:
-    claims = parameter_claims(studies, facts)
-    by_name = {study.name: study for study in studies}
-    if "table6" in by_name:
-        table6 = by_name["table6"]
-        [shufflenet] = [row for row in table6.rows if row.model in SHUFFLENETS]
-        published = torchvision_published(SHUFFLENETS)
-        claims.append(both_at_once_claim(shufflenet, table6.source, published, "torchvision's published weights"))
-        claims.append(conclusion_claim(table6, "EfficientNet", "EfficientNet"))
-    claims += [g1_claim(g1) for g1 in g1s] or [g1_claim(None)]
-    return claims
-
-
-def g1_claim(g1: dict | None) -> Claim:
-    text, source = "In G1's test network, c1:c2 = 1:1 is fastest at every width", "Zhao 2024, Table 4, citing Ma et al. 2018"
-    if g1 is None:
-        return Claim(text, source, None, "not measured here: run `oak bench g1`")
-    check = g1["claim_check"]
-    failures = "; ".join(
-        f"{f['column']}: {f['fastest']} is {f['lead']:.1%} faster (its rounded channel pair has {f['fewer_macs']:.1%} fewer MACs)"
-        for f in check["failing_columns"]
-    )
-    where = f"on {g1['device']}, batch {g1['settings']['batch_size']}"
-    return Claim(text, source, check["holds"], f"{where}: " + (failures or "1:1 fastest in every column"))

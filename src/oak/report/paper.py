@@ -1,4 +1,4 @@
-"""The paper's tables set beside Oak's measurements and the models' own facts, and its claims checked.
+"""The paper's tables set beside Oak's measurements and the models' own facts (its claims: oak.report.claims).
 
 A cell holds a number only when Oak measured or counted it, or the paper states it (the table's
 source says where from); anything else is a dash with the reason in the notes.
@@ -6,7 +6,6 @@ source says where from); anything else is a dash with the reason in the notes.
 
 import math
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 
 from oak.models.calculations import TABLE_3, measured_conv_macs, regular_calculations, separable_calculations
 from oak.report.tables import Table
@@ -17,13 +16,28 @@ DASH = "—"
 STAND_IN = "(stand-in)"
 FLAG = "⚠"
 TF_COUNT = "(TF)"
+Z_95 = 1.96  # a normal distribution's 97.5th percentile: half a 95% interval, in standard errors
 ROUNDING_SLACK = 1.05  # a stated "2M" stands for anything that rounds to it, and a little more
 
 
 def measured_value(metric: str, evaluated: dict) -> float:
     """The study's metric, in percent, from an evaluation's metrics file."""
     top1, top5 = 100 * evaluated["top1"], 100 * evaluated["top5"]
-    return {"top1": top1, "top1_error": 100 - top1, "top5_error": 100 - top5}[metric]
+    return {"top1": top1, "top5": top5, "top1_error": 100 - top1, "top5_error": 100 - top5}[metric]
+
+
+def measured_cell(metric: str, evaluated: dict | None) -> str:
+    """A measured value with half its 95% sampling interval, from the number of images it was measured on."""
+    if not evaluated:
+        return DASH
+    value = measured_value(metric, evaluated)
+    return f"{value:.2f} ± {sampling_interval(value, evaluated['samples']):.2f}"
+
+
+def sampling_interval(percent: float, samples: int) -> float:
+    """Half the 95% interval of a top-1 (or error) measured on `samples` images, in points (normal approximation)."""
+    share = percent / 100
+    return 100 * Z_95 * math.sqrt(share * (1 - share) / samples)
 
 
 def paper_format(values: Iterable[float | None]) -> Callable[[float | None], str]:
@@ -78,10 +92,13 @@ def study_table(
     if any(released.values()):
         for row, cells in zip(study.rows, rows, strict=True):
             evaluated = released[row.label]
-            cells.insert(4, f"{measured_value(study.metric, evaluated):.2f}" if evaluated else DASH)
+            cells.insert(4, measured_cell(study.metric, evaluated))
     notes = [f"Paper values: {study.source}."]
     notes += _published_notes(study, released)
-    notes.append(f"Oak's measured values: {data_label}; params and MACs are counted from each model as Oak builds it (1000 classes).")
+    notes.append(
+        f"Oak's measured values: {data_label}, each ± half its 95% sampling interval (from the number of validation images); "
+        "params and MACs are counted from each model as Oak builds it (1000 classes)."
+    )
     if any(isinstance(run, Run) and run.model != row.model for row, run in zip(study.rows, runs.values(), strict=True)):
         notes.append(
             f"{STAND_IN}: the run trains a lighter model in the paper model's place at this scale; params and MACs are the paper's model's."
@@ -132,11 +149,11 @@ def _row(
 ) -> list[str]:
     evaluated = measured.get(run.name) if isinstance(run, Run) else None
     run_cell = DASH if not isinstance(run, Run) else f"`{run.name}`" + (f" {STAND_IN}" if run.model != row.model else "")
-    oak_value = f"{measured_value(study.metric, evaluated):.2f}" if evaluated else DASH
+    oak_value = measured_cell(study.metric, evaluated)
     paper_value, paper_top5 = paper
     cells = [row.label, f"`{row.model}`", run_cell, paper_value(row.paper), oak_value]
     if with_top5:
-        cells += [paper_top5(row.paper_top5), f"{100 * evaluated['top5']:.2f}" if evaluated else DASH]
+        cells += [paper_top5(row.paper_top5), measured_cell("top5", evaluated)]
     counted = f"{facts['params'] / 1e6:.2f}"
     if with_params:
         stated = DASH if row.paper_params_m is None else f"{row.paper_params_m:g}"
@@ -185,86 +202,3 @@ def g1_table(result: dict) -> Table:
     ]
     title = f"Table 4: ShuffleNet-v2 guideline G1, speed at fixed FLOPs, on {result['device']} at batch {settings['batch_size']}"
     return Table(title, headings, rows, notes)
-
-
-@dataclass(frozen=True)
-class Claim:
-    text: str
-    source: str
-    holds: bool | None  # None: not checked here, the evidence says why
-    evidence: str
-
-
-def parameter_claims(studies: list[Study], facts: dict[str, dict]) -> list[Claim]:
-    """Each parameter count the paper states that the model's trainable weights do not match: holding as
-    TensorFlow counts (BatchNorm's moving statistics included), or contradicted under both conventions."""
-    claims = []
-    for study in studies:
-        for row in study.rows:
-            if row.paper_params_m is None:
-                continue
-            counted = facts[row.model]
-            convention = count_convention(row.paper_params_m, counted)
-            if convention == "pytorch":
-                continue
-            with_statistics = counted["params"] + counted["batchnorm_statistics"]
-            evidence = (
-                f"`{row.model}` has {counted['params']:,} trainable parameters ({counted['params'] / 1e6:.2f}M), "
-                f"{with_statistics:,} ({with_statistics / 1e6:.2f}M) with BatchNorm's moving statistics, as TensorFlow counts"
-            )
-            text = f"{row.label} has {row.paper_params_m:g}M parameters"
-            claims.append(Claim(text + (" (as TensorFlow counts)" if convention else ""), study.source, bool(convention), evidence))
-    return claims
-
-
-def both_at_once_claim(row: Row, source: str, variants: dict[str, tuple[float, int]], published_by: str) -> Claim:
-    """Whether any variant of the row's family has both the stated top-1 and at most the stated parameters."""
-    limit = row.paper_params_m * 1e6 * ROUNDING_SLACK
-    holds = any(top1 >= row.paper and params <= limit for top1, params in variants.values())
-    listed = "; ".join(f"`{name}` {top1:.2f}% at {params / 1e6:.2f}M" for name, (top1, params) in variants.items())
-    text = f"{row.label} reaches {row.paper:g}% top-1 with {row.paper_params_m:g}M parameters"
-    return Claim(text, source, holds, f"{listed} ({published_by})")
-
-
-def conclusion_claim(study: Study, family_prefix: str, family: str) -> Claim:
-    """The conclusion's "highest top-1 accuracy and the fewest parameters", over the table's own numbers."""
-    best = max(row.paper for row in study.rows)
-    fewest = min(row.paper_params_m for row in study.rows)
-    highest = [row.label for row in study.rows if row.paper == best]
-    smallest = [row.label for row in study.rows if row.paper_params_m == fewest]
-    holds = all(label.startswith(family_prefix) for label in highest + smallest)
-    evidence = f"highest top-1 {best:g}%: {', '.join(highest)}; fewest parameters {fewest:g}M: {', '.join(smallest)}"
-    text = f"{family} has the highest top-1 accuracy and the fewest parameters"
-    return Claim(text, f"{study.source} and the conclusion", holds, evidence)
-
-
-def sampling_interval(percent: float, samples: int) -> float:
-    """Half the 95% interval of a top-1 (or error) measured on `samples` images, in points (normal approximation)."""
-    share = percent / 100
-    return 196 * math.sqrt(share * (1 - share) / samples)
-
-
-def published_claims(studies: list[Study], published: dict[str, dict]) -> list[Claim]:
-    """Each paper value the released weights were measured for: reproduced when within the measurement's 95% interval."""
-    claims = []
-    for study in studies:
-        for row in study.rows:
-            evaluated = published.get(row_key(study, row))
-            if not evaluated or row.paper is None:
-                continue
-            value = measured_value(study.metric, evaluated)
-            text = f"{row.label}: {METRICS[study.metric]} {row.paper:g} (from the released weights)"
-            weights = f"`{evaluated['weights']}` on {evaluated['data']}: {value:.2f}"
-            if "synthetic" in evaluated["data"]:
-                claims.append(Claim(text, study.source, None, f"{weights}; synthetic data says nothing of the weights"))
-                continue
-            interval = sampling_interval(value, evaluated["samples"])
-            evidence = f"{weights} ± {interval:.2f} (95%, {evaluated['samples']:,} images)"
-            claims.append(Claim(text, study.source, abs(value - row.paper) <= interval, evidence))
-    return claims
-
-
-def claims_table(claims: list[Claim]) -> Table:
-    verdict = {True: "holds", False: "fails", None: "not checked"}
-    rows = [[claim.text, verdict[claim.holds], claim.evidence, claim.source] for claim in claims]
-    return Table("The paper's claims, checked", ["claim", "verdict", "evidence", "source of the claim"], rows)

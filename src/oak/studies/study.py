@@ -19,6 +19,12 @@ model, recipe or setting is an error naming the file and row):
           demo: {skip: "60 s per epoch on 2 CPU cores at 64 px"}
           imagenet: {settings: {train: {image_size: 600}}}
 
+A claim of the paper that one row beats another is declared with the rows it compares; the report
+judges it on the paper's numbers, on Oak's runs and on released weights, each against its sampling noise:
+
+    claims:
+      - {claim: "plain-34 is worse than plain-18 (degradation)", better: plain-18, than: plain-34}
+
 A study of one of the paper's scaling figures (top-1 against MACs) names it in `scaling` and puts
 each row on the figure's lines; the paper's figures give no numbers, so their rows have no `paper`:
 
@@ -73,12 +79,22 @@ class Row:
 
 
 @dataclass
+class Comparison:
+    """The paper's claim that row `better` scores better than row `than` on the study's metric."""
+
+    claim: str
+    better: str  # a row's label
+    than: str
+
+
+@dataclass
 class Study:
     title: str
     source: str
     metric: str
     profiles: dict[str, RunSpec] = field(default_factory=dict)
     rows: list[Row] = field(default_factory=list)
+    claims: list[Comparison] = field(default_factory=list)
     curves: str | None = None  # the paper's figure of the runs' per-epoch curves, where it has one
     scaling: str | None = None  # the paper's figure of top-1 against cost, one line per row `series`, where it has one
     name: str = ""  # the file's stem, set when read
@@ -106,6 +122,11 @@ def load_study(path: Path) -> Study:
             raise OakError(f"{path}: {where}no `series`: in a study with a scaling figure every row names the lines it is on")
         if row.series and not study.scaling:
             raise OakError(f"{path}: {where}`series` without a figure to draw: name the paper's figure in the study's `scaling`")
+    labels = {row.label for row in study.rows}
+    for comparison in study.claims:
+        unknown = [label for label in (comparison.better, comparison.than) if label not in labels]
+        if unknown:
+            raise OakError(f"{path}: claim {comparison.claim!r}: no row labelled {unknown[0]!r}; use one of the rows' labels")
     return study
 
 

@@ -1,0 +1,199 @@
+"""The paper's claims, checked: its parameter counts against the models, its comparisons against its own
+numbers, Oak's runs and released weights, and Table 4's guideline against a measurement.
+
+A measured difference decides a claim only when it lies outside its 95% sampling interval; inside it the
+verdict is "not resolved by this data", whichever way the numbers lean. The interval treats the two
+accuracies as independent samples, which overstates the noise of two models scored on the same images
+(a paired test would need each image's prediction, which the papers do not publish): a conservative test.
+"""
+
+import math
+from dataclasses import dataclass
+
+import torchvision
+
+from oak.models.registry import SHUFFLENETS
+from oak.report.paper import ROUNDING_SLACK, Z_95, count_convention, measured_value, sampling_interval
+from oak.report.tables import Table
+from oak.studies.plan import Run, row_key
+from oak.studies.study import METRICS, Comparison, Row, Study
+
+HOLDS, FAILS, UNRESOLVED, UNCHECKED = "holds", "fails", "not resolved by this data", "not checked"
+IMAGENET_VAL_IMAGES = 50_000  # ILSVRC 2012's validation set, on which the paper's sources report
+
+
+@dataclass(frozen=True)
+class Claim:
+    text: str
+    source: str
+    verdict: str  # HOLDS, FAILS, UNRESOLVED or UNCHECKED (the evidence says why)
+    evidence: str
+
+
+def judged(margin: float, interval: float) -> str:
+    """A claim that some margin is positive, given half its 95% interval."""
+    return HOLDS if margin > interval else FAILS if margin < -interval else UNRESOLVED
+
+
+def comparison_evidence(metric: str, better: tuple[float, int], than: tuple[float, int]) -> tuple[str, str]:
+    """(verdict, evidence) of "`better` scores better than `than`", each a (value in %, images) measurement."""
+    (value, samples), (other, other_samples) = better, than
+    margin = (other - value) if metric.endswith("error") else (value - other)
+    share, other_share = value / 100, other / 100
+    interval = 100 * Z_95 * math.sqrt(share * (1 - share) / samples + other_share * (1 - other_share) / other_samples)
+    images = f"{samples:,} images each" if samples == other_samples else f"{samples:,} and {other_samples:,} images"
+    return judged(margin, interval), f"{value:.2f} vs {other:.2f}: margin {margin:+.2f} ± {interval:.2f} (95%, {images})"
+
+
+def comparison_claims(
+    study: Study, planned: dict[str, Run | str], measured: dict[str, dict], published: dict[str, dict], data_label: str
+) -> list[Claim]:
+    """Each of the study's comparisons judged on the paper's numbers, on Oak's runs and on released weights, where each has both rows."""
+    rows = {row.label: row for row in study.rows}
+    claims = []
+    for comparison in study.claims:
+        better, than = rows[comparison.better], rows[comparison.than]
+        text = f"{comparison.claim}: {better.label} vs {than.label}, {METRICS[study.metric]}"
+        if better.paper is not None and than.paper is not None:
+            paper = [(row.paper, IMAGENET_VAL_IMAGES) for row in (better, than)]
+            verdict, evidence = comparison_evidence(study.metric, *paper)
+            claims.append(Claim(text, study.source, verdict, f"the paper's numbers, on ImageNet's validation set: {evidence}"))
+        claims.append(_run_comparison(study, comparison, text, planned, measured, data_label))
+        released = [published.get(row_key(study, row)) for row in (better, than)]
+        if all(released):
+            scored = [(measured_value(study.metric, evaluated), evaluated["samples"]) for evaluated in released]
+            verdict, evidence = comparison_evidence(study.metric, *scored)
+            data = released[0]["data"]
+            if "synthetic" in data:
+                verdict, evidence = UNCHECKED, f"{evidence}; synthetic data says nothing of the weights"
+            claims.append(Claim(text, study.source, verdict, f"released weights on {data}: {evidence}"))
+    return claims
+
+
+def _run_comparison(
+    study: Study, comparison: Comparison, text: str, planned: dict[str, Run | str], measured: dict[str, dict], data_label: str
+) -> Claim:
+    rows = {row.label: row for row in study.rows}
+    runs = [planned[row_key(study, rows[label])] for label in (comparison.better, comparison.than)]
+    missing = [f"{label}: {run}" for label, run in zip((comparison.better, comparison.than), runs, strict=True) if not isinstance(run, Run)]
+    if missing:
+        return Claim(text, study.source, UNCHECKED, f"Oak's runs: no run of {'; '.join(missing)}")
+    if runs[0].name == runs[1].name:
+        return Claim(text, study.source, UNCHECKED, f"Oak's runs: both rows are the run `{runs[0].name}` in this profile (a stand-in)")
+    if not all(run.name in measured for run in runs):
+        return Claim(text, study.source, UNCHECKED, "Oak's runs: not evaluated yet (`dvc repro`)")
+    scored = [(measured_value(study.metric, measured[run.name]), measured[run.name]["samples"]) for run in runs]
+    verdict, evidence = comparison_evidence(study.metric, *scored)
+    if verdict != UNRESOLVED and "synthetic" in data_label:
+        verdict += " at demo scale"  # of the demo's pictures, not of ImageNet
+    compared = (rows[comparison.better], rows[comparison.than])
+    stand_ins = [f"`{run.name}` for {row.label}" for row, run in zip(compared, runs, strict=True) if run.model != row.model]
+    evidence += f"; stand-ins: {', '.join(stand_ins)}" if stand_ins else ""
+    return Claim(text, study.source, verdict, f"Oak's runs (`{runs[0].name}` vs `{runs[1].name}`) on {data_label}: {evidence}")
+
+
+def parameter_claims(studies: list[Study], facts: dict[str, dict]) -> list[Claim]:
+    """Each parameter count the paper states that the model's trainable weights do not match: holding as
+    TensorFlow counts (BatchNorm's moving statistics included), or contradicted under both conventions."""
+    claims = []
+    for study in studies:
+        for row in study.rows:
+            if row.paper_params_m is None:
+                continue
+            counted = facts[row.model]
+            convention = count_convention(row.paper_params_m, counted)
+            if convention == "pytorch":
+                continue
+            with_statistics = counted["params"] + counted["batchnorm_statistics"]
+            evidence = (
+                f"`{row.model}` has {counted['params']:,} trainable parameters ({counted['params'] / 1e6:.2f}M), "
+                f"{with_statistics:,} ({with_statistics / 1e6:.2f}M) with BatchNorm's moving statistics, as TensorFlow counts"
+            )
+            text = f"{row.label} has {row.paper_params_m:g}M parameters"
+            verdict = HOLDS if convention else FAILS
+            claims.append(Claim(text + (" (as TensorFlow counts)" if convention else ""), study.source, verdict, evidence))
+    return claims
+
+
+def both_at_once_claim(row: Row, source: str, variants: dict[str, tuple[float, int]], published_by: str) -> Claim:
+    """Whether any variant of the row's family has both the stated top-1 and at most the stated parameters."""
+    limit = row.paper_params_m * 1e6 * ROUNDING_SLACK
+    holds = any(top1 >= row.paper and params <= limit for top1, params in variants.values())
+    listed = "; ".join(f"`{name}` {top1:.2f}% at {params / 1e6:.2f}M" for name, (top1, params) in variants.items())
+    text = f"{row.label} reaches {row.paper:g}% top-1 with {row.paper_params_m:g}M parameters"
+    return Claim(text, source, HOLDS if holds else FAILS, f"{listed} ({published_by})")
+
+
+def conclusion_claim(study: Study, family_prefix: str, family: str) -> Claim:
+    """The conclusion's "highest top-1 accuracy and the fewest parameters", over the table's own numbers."""
+    best = max(row.paper for row in study.rows)
+    fewest = min(row.paper_params_m for row in study.rows)
+    highest = [row.label for row in study.rows if row.paper == best]
+    smallest = [row.label for row in study.rows if row.paper_params_m == fewest]
+    holds = all(label.startswith(family_prefix) for label in highest + smallest)
+    evidence = f"highest top-1 {best:g}%: {', '.join(highest)}; fewest parameters {fewest:g}M: {', '.join(smallest)}"
+    text = f"{family} has the highest top-1 accuracy and the fewest parameters"
+    return Claim(text, f"{study.source} and the conclusion", HOLDS if holds else FAILS, evidence)
+
+
+def published_claims(studies: list[Study], published: dict[str, dict]) -> list[Claim]:
+    """Each paper value the released weights were measured for: reproduced when within the measurement's 95% interval."""
+    claims = []
+    for study in studies:
+        for row in study.rows:
+            evaluated = published.get(row_key(study, row))
+            if not evaluated or row.paper is None:
+                continue
+            value = measured_value(study.metric, evaluated)
+            text = f"{row.label}: {METRICS[study.metric]} {row.paper:g} (from the released weights)"
+            weights = f"`{evaluated['weights']}` on {evaluated['data']}: {value:.2f}"
+            if "synthetic" in evaluated["data"]:
+                claims.append(Claim(text, study.source, UNCHECKED, f"{weights}; synthetic data says nothing of the weights"))
+                continue
+            interval = sampling_interval(value, evaluated["samples"])
+            evidence = f"{weights} ± {interval:.2f} (95%, {evaluated['samples']:,} images)"
+            claims.append(Claim(text, study.source, HOLDS if abs(value - row.paper) <= interval else FAILS, evidence))
+    return claims
+
+
+def torchvision_published(names: list[str]) -> dict[str, tuple[float, int]]:
+    """(top-1 %, parameters) from torchvision's weights metadata, which ships with torchvision."""
+    metas = {name: torchvision.models.get_model_weights(name).DEFAULT.meta for name in names}
+    return {name: (meta["_metrics"]["ImageNet-1K"]["acc@1"], meta["num_params"]) for name, meta in metas.items()}
+
+
+def table_claims(studies: list[Study], facts: dict[str, dict], g1s: list[dict]) -> list[Claim]:
+    """The claims about the paper's tables that need no run: parameter counts, Table 6's, Table 4's."""
+    claims = parameter_claims(studies, facts)
+    by_name = {study.name: study for study in studies}
+    if "table6" in by_name:
+        table6 = by_name["table6"]
+        [shufflenet] = [row for row in table6.rows if row.model in SHUFFLENETS]
+        published = torchvision_published(SHUFFLENETS)
+        claims.append(both_at_once_claim(shufflenet, table6.source, published, "torchvision's published weights"))
+        claims.append(conclusion_claim(table6, "EfficientNet", "EfficientNet"))
+    claims += [g1_claim(g1) for g1 in g1s] or [g1_claim(None)]
+    return claims
+
+
+def g1_claim(g1: dict | None) -> Claim:
+    text, source = "In G1's test network, c1:c2 = 1:1 is fastest at every width", "Zhao 2024, Table 4, citing Ma et al. 2018"
+    if g1 is None:
+        return Claim(text, source, UNCHECKED, "not measured here: run `oak bench g1`")
+    check = g1["claim_check"]
+    failures = "; ".join(
+        f"{f['column']}: {f['fastest']} is {f['lead']:.1%} faster (its rounded channel pair has {f['fewer_macs']:.1%} fewer MACs)"
+        for f in check["failing_columns"]
+    )
+    where = f"on {g1['device']}, batch {g1['settings']['batch_size']}"
+    return Claim(text, source, HOLDS if check["holds"] else FAILS, f"{where}: " + (failures or "1:1 fastest in every column"))
+
+
+def claims_table(claims: list[Claim]) -> Table:
+    rows = [[claim.text, claim.verdict, claim.evidence, claim.source] for claim in claims]
+    notes = [
+        f"{UNRESOLVED}: the difference lies within its 95% sampling interval, from the number of validation images "
+        f"({IMAGENET_VAL_IMAGES:,} for the paper's ImageNet numbers); two accuracies are treated as independent samples, "
+        "a conservative test for two models scored on the same images."
+    ]
+    return Table("The paper's claims, checked", ["claim", "verdict", "evidence", "source of the claim"], rows, notes)
