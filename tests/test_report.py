@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from oak.errors import OakError
+from oak.report.build import evaluation_sizes
 from oak.report.claims import FAILS, HOLDS, UNCHECKED, UNRESOLVED, comparison_claims, g1_claim, table_claims
 from oak.report.paper import DASH, FLAG, calculation_table, count_convention, paper_states_count, study_table
 from oak.report.scaling import gmacs, scaling_panels
@@ -102,6 +103,17 @@ def test_a_scaling_figure_puts_each_run_on_its_lines_by_cost_one_panel_per_train
     assert [(label, round(top1)) for _, top1, label in depth] == [("resnet18 64px", 30), ("resnet34 64px", 35)]
     assert depth[0][0] == pytest.approx(gmacs("resnet18", 224) * (64 / 224) ** 2, rel=0.05)  # MACs at the run's own resolution
     assert [label for _, _, label in panels["1 epoch"]["width"]] == ["resnet18 64px", "resnet18_w1_5 64px"]
+
+
+def test_macs_are_counted_at_the_resolution_each_row_is_evaluated_at_in_the_paper() -> None:
+    facts = json.loads((Path(__file__).parents[1] / "metrics" / "facts.json").read_text())
+    sizes = evaluation_sizes(plan_rows(list(STUDIES.values()), "imagenet"))
+    fig9 = {row[0]: row[-1] for row in study_table(STUDIES["fig9_single_dimension"], DEMO_RUNS, facts, {}, "demo", None, sizes).rows}
+    assert fig9["EfficientNet-B0"] == "0.39 at 224" and fig9["B0 resolution x2"] == "1.54 at 448"  # Tan and Le: 0.39B at 224
+    table5 = {row[0]: row[-1] for row in study_table(STUDIES["table5"], DEMO_RUNS, facts, {}, "demo", None, sizes).rows}
+    assert table5["EfficientNet-B3"] == "1.83 at 300" and table5["EfficientNet-B6"].endswith(" at 528")
+    table1 = {row[0]: row[-1] for row in study_table(STUDIES["table1"], DEMO_RUNS, facts, {}, "demo", None, sizes).rows}
+    assert {cell.split(" at ")[1] for cell in table1.values()} == {"224"}  # not timm's test size (ResNet-18: 288)
 
 
 def test_a_stated_parameter_count_is_checked_at_the_papers_precision() -> None:

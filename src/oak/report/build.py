@@ -15,6 +15,7 @@ from pathlib import Path
 from matplotlib.figure import Figure
 from omegaconf import DictConfig
 
+from oak.config.load import PARAMS_FILE
 from oak.data.info import ShardInfo, read_info
 from oak.errors import OakError
 from oak.files import write_atomic
@@ -27,7 +28,7 @@ from oak.report.paper import calculation_table, g1_table, study_table
 from oak.report.results import result_rows, results_outputs
 from oak.report.scaling import scaling_panels
 from oak.report.tables import Table, table_files, to_markdown
-from oak.studies.plan import Run, current_runs, plan_rows
+from oak.studies.plan import Run, current_runs, plan_rows, run_config
 from oak.studies.study import METRICS, Study, load_studies
 from oak.tracking.tracker import Tracker
 from oak.training.curves import read_curves
@@ -130,8 +131,9 @@ def read_g1s(layout: Layout) -> dict[str, dict]:
 
 def report_tables(inputs: Inputs) -> dict[str, Table]:
     """Every table by file name, sorted so that the index lists them in that order."""
+    resolutions = evaluation_sizes(inputs.imagenet)
     tables = {
-        study.name: study_table(study, inputs.planned, inputs.facts, inputs.measured, inputs.data_label, inputs.published)
+        study.name: study_table(study, inputs.planned, inputs.facts, inputs.measured, inputs.data_label, inputs.published, resolutions)
         for study in inputs.studies
     }
     tables["table3"] = calculation_table()
@@ -139,6 +141,13 @@ def report_tables(inputs: Inputs) -> dict[str, Table]:
     tables["cost_runs"] = cost_runs_table(inputs.imagenet, inputs.devices)
     tables |= {name: g1_table(g1) for name, g1 in inputs.g1s.items()}
     return dict(sorted(tables.items()))
+
+
+def evaluation_sizes(imagenet: dict[str, Run | str]) -> dict[str, int]:
+    """Each row's evaluation size in the imagenet profile, the paper's protocol, by row key."""
+    runs = {run for run in imagenet.values() if isinstance(run, Run)}
+    sizes = {run: run_config(PARAMS_FILE, run).train for run in runs}
+    return {key: sizes[run].eval_image_size or sizes[run].image_size for key, run in imagenet.items() if isinstance(run, Run)}
 
 
 def report_figures(inputs: Inputs) -> Iterator[tuple[str, Figure]]:

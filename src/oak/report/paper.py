@@ -8,6 +8,7 @@ import math
 from collections.abc import Callable, Iterable
 
 from oak.models.calculations import TABLE_3, measured_conv_macs, regular_calculations, separable_calculations
+from oak.report.scaling import gmacs
 from oak.report.tables import Table
 from oak.studies.plan import Run, row_key
 from oak.studies.study import METRICS, Row, Study
@@ -70,11 +71,13 @@ def study_table(
     measured: dict[str, dict],
     data_label: str,
     published: dict[str, dict] | None = None,
+    resolutions: dict[str, int] | None = None,
 ) -> Table:
     """The study's rows: the paper's value, Oak's measured one, and parameters and MACs counted from each model.
 
     `planned` gives each row's run (or why it has none), `measured` each run's evaluation metrics,
-    `published` the released weights' metrics by row key, where measured (a column of their own then).
+    `published` the released weights' metrics by row key, where measured (a column of their own then),
+    `resolutions` the size each row is evaluated at in the paper (its imagenet run's), where its MACs are counted.
     """
     heading = METRICS[study.metric]
     with_params = any(row.paper_params_m is not None for row in study.rows)
@@ -88,7 +91,11 @@ def study_table(
     headings += ["Oak GMACs (at px)"]
     runs = {row.label: planned[row_key(study, row)] for row in study.rows}
     paper = (paper_format(row.paper for row in study.rows), paper_format(row.paper_top5 for row in study.rows))
-    rows = [_row(study, row, runs[row.label], facts[row.model], measured, with_params, with_top5, paper) for row in study.rows]
+    sizes = {row_key(study, row): (resolutions or {}).get(row_key(study, row), facts[row.model]["resolution"]) for row in study.rows}
+    rows = [
+        [*_row(study, row, runs[row.label], facts[row.model], measured, with_params, with_top5, paper), _macs_cell(row.model, size)]
+        for row, size in zip(study.rows, sizes.values(), strict=True)
+    ]
     if any(released.values()):
         for row, cells in zip(study.rows, rows, strict=True):
             evaluated = released[row.label]
@@ -106,6 +113,10 @@ def study_table(
     unstated = [row.label for row in study.rows if row.paper is None]
     if unstated:
         notes.append(f"{DASH} in the paper's column: its figure shows these points without numbers: {', '.join(unstated)}.")
+    notes.append(
+        "GMACs: one image at the resolution the row is evaluated at in the paper (its run's in the imagenet profile), "
+        "else at the model's own test size."
+    )
     for row in study.rows:
         run = runs[row.label]
         if not isinstance(run, Run):
@@ -162,7 +173,11 @@ def _row(
         cells += [stated, counted]
     else:
         cells += [counted]
-    return cells + [f"{facts['macs'] / 1e9:.2f} at {facts['resolution']}"]
+    return cells
+
+
+def _macs_cell(model: str, resolution: int) -> str:
+    return f"{gmacs(model, resolution):.2f} at {resolution}"
 
 
 def calculation_table() -> Table:
