@@ -93,25 +93,29 @@ def _run_comparison(
 
 
 def parameter_claims(studies: list[Study], facts: dict[str, dict]) -> list[Claim]:
-    """Each parameter count the paper states that the model's trainable weights do not match: holding as
-    TensorFlow counts (BatchNorm's moving statistics included), or contradicted under both conventions."""
+    """Each parameter count the paper states that the row's model's trainable weights do not match: holding as
+    TensorFlow counts (BatchNorm's moving statistics included), as another variant's count (`paper_params_model`),
+    or contradicted under both conventions."""
     claims = []
     for study in studies:
         for row in study.rows:
             if row.paper_params_m is None:
                 continue
-            counted = facts[row.model]
+            model = row.paper_params_model or row.model
+            counted = facts[model]
             convention = count_convention(row.paper_params_m, counted)
-            if convention == "pytorch":
+            if convention == "pytorch" and model == row.model:
                 continue
             with_statistics = counted["params"] + counted["batchnorm_statistics"]
             evidence = (
-                f"`{row.model}` has {counted['params']:,} trainable parameters ({counted['params'] / 1e6:.2f}M), "
+                f"`{model}` has {counted['params']:,} trainable parameters ({counted['params'] / 1e6:.2f}M), "
                 f"{with_statistics:,} ({with_statistics / 1e6:.2f}M) with BatchNorm's moving statistics, as TensorFlow counts"
             )
-            text = f"{row.label} has {row.paper_params_m:g}M parameters"
+            if model != row.model:
+                evidence += f"; the row's accuracy is of `{row.model}`, {facts[row.model]['params'] / 1e6:.2f}M"
+            text = f"{row.label} has {row.paper_params_m:g}M parameters" + (f" (`{model}`)" if model != row.model else "")
             verdict = HOLDS if convention else FAILS
-            claims.append(Claim(text + (" (as TensorFlow counts)" if convention else ""), study.source, verdict, evidence))
+            claims.append(Claim(text + (" (as TensorFlow counts)" if convention == "tensorflow" else ""), study.source, verdict, evidence))
     return claims
 
 

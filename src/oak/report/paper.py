@@ -93,7 +93,7 @@ def study_table(
     paper = (paper_format(row.paper for row in study.rows), paper_format(row.paper_top5 for row in study.rows))
     sizes = {row_key(study, row): (resolutions or {}).get(row_key(study, row), facts[row.model]["resolution"]) for row in study.rows}
     rows = [
-        [*_row(study, row, runs[row.label], facts[row.model], measured, with_params, with_top5, paper), _macs_cell(row.model, size)]
+        [*_row(study, row, runs[row.label], facts, measured, with_params, with_top5, paper), _macs_cell(row.model, size)]
         for row, size in zip(study.rows, sizes.values(), strict=True)
     ]
     if any(released.values()):
@@ -123,6 +123,11 @@ def study_table(
             notes.append(f"{DASH} {row.label}: {run}.")
     if any(FLAG in cell for cell in sum(rows, [])):
         notes.append(f"{FLAG}: the paper's parameter count differs from the model's own count at the paper's precision.")
+    if any(row.paper_params_model for row in study.rows):
+        notes.append(
+            "A model named beside the paper's parameter count: the variant the count is of, where the paper's row "
+            "states one variant's accuracy and another's parameters."
+        )
     if any(TF_COUNT in cell for cell in sum(rows, [])):
         notes.append(
             f"{TF_COUNT}: the paper's count is the model's counted as TensorFlow counts, BatchNorm's moving means and "
@@ -152,7 +157,7 @@ def _row(
     study: Study,
     row: Row,
     run: Run | str,
-    facts: dict,
+    facts: dict[str, dict],
     measured: dict[str, dict],
     with_params: bool,
     with_top5: bool,
@@ -165,11 +170,13 @@ def _row(
     cells = [row.label, f"`{row.model}`", run_cell, paper_value(row.paper), oak_value]
     if with_top5:
         cells += [paper_top5(row.paper_top5), measured_cell("top5", evaluated)]
-    counted = f"{facts['params'] / 1e6:.2f}"
+    counted = f"{facts[row.model]['params'] / 1e6:.2f}"
     if with_params:
         stated = DASH if row.paper_params_m is None else f"{row.paper_params_m:g}"
-        convention = row.paper_params_m is not None and count_convention(row.paper_params_m, facts)
+        of = row.paper_params_model or row.model
+        convention = row.paper_params_m is not None and count_convention(row.paper_params_m, facts[of])
         stated += {None: f" {FLAG}", "tensorflow": f" {TF_COUNT}"}.get(convention, "")
+        stated += f" (`{of}`: {facts[of]['params'] / 1e6:.2f})" if of != row.model else ""
         cells += [stated, counted]
     else:
         cells += [counted]

@@ -73,6 +73,8 @@ class Row:
     paper: float | None = None  # the paper's value of the study's metric; None where it gives none (a figure's point)
     paper_top5: float | None = None
     paper_params_m: float | None = None  # the parameter count the paper states, in millions
+    # the variant the stated count is of, where a table naming a family states another variant's count than its accuracy's
+    paper_params_model: str | None = None
     variant: str | None = None  # names the run where several rows train one model differently
     series: list[str] = field(default_factory=list)  # the lines of the study's scaling figure the row's run is on
     profiles: dict[str, RunSpec] = field(default_factory=dict)
@@ -112,10 +114,11 @@ def load_study(path: Path) -> Study:
     _check_profiles(path, "", study.profiles)
     for row in study.rows:
         where = f"row {row.label!r}: "
-        try:
-            check_model_name(row.model)
-        except OakError as error:
-            raise OakError(f"{path}: {where}{error}") from None
+        for model in filter(None, (row.model, row.paper_params_model)):
+            try:
+                check_model_name(model)
+            except OakError as error:
+                raise OakError(f"{path}: {where}{error}") from None
         _check_variant(path, where, row.variant)
         _check_profiles(path, where, row.profiles)
         if study.scaling and not row.series:
