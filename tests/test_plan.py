@@ -45,8 +45,11 @@ def test_rows_asking_for_the_same_run_share_it() -> None:
     assert rows["fig9_single_dimension/EfficientNet-B0"] == rows["table5/EfficientNet-B0"]
     # the end of Fig. 3/6's chain is its "+ training methods" run
     assert rows["fig3_training_methods/ResNet-200 + lower weight decay (all training methods)"].name == "resnet200-rs-training"
-    # B3 serves three studies, Inception-ResNet-v2 and B0 two each
-    assert len(plan_runs(STUDIES, "imagenet")) == len(rows) - 4
+    # Fig. 5's ResNet-RS-200 and -420 are Fig. 3's and Table 6's runs
+    assert rows["fig5_resnet_rs/ResNet-RS-200-256"] == rows["fig3_training_methods/ResNet-RS-200 (+ SE and ResNet-D)"]
+    assert rows["fig5_resnet_rs/ResNet-RS-420-320"] == rows["table6/ResNet-RS"]
+    # B3 serves three studies; Inception-ResNet-v2, B0, RS-200 and RS-420 two each
+    assert len(plan_runs(STUDIES, "imagenet")) == len(rows) - 6
 
 
 def test_every_row_of_the_imagenet_profile_trains_its_own_model_with_a_paper_recipe() -> None:

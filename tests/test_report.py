@@ -139,6 +139,10 @@ def test_the_papers_claims_are_checked() -> None:
     assert shufflenet.verdict == FAILS and "76.23% at 7.39M" in shufflenet.evidence
     assert claims["EfficientNet has the highest top-1 accuracy and the fewest parameters"].verdict == FAILS
     assert claims["In G1's test network, c1:c2 = 1:1 is fastest at every width"].verdict == UNCHECKED
+    table3 = claims["a depthwise separable 3x3 convolution needs about 8.4x fewer calculations than a regular one"]
+    assert table3.verdict == HOLDS and table3.evidence.endswith("86400 vs 10275 MACs, 8.41x")
+    compound = claims["compound scaling's alpha * beta^2 * gamma^2 is about 2 (MACs about 2^phi)"]
+    assert compound.verdict == HOLDS and "= 1.92;" in compound.evidence
 
 
 def test_a_comparison_is_judged_against_the_sampling_noise_of_the_papers_numbers() -> None:
@@ -277,3 +281,21 @@ def test_the_committed_tables_hold_the_papers_numbers_and_the_committed_runs_met
                 assert cells[2].split()[0] == f"`{run.name}`" and cells[4] == measured_cell(study.metric, evaluated)
             else:
                 assert cells[2] == cells[4] == DASH
+
+
+def test_point_labels_never_overlap_even_where_points_crowd() -> None:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from oak.report.figures import label_points
+
+    figure = Figure(figsize=(4, 3), dpi=100)
+    axes = figure.subplots()
+    points = [(1.0 + i / 100, 50.0 + i / 10, f"EfficientNet-B{i}") for i in range(6)]  # within a few pixels of each other
+    axes.scatter([x for x, _, _ in points], [y for _, y, _ in points])
+    axes.set_xlim(0, 2), axes.set_ylim(40, 60)
+    label_points(axes, points, fontsize=8)
+    renderer = FigureCanvasAgg(figure).get_renderer()
+    boxes = [text.get_window_extent(renderer) for text in axes.texts]
+    assert len(boxes) == 6
+    assert not [(a, b) for i, a in enumerate(boxes) for b in boxes[i + 1 :] if a.overlaps(b)]

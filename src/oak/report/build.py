@@ -50,6 +50,7 @@ class Inputs:
     trained: dict[str, dict]  # training metrics by run
     timings: dict[str, dict]  # training times by run
     imagenet: dict[str, Run | str]  # the imagenet profile's plan, which the cost tables and speed figures price
+    paper_sizes: dict[str, int]  # each row's evaluation size in that plan, the paper's, by row key
     devices: dict[str, dict]  # cost measurements by device slug
     curves: dict[str, list[dict[str, float]]]  # per-epoch metrics by run
 
@@ -91,6 +92,7 @@ def read_inputs(layout: Layout) -> Inputs:
     # The trained runs' columns: a published plan trains nothing, its measurements have their own column.
     planned = {key: "the published profile trains nothing" if isinstance(run, Run) and run.weights else run for key, run in planned.items()}
     runs = sorted({run for run in planned.values() if isinstance(run, Run)}, key=lambda run: run.name)
+    imagenet = plan_rows(studies, "imagenet")
     released = {key: layout.published_metrics(run.name) for key, run in plan_rows(studies, "published").items() if isinstance(run, Run)}
     return Inputs(
         info=info,
@@ -104,7 +106,8 @@ def read_inputs(layout: Layout) -> Inputs:
         published={key: json.loads(path.read_text()) for key, path in released.items() if path.exists()},
         trained={run.name: read_metrics(layout.train_metrics(run.name)) for run in runs},
         timings={run.name: read_metrics(layout.timings("train", run.name)) for run in runs},
-        imagenet=plan_rows(studies, "imagenet"),
+        imagenet=imagenet,
+        paper_sizes=evaluation_sizes(imagenet),
         devices=read_devices(layout.devices),
         curves={run.name: read_curves(layout.curves(run.name)) for run in runs},
     )
@@ -131,9 +134,10 @@ def read_g1s(layout: Layout) -> dict[str, dict]:
 
 def report_tables(inputs: Inputs) -> dict[str, Table]:
     """Every table by file name, sorted so that the index lists them in that order."""
-    resolutions = evaluation_sizes(inputs.imagenet)
     tables = {
-        study.name: study_table(study, inputs.planned, inputs.facts, inputs.measured, inputs.data_label, inputs.published, resolutions)
+        study.name: study_table(
+            study, inputs.planned, inputs.facts, inputs.measured, inputs.data_label, inputs.published, inputs.paper_sizes
+        )
         for study in inputs.studies
     }
     tables["table3"] = calculation_table()
@@ -175,7 +179,8 @@ def study_curves(study: Study, inputs: Inputs) -> Figure:
 def study_scaling(study: Study, inputs: Inputs) -> Figure:
     """The paper's scaling figure for the study, drawn from Oak's runs of its rows."""
     title = f"{study.title.split(':')[0]}: top-1 against MACs\n{inputs.data_label}"
-    return scaling_figure(scaling_panels(study, inputs.planned, inputs.trained, inputs.measured), title=title)
+    panels = scaling_panels(study, inputs.planned, inputs.trained, inputs.measured, inputs.paper_sizes)
+    return scaling_figure(panels, title=title)
 
 
 def throughput_figure(inputs: Inputs) -> Figure:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import torchvision
 
+from oak.models.calculations import ALPHA, BETA, GAMMA, TABLE_3, compound_scaling, measured_conv_macs
 from oak.models.registry import SHUFFLENETS
 from oak.report.paper import ROUNDING_SLACK, Z_95, count_convention, measured_value, sampling_interval
 from oak.report.tables import Table
@@ -166,9 +167,30 @@ def torchvision_published(names: list[str]) -> dict[str, tuple[float, int]]:
     return {name: (meta["_metrics"]["ImageNet-1K"]["acc@1"], meta["num_params"]) for name, meta in metas.items()}
 
 
+def separable_claim() -> Claim:
+    """Table 3's "about 8.4x", from the PyTorch layers' counted multiply-accumulates."""
+    regular, separable = measured_conv_macs(TABLE_3)
+    ratio = regular / separable
+    evidence = f"PyTorch layers counted (FlopCounterMode) for Table 3's shape: {regular} vs {separable} MACs, {ratio:.2f}x"
+    text = "a depthwise separable 3x3 convolution needs about 8.4x fewer calculations than a regular one"
+    return Claim(text, "Zhao 2024, Table 3", HOLDS if round(ratio, 1) == 8.4 else FAILS, evidence)
+
+
+def compound_constant_claim() -> Claim:
+    """Table 5's "about 2^phi": the constraint alpha * beta^2 * gamma^2 ~ 2 on Tan and Le's constants, within 5%."""
+    constant = ALPHA * BETA**2 * GAMMA**2
+    released = ", ".join(f"B{row.phi} {row.macs_vs_b0:g}x (2^{row.phi} = {row.two_to_phi})" for row in compound_scaling()[1:])
+    evidence = (
+        f"{ALPHA} x {BETA}^2 x {GAMMA}^2 = {constant:.2f}; the released B1-B7 are hand-rounded, not B0 scaled by phi = 1-7, "
+        f"and grow less (MACs counted at their resolutions against B0's): {released}"
+    )
+    text = "compound scaling's alpha * beta^2 * gamma^2 is about 2 (MACs about 2^phi)"
+    return Claim(text, "Zhao 2024, Table 5, citing Tan and Le 2019 (Sec. 3.3)", HOLDS if abs(constant - 2) <= 0.1 else FAILS, evidence)
+
+
 def table_claims(studies: list[Study], facts: dict[str, dict], g1s: list[dict]) -> list[Claim]:
-    """The claims about the paper's tables that need no run: parameter counts, Table 6's, Table 4's."""
-    claims = parameter_claims(studies, facts)
+    """The claims about the paper's tables that need no run: parameter counts, Table 3's, Table 5's and 6's, Table 4's."""
+    claims = parameter_claims(studies, facts) + [separable_claim(), compound_constant_claim()]
     by_name = {study.name: study for study in studies}
     if "table6" in by_name:
         table6 = by_name["table6"]

@@ -90,13 +90,15 @@ def cost_runs_table(planned: dict[str, Run | str], devices: dict[str, dict]) -> 
 
 
 def paper_speed_accuracy(studies: list[Study], planned: dict[str, Run | str], measurement: dict) -> dict[str, tuple[float, float]]:
-    """(measured training images/s, the paper's top-1) of each imagenet-profile run a top-1 study row names, by row label."""
-    points = {}
+    """(measured training images/s, the paper's top-1) of each imagenet-profile run a top-1 study row names, by row label:
+    one point per run, labelled by the first row that names it (Fig. 5's ResNet-RS-420-320 is Table 6's ResNet-RS)."""
+    points, drawn = {}, set()
     for study in studies:
         if study.metric != "top1":
             continue
         for row in study.rows:
             run = planned[row_key(study, row)]
-            if row.paper is not None and isinstance(run, Run) and run.name in measurement["runs"]:
+            if row.paper is not None and isinstance(run, Run) and run.name in measurement["runs"] and run.name not in drawn:
                 points[row.label] = (measurement["runs"][run.name]["images_per_second"], row.paper)
+                drawn.add(run.name)
     return points

@@ -4,10 +4,32 @@ import io
 from pathlib import Path
 
 import matplotlib
+from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 matplotlib.rcParams["svg.hashsalt"] = "oak"  # fixed element ids: the same figure gives the same SVG
 NO_DATE = {"png": {"Software": None}, "svg": {"Date": None, "Creator": None}}
+
+
+# Label offsets tried in turn, in points above (+) and below (-) the point: the first that overlaps no label placed
+# before is kept, else the last.
+LABEL_OFFSETS = (4, -11, 12, -19, 20, -27, 28, -35, 36, -43)
+
+
+def label_points(axes: Axes, points: list[tuple[float, float, str]], *, fontsize: float) -> None:
+    """Label each (x, y, text) point beside it, moved up or down until it overlaps no other label.
+    Call it once the figure's layout is final: it measures the labels where they are drawn."""
+    renderer = FigureCanvasAgg(axes.figure).get_renderer()
+    placed = []
+    for x, y, text in sorted(points, key=lambda point: (point[1], point[0])):
+        for offset in LABEL_OFFSETS:
+            note = axes.annotate(text, (x, y), textcoords="offset points", xytext=(4, offset), fontsize=fontsize)
+            box = note.get_window_extent(renderer)
+            if not any(box.overlaps(other) for other in placed) or offset == LABEL_OFFSETS[-1]:
+                break
+            note.remove()
+        placed.append(box)
 
 
 def figure_bytes(figure: Figure, format: str) -> bytes:
@@ -50,9 +72,8 @@ def accuracy_vs_throughput(points: dict[str, tuple[float, float]], *, xlabel: st
     """Top-1 (%) against measured throughput, one point per model, with the Pareto front drawn."""
     figure = Figure(figsize=(6, 4), dpi=120)
     axes = figure.subplots()
-    for name, (x, y) in points.items():
+    for x, y in points.values():
         axes.scatter(x, y)
-        axes.annotate(name, (x, y), textcoords="offset points", xytext=(5, 5), fontsize=8)
     front = pareto_front(points)
     axes.plot([points[name][0] for name in front], [points[name][1] for name in front], linestyle="--", color="gray", label="Pareto front")
     axes.margins(0.15)
@@ -62,25 +83,26 @@ def accuracy_vs_throughput(points: dict[str, tuple[float, float]], *, xlabel: st
     axes.grid(True, alpha=0.3)
     axes.legend(fontsize=8)
     figure.tight_layout()
+    label_points(axes, [(x, y, name) for name, (x, y) in points.items()], fontsize=8)
     return figure
 
 
 def scaling_figure(panels: dict[str, dict[str, list[tuple[float, float, str]]]], *, title: str) -> Figure:
-    """One panel per training length: top-1 against GMACs, a line per way of scaling,
-    each point labelled once (the base model starts several lines)."""
+    """One panel per training length (and one of the paper's values, where it gives them): top-1 against
+    GMACs, a line per way of scaling, each point labelled once (the base model starts several lines)."""
     figure = Figure(figsize=(max(6, 4.5 * len(panels)), 4.5), dpi=120)
-    axes_list = figure.subplots(1, max(1, len(panels)), sharey=True, squeeze=False)[0]
+    axes_list = figure.subplots(1, max(1, len(panels)), squeeze=False)[0]  # own y axes: the paper's panel is at ImageNet's scale
     for axes, (panel, lines) in zip(axes_list, panels.items()):
         for series, points in sorted(lines.items()):
             axes.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=series)
-        for x, y, label in sorted({point for points in lines.values() for point in points}):
-            axes.annotate(label, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
         axes.margins(x=0.15)
-        axes.set_xlabel("GMACs per image (at the training resolution)")
+        axes.set_xlabel("GMACs per image (at the run's resolution)")
         axes.set_title(panel)
         axes.grid(True, alpha=0.3)
         axes.legend(fontsize=8)
-    axes_list[0].set_ylabel("top-1 accuracy (%)")
+        axes.set_ylabel("top-1 accuracy (%)")
     figure.suptitle(title)
     figure.tight_layout()
+    for axes, lines in zip(axes_list, panels.values()):
+        label_points(axes, sorted({point for points in lines.values() for point in points}), fontsize=7)
     return figure

@@ -11,7 +11,7 @@ from matplotlib.ticker import FuncFormatter
 
 from oak.data.info import ShardInfo
 from oak.layout import Layout
-from oak.report.figures import figure_files
+from oak.report.figures import figure_files, label_points
 from oak.report.tables import Table, to_csv, to_markdown
 from oak.studies.plan import Run
 
@@ -55,7 +55,6 @@ def top1_vs_params(rows: list[dict], *, title: str) -> Figure:
     axes = figure.subplots()
     for row in rows:
         axes.scatter(row["params_m"], row["top1_pct"])
-        axes.annotate(row["run"], (row["params_m"], row["top1_pct"]), textcoords="offset points", xytext=(5, 5), fontsize=8)
     axes.set_xscale("log")
     plain_numbers = FuncFormatter(lambda value, _: f"{value:g}")  # 2, not 2x10^0
     axes.xaxis.set_major_formatter(plain_numbers)
@@ -66,6 +65,7 @@ def top1_vs_params(rows: list[dict], *, title: str) -> Figure:
     axes.set_title(title)
     axes.grid(True, which="both", alpha=0.3)
     figure.tight_layout()
+    label_points(axes, [(row["params_m"], row["top1_pct"], row["run"]) for row in rows], fontsize=8)
     return figure
 
 

@@ -21,12 +21,21 @@ def gmacs(model: str, image_size: int) -> float:
     return model_facts(model, image_size).macs / 1e9
 
 
+PAPER_PANEL = "the paper's values (ImageNet)"
+
+
 def scaling_panels(
-    study: Study, planned: dict[str, Run | str], trained: dict[str, dict], evaluated: dict[str, dict]
+    study: Study,
+    planned: dict[str, Run | str],
+    trained: dict[str, dict],
+    evaluated: dict[str, dict],
+    paper_sizes: dict[str, int] | None = None,
 ) -> dict[str, dict[str, list[Point]]]:
     """Points by panel ("3 epochs") and series, ordered by cost, from each run's training and
-    evaluation metrics files; rows without a run are left out."""
-    panels: dict[tuple[int, str], dict[str, list[Point]]] = {}
+    evaluation metrics files; rows without a run are left out. Where the paper gives the rows' values
+    (Fig. 5's), they come first, in a panel of their own, at each row's size in `paper_sizes`."""
+    paper = _paper_panel(study, paper_sizes or {})
+    panels: dict[tuple[int, str], dict[str, list[Point]]] = {(-1, PAPER_PANEL): paper} if paper else {}
     for row in study.rows:
         run = planned[row_key(study, row)]
         if not isinstance(run, Run):
@@ -37,3 +46,14 @@ def scaling_panels(
         for series in row.series:
             panels.setdefault(panel, {}).setdefault(series, []).append(point)
     return {label: {name: sorted(points) for name, points in lines.items()} for (_, label), lines in sorted(panels.items())}
+
+
+def _paper_panel(study: Study, paper_sizes: dict[str, int]) -> dict[str, list[Point]]:
+    lines: dict[str, list[Point]] = {}
+    for row in study.rows:
+        size = paper_sizes.get(row_key(study, row))
+        if row.paper is None or size is None:
+            continue
+        for series in row.series:
+            lines.setdefault(series, []).append((gmacs(row.model, size), row.paper, row.label))
+    return lines
