@@ -291,7 +291,8 @@ def test_point_labels_never_overlap_even_where_points_crowd() -> None:
 
     figure = Figure(figsize=(4, 3), dpi=100)
     axes = figure.subplots()
-    points = [(1.0 + i / 100, 50.0 + i / 10, f"EfficientNet-B{i}") for i in range(6)]  # within a few pixels of each other
+    # within a few pixels of each other, near the right edge, where a label on the right would be cut off
+    points = [(1.9 + i / 100, 50.0 + i / 10, f"EfficientNet-B{i}") for i in range(6)]
     axes.scatter([x for x, _, _ in points], [y for _, y, _ in points])
     axes.set_xlim(0, 2), axes.set_ylim(40, 60)
     label_points(axes, points, fontsize=8)
@@ -299,3 +300,4 @@ def test_point_labels_never_overlap_even_where_points_crowd() -> None:
     boxes = [text.get_window_extent(renderer) for text in axes.texts]
     assert len(boxes) == 6
     assert not [(a, b) for i, a in enumerate(boxes) for b in boxes[i + 1 :] if a.overlaps(b)]
+    assert all(figure.bbox.x0 <= box.x0 and box.x1 <= figure.bbox.x1 for box in boxes)  # none cut off at the edge

@@ -21,7 +21,7 @@ from oak.errors import OakError
 from oak.files import write_atomic
 from oak.layout import Layout
 from oak.report.claims import claims_table, comparison_claims, published_claims, table_claims
-from oak.report.cost import cost_runs_table, cost_table, paper_speed_accuracy, read_devices, study_runs
+from oak.report.cost import common_setting, cost_runs_table, cost_table, paper_speed_accuracy, read_devices, study_runs
 from oak.report.figures import accuracy_vs_throughput, figure_files, scaling_figure, training_curves
 from oak.report.index import index
 from oak.report.paper import calculation_table, g1_table, study_table
@@ -196,5 +196,7 @@ def throughput_figure(inputs: Inputs) -> Figure:
 def speed_figure(inputs: Inputs, measurement: dict) -> Figure:
     """The paper's top-1 against the training speed `oak bench cost` measured on a device."""
     points = paper_speed_accuracy(inputs.studies, inputs.imagenet, measurement)
-    xlabel = f"training images/s on {measurement['device']} (oak bench cost, imagenet profile recipes)"
-    return accuracy_vs_throughput(points, xlabel=xlabel, title="The paper's top-1 against measured training speed")
+    batch, precision = common_setting(measurement)
+    xlabel = f"training images/s on {measurement['device']} at batch {batch}, {precision} (oak bench cost)"
+    title = f"The paper's top-1 against measured training speed\n(the runs timed at batch {batch}, {precision})"
+    return accuracy_vs_throughput(points, xlabel=xlabel, title=title)

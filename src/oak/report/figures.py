@@ -7,29 +7,51 @@ import matplotlib
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.transforms import Bbox
 
 matplotlib.rcParams["svg.hashsalt"] = "oak"  # fixed element ids: the same figure gives the same SVG
 NO_DATE = {"png": {"Software": None}, "svg": {"Date": None, "Creator": None}}
 
 
-# Label offsets tried in turn, in points above (+) and below (-) the point: the first that overlaps no label placed
-# before is kept, else the last.
-LABEL_OFFSETS = (4, -11, 12, -19, 20, -27, 28, -35, 36, -43)
+# Label offsets tried in turn, in points above (+) and below (-) the point, right of it and then left of it: the first
+# that stays inside the figure and overlaps no label placed before is kept, else the last.
+MARKER_POINTS = 3.5  # half a scatter or line marker's size: labels keep off every point, not only other labels
+# Label offsets tried in turn, in points: beside the point on the right, moved up (+) or down (-), then on the left,
+# then centred above or below it. The first that stays inside the figure and covers no label or point is kept, else
+# the one that covers least.
+RISES = (4, -11, 12, -19, 20, -27, 28, -35, 36, -43, 44, -51)
+LABEL_OFFSETS = [(4, dy, "left") for dy in RISES] + [(-4, dy, "right") for dy in RISES] + [(0, dy, "center") for dy in (8, -16, 20, -28)]
 
 
 def label_points(axes: Axes, points: list[tuple[float, float, str]], *, fontsize: float) -> None:
-    """Label each (x, y, text) point beside it, moved up or down until it overlaps no other label.
-    Call it once the figure's layout is final: it measures the labels where they are drawn."""
+    """Label each (x, y, text) point beside it, where it overlaps no other label and no point and stays inside the
+    figure. Call it once the figure's layout is final: it measures the labels where they are drawn."""
     renderer = FigureCanvasAgg(axes.figure).get_renderer()
-    placed = []
+    frame = axes.figure.bbox
+    marker = MARKER_POINTS * axes.figure.dpi / 72  # in pixels
+    centres = axes.transData.transform([(x, y) for x, y, _ in points])
+    placed = [Bbox.from_extents(px - marker, py - marker, px + marker, py + marker) for px, py in centres]
     for x, y, text in sorted(points, key=lambda point: (point[1], point[0])):
-        for offset in LABEL_OFFSETS:
-            note = axes.annotate(text, (x, y), textcoords="offset points", xytext=(4, offset), fontsize=fontsize)
+        candidates = []
+        for dx, dy, align in LABEL_OFFSETS:
+            note = axes.annotate(text, (x, y), textcoords="offset points", xytext=(dx, dy), fontsize=fontsize, ha=align)
             box = note.get_window_extent(renderer)
-            if not any(box.overlaps(other) for other in placed) or offset == LABEL_OFFSETS[-1]:
-                break
             note.remove()
+            outside = not (frame.x0 <= box.x0 and box.x1 <= frame.x1 and frame.y0 <= box.y0 and box.y1 <= frame.y1)
+            covered = sum(_overlap(box, other) for other in placed)
+            candidates.append((outside, covered, (dx, dy, align), box))
+            if not outside and covered == 0:
+                break
+        _, _, (dx, dy, align), box = min(candidates, key=lambda candidate: candidate[:2])
+        axes.annotate(text, (x, y), textcoords="offset points", xytext=(dx, dy), fontsize=fontsize, ha=align)
         placed.append(box)
+
+
+def _overlap(box: Bbox, other: Bbox) -> float:
+    """The area two boxes share, in square pixels."""
+    width = min(box.x1, other.x1) - max(box.x0, other.x0)
+    height = min(box.y1, other.y1) - max(box.y0, other.y0)
+    return max(width, 0) * max(height, 0)
 
 
 def figure_bytes(figure: Figure, format: str) -> bytes:
