@@ -120,6 +120,13 @@ def test_each_scaling_costs_about_what_it_is_compared_with() -> None:
     assert model_facts("efficientnet_b0", 448).macs / b0 == pytest.approx(4, rel=0.01)
     assert 4.0 < macs["efficientnet_b3"] / b0 < 5.0
 
+    # Three steps a line, each costing more than the last: the saturation needs points past the 4x step
+    steps = {"width": ("efficientnet_b0_w1_4", "efficientnet_b0_w2", "efficientnet_b0_w2_6"),
+             "depth": ("efficientnet_b0_d2", "efficientnet_b0_d4", "efficientnet_b0_d8")}  # fmt: skip
+    for line, names in steps.items():
+        costs = [model_facts(name, 224).macs / b0 for name in names]
+        assert costs == sorted(costs) and costs[0] < 2.1 and costs[-1] > 6, (line, costs)
+
 
 def test_compound_scaling_beside_the_released_models() -> None:
     rows = compound_scaling()

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from oak.errors import OakError
+from oak.models.scaled import EFFICIENTNET_B0_SCALINGS
 from oak.report.build import evaluation_sizes
 from oak.report.claims import FAILS, HOLDS, UNCHECKED, UNRESOLVED, comparison_claims, g1_claim, table_claims
 from oak.report.paper import DASH, FLAG, calculation_table, count_convention, paper_states_count, study_table
@@ -80,7 +81,7 @@ def test_a_table_names_its_stand_ins_and_why_a_row_has_no_run() -> None:
 def test_a_figures_point_has_no_paper_value_and_the_notes_say_so() -> None:
     facts = {
         name: {"params": 1_000_000, "macs": 1_000_000_000, "resolution": 224}
-        for name in ("efficientnet_b0", "efficientnet_b0_w2", "efficientnet_b0_d4", "efficientnet_b3")
+        for name in ("efficientnet_b0", "efficientnet_b3", *EFFICIENTNET_B0_SCALINGS)
     }
     measured = {"efficientnet_b0_w2": {"top1": 0.3, "top5": 0.8, "samples": 100}}
     table = study_table(STUDIES["fig9_single_dimension"], DEMO_RUNS, facts, measured, "demo data")

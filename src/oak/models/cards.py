@@ -6,6 +6,7 @@ trained, so the training stages do not depend on this file.
 from dataclasses import dataclass
 
 from oak.models.registry import SHUFFLENETS
+from oak.models.scaled import EFFICIENTNET_B0_SCALINGS
 
 LARGE, LIGHT = "large-scale", "lightweight"
 TIMM_CARD = "timm model card (huggingface.co/timm)"
@@ -77,11 +78,11 @@ ZOO: dict[str, ModelCard] = {
         "none published",
     ),
     **_cards(
-        ["efficientnet_b0_w2", "efficientnet_b0_d4"],
+        list(EFFICIENTNET_B0_SCALINGS),
         LIGHT,
         2019,
         "Tan & Le 2019's EfficientNet-B0 scaled in one dimension (Oak's, for Fig. 9)",
-        [None, None],
+        [None] * len(EFFICIENTNET_B0_SCALINGS),
         "none published",
     ),
     **_cards(["alexnet"], LARGE, 2012, "Krizhevsky et al. 2012, ImageNet Classification with Deep CNNs", [61.100840], TV_CARD),
