@@ -287,6 +287,7 @@ def test_the_committed_tables_hold_the_papers_numbers_and_the_committed_runs_met
 def test_point_labels_never_overlap_even_where_points_crowd() -> None:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+    from matplotlib.text import Text
 
     from oak.report.figures import label_points
 
@@ -298,7 +299,9 @@ def test_point_labels_never_overlap_even_where_points_crowd() -> None:
     axes.set_xlim(0, 2), axes.set_ylim(40, 60)
     label_points(axes, points, fontsize=8)
     renderer = FigureCanvasAgg(figure).get_renderer()
-    boxes = [text.get_window_extent(renderer) for text in axes.texts]
+    for label in axes.texts:
+        label.update_positions(renderer)
+    boxes = [Text.get_window_extent(label, renderer) for label in axes.texts]  # the text alone, without its leader line
     assert len(boxes) == 6
     assert not [(a, b) for i, a in enumerate(boxes) for b in boxes[i + 1 :] if a.overlaps(b)]
     assert all(figure.bbox.x0 <= box.x0 and box.x1 <= figure.bbox.x1 for box in boxes)  # none cut off at the edge

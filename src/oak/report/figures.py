@@ -19,6 +19,7 @@ MARKER_POINTS = 3.5  # half a scatter or line marker's size: labels keep off eve
 # Label offsets tried in turn, in points: beside the point on the right, moved up (+) or down (-), then on the left,
 # then centred above or below it. The first that stays inside the figure and covers no label or point is kept, else
 # the one that covers least.
+LEADER_RISE = 12  # points: a label further above or below its point than this is linked to it by a line
 RISES = (4, -11, 12, -19, 20, -27, 28, -35, 36, -43, 44, -51)
 LABEL_OFFSETS = [(4, dy, "left") for dy in RISES] + [(-4, dy, "right") for dy in RISES] + [(0, dy, "center") for dy in (8, -16, 20, -28)]
 
@@ -43,7 +44,9 @@ def label_points(axes: Axes, points: list[tuple[float, float, str]], *, fontsize
             if not outside and covered == 0:
                 break
         _, _, (dx, dy, align), box = min(candidates, key=lambda candidate: candidate[:2])
-        axes.annotate(text, (x, y), textcoords="offset points", xytext=(dx, dy), fontsize=fontsize, ha=align)
+        # a label moved away from its point gets a thin line to it, so that it is never read as a neighbour's
+        leader = {"arrowstyle": "-", "color": "0.6", "linewidth": 0.5} if abs(dy) > LEADER_RISE else None
+        axes.annotate(text, (x, y), textcoords="offset points", xytext=(dx, dy), fontsize=fontsize, ha=align, arrowprops=leader)
         placed.append(box)
 
 
