@@ -14,10 +14,10 @@ import torchvision
 
 from oak.models.calculations import ALPHA, BETA, GAMMA, TABLE_3, compound_scaling, measured_conv_macs
 from oak.models.registry import SHUFFLENETS
-from oak.report.paper import ROUNDING_SLACK, Z_95, count_convention, measured_value, sampling_interval
+from oak.report.paper import ROUNDING_SLACK, count_convention, measured_value, sampling_interval
 from oak.report.tables import Table
 from oak.studies.plan import Run, row_key
-from oak.studies.study import METRICS, Comparison, Row, Study
+from oak.studies.study import METRICS, Row, Study
 
 HOLDS, FAILS, UNRESOLVED, UNCHECKED = "holds", "fails", "not resolved by this data", "not checked"
 IMAGENET_VAL_IMAGES = 50_000  # ILSVRC 2012's validation set, on which the paper's sources report
@@ -40,8 +40,8 @@ def comparison_evidence(metric: str, better: tuple[float, int], than: tuple[floa
     """(verdict, evidence) of "`better` scores better than `than`", each a (value in %, images) measurement."""
     (value, samples), (other, other_samples) = better, than
     margin = (other - value) if metric.endswith("error") else (value - other)
-    share, other_share = value / 100, other / 100
-    interval = 100 * Z_95 * math.sqrt(share * (1 - share) / samples + other_share * (1 - other_share) / other_samples)
+    # independent errors add in quadrature
+    interval = math.hypot(sampling_interval(value, samples), sampling_interval(other, other_samples))
     images = f"{samples:,} images each" if samples == other_samples else f"{samples:,} and {other_samples:,} images"
     return judged(margin, interval), f"{value:.2f} vs {other:.2f}: margin {margin:+.2f} ± {interval:.2f} (95%, {images})"
 
@@ -59,7 +59,7 @@ def comparison_claims(
             paper = [(row.paper, IMAGENET_VAL_IMAGES) for row in (better, than)]
             verdict, evidence = comparison_evidence(study.metric, *paper)
             claims.append(Claim(text, study.source, verdict, f"the paper's numbers, on ImageNet's validation set: {evidence}"))
-        claims.append(_run_comparison(study, comparison, text, planned, measured, data_label))
+        claims.append(_run_comparison(study, better, than, text, planned, measured, data_label))
         released = [published.get(row_key(study, row)) for row in (better, than)]
         if all(released):
             scored = [(measured_value(study.metric, evaluated), evaluated["samples"]) for evaluated in released]
@@ -72,11 +72,11 @@ def comparison_claims(
 
 
 def _run_comparison(
-    study: Study, comparison: Comparison, text: str, planned: dict[str, Run | str], measured: dict[str, dict], data_label: str
+    study: Study, better: Row, than: Row, text: str, planned: dict[str, Run | str], measured: dict[str, dict], data_label: str
 ) -> Claim:
-    rows = {row.label: row for row in study.rows}
-    runs = [planned[row_key(study, rows[label])] for label in (comparison.better, comparison.than)]
-    missing = [f"{label}: {run}" for label, run in zip((comparison.better, comparison.than), runs, strict=True) if not isinstance(run, Run)]
+    compared = (better, than)
+    runs = [planned[row_key(study, row)] for row in compared]
+    missing = [f"{row.label}: {run}" for row, run in zip(compared, runs, strict=True) if not isinstance(run, Run)]
     if missing:
         return Claim(text, study.source, UNCHECKED, f"Oak's runs: no run of {'; '.join(missing)}")
     if runs[0].name == runs[1].name:
@@ -87,7 +87,6 @@ def _run_comparison(
     verdict, evidence = comparison_evidence(study.metric, *scored)
     if verdict != UNRESOLVED and "synthetic" in data_label:
         verdict += " at demo scale"  # of the demo's pictures, not of ImageNet
-    compared = (rows[comparison.better], rows[comparison.than])
     stand_ins = [f"`{run.name}` for {row.label}" for row, run in zip(compared, runs, strict=True) if run.model != row.model]
     evidence += f"; stand-ins: {', '.join(stand_ins)}" if stand_ins else ""
     return Claim(text, study.source, verdict, f"Oak's runs (`{runs[0].name}` vs `{runs[1].name}`) on {data_label}: {evidence}")

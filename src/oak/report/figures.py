@@ -13,8 +13,6 @@ matplotlib.rcParams["svg.hashsalt"] = "oak"  # fixed element ids: the same figur
 NO_DATE = {"png": {"Software": None}, "svg": {"Date": None, "Creator": None}}
 
 
-# Label offsets tried in turn, in points above (+) and below (-) the point, right of it and then left of it: the first
-# that stays inside the figure and overlaps no label placed before is kept, else the last.
 MARKER_POINTS = 3.5  # half a scatter or line marker's size: labels keep off every point, not only other labels
 # Label offsets tried in turn, in points: beside the point on the right, moved up (+) or down (-), then on the left,
 # then centred above or below it. The first that stays inside the figure and covers no label or point is kept, else
@@ -52,9 +50,8 @@ def label_points(axes: Axes, points: list[tuple[float, float, str]], *, fontsize
 
 def _overlap(box: Bbox, other: Bbox) -> float:
     """The area two boxes share, in square pixels."""
-    width = min(box.x1, other.x1) - max(box.x0, other.x0)
-    height = min(box.y1, other.y1) - max(box.y0, other.y0)
-    return max(width, 0) * max(height, 0)
+    shared = Bbox.intersection(box, other)
+    return shared.width * shared.height if shared else 0.0
 
 
 def figure_bytes(figure: Figure, format: str) -> bytes:
