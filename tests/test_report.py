@@ -183,6 +183,16 @@ def test_a_comparison_whose_rows_share_one_stand_in_run_is_not_checked() -> None
     assert b7.verdict == UNCHECKED and "EfficientNet-B7: imagenet profile only" in b7.evidence
 
 
+def test_a_claim_that_one_gain_exceeds_another_counts_the_shared_rows_noise_once() -> None:
+    claims = comparison_claims(STUDIES["fig3_training_methods"], DEMO_RUNS, {}, {}, "demo data")
+    [on_paper] = [claim for claim in claims if "gaining more than" in claim.text and claim.evidence.startswith("the paper's")]
+    # (82.2 - 79.0) - (83.4 - 82.2) = 2.0; the middle row enters twice: sqrt(0.36^2 + (2 x 0.34)^2 + 0.33^2) = 0.83
+    assert on_paper.verdict == HOLDS
+    assert "gain +3.20 (82.20 vs 79.00) against gain +1.20 (83.40 vs 82.20): margin +2.00 ± 0.83" in on_paper.evidence
+    [on_runs] = [claim for claim in claims if "gaining more than" in claim.text and "Oak's runs" in claim.evidence]
+    assert on_runs.verdict == UNCHECKED and "ResNet-RS-200 (+ SE and ResNet-D): left out" in on_runs.evidence
+
+
 def test_a_claim_naming_a_row_the_study_lacks_is_an_error_naming_the_file(tmp_path: Path) -> None:
     path = tmp_path / "t.yaml"
     path.write_text(

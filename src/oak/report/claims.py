@@ -17,7 +17,7 @@ from oak.models.registry import SHUFFLENETS
 from oak.report.paper import ROUNDING_SLACK, count_convention, measured_value, sampling_interval
 from oak.report.tables import Table
 from oak.studies.plan import Run, row_key
-from oak.studies.study import METRICS, Row, Study
+from oak.studies.study import METRICS, Comparison, Row, Study
 
 HOLDS, FAILS, UNRESOLVED, UNCHECKED = "holds", "fails", "not resolved by this data", "not checked"
 IMAGENET_VAL_IMAGES = 50_000  # ILSVRC 2012's validation set, on which the paper's sources report
@@ -31,65 +31,92 @@ class Claim:
     evidence: str
 
 
+Measurement = tuple[float, int]  # a value in % and the number of images it was measured on
+
+
 def judged(margin: float, interval: float) -> str:
     """A claim that some margin is positive, given half its 95% interval."""
     return HOLDS if margin > interval else FAILS if margin < -interval else UNRESOLVED
 
 
-def comparison_evidence(metric: str, better: tuple[float, int], than: tuple[float, int]) -> tuple[str, str]:
-    """(verdict, evidence) of "`better` scores better than `than`", each a (value in %, images) measurement."""
-    (value, samples), (other, other_samples) = better, than
-    margin = (other - value) if metric.endswith("error") else (value - other)
-    # independent errors add in quadrature
-    interval = math.hypot(sampling_interval(value, samples), sampling_interval(other, other_samples))
-    images = f"{samples:,} images each" if samples == other_samples else f"{samples:,} and {other_samples:,} images"
-    return judged(margin, interval), f"{value:.2f} vs {other:.2f}: margin {margin:+.2f} ± {interval:.2f} (95%, {images})"
+def comparison_evidence(metric: str, comparison: Comparison, scores: dict[str, Measurement]) -> tuple[str, str]:
+    """(verdict, evidence) of the comparison on `scores`, a measurement of each of its rows by label."""
+    gains = [comparison, comparison.exceeds] if comparison.exceeds else [comparison]
+    sign = -1 if metric.endswith("error") else 1  # a lower error is better
+    # The margin is a weighted sum of the rows' values; a row in both gains (Fig. 3's middle step) has one
+    # noise, counted once with its summed weight. Independent errors add in quadrature.
+    weights = dict.fromkeys(comparison.labels(), 0)
+    for gain, weight in zip(gains, (sign, -sign)):
+        weights[gain.better] += weight
+        weights[gain.than] -= weight
+    margin = sum(weight * scores[label][0] for label, weight in weights.items())
+    interval = math.hypot(*(weight * sampling_interval(*scores[label]) for label, weight in weights.items()))
+    counts = sorted({samples for _, samples in scores.values()})
+    images = f"{counts[0]:,} images each" if len(counts) == 1 else f"{' and '.join(f'{count:,}' for count in counts)} images"
+    values = [f"{scores[gain.better][0]:.2f} vs {scores[gain.than][0]:.2f}" for gain in gains]
+    if comparison.exceeds:
+        values = [f"gain {sign * (scores[gain.better][0] - scores[gain.than][0]):+.2f} ({value})" for gain, value in zip(gains, values)]
+    evidence = f"{' against '.join(values)}: margin {margin:+.2f} ± {interval:.2f} (95%, {images})"
+    return judged(margin, interval), evidence
 
 
 def comparison_claims(
     study: Study, planned: dict[str, Run | str], measured: dict[str, dict], published: dict[str, dict], data_label: str
 ) -> list[Claim]:
-    """Each of the study's comparisons judged on the paper's numbers, on Oak's runs and on released weights, where each has both rows."""
+    """Each of the study's comparisons judged on the paper's numbers, on Oak's runs and on released weights, where each has its rows."""
     rows = {row.label: row for row in study.rows}
     claims = []
     for comparison in study.claims:
-        better, than = rows[comparison.better], rows[comparison.than]
-        text = f"{comparison.claim}: {better.label} vs {than.label}, {METRICS[study.metric]}"
-        if better.paper is not None and than.paper is not None:
-            paper = [(row.paper, IMAGENET_VAL_IMAGES) for row in (better, than)]
-            verdict, evidence = comparison_evidence(study.metric, *paper)
+        compared = [rows[label] for label in comparison.labels()]
+        text = f"{comparison.claim}: {_compared_text(comparison)}, {METRICS[study.metric]}"
+        if all(row.paper is not None for row in compared):
+            paper = {row.label: (row.paper, IMAGENET_VAL_IMAGES) for row in compared}
+            verdict, evidence = comparison_evidence(study.metric, comparison, paper)
             claims.append(Claim(text, study.source, verdict, f"the paper's numbers, on ImageNet's validation set: {evidence}"))
-        claims.append(_run_comparison(study, better, than, text, planned, measured, data_label))
-        released = [published.get(row_key(study, row)) for row in (better, than)]
-        if all(released):
-            scored = [(measured_value(study.metric, evaluated), evaluated["samples"]) for evaluated in released]
-            verdict, evidence = comparison_evidence(study.metric, *scored)
-            data = released[0]["data"]
+        claims.append(_run_comparison(study, comparison, compared, text, planned, measured, data_label))
+        released = {row.label: published.get(row_key(study, row)) for row in compared}
+        if all(released.values()):
+            scored = {label: (measured_value(study.metric, evaluated), evaluated["samples"]) for label, evaluated in released.items()}
+            verdict, evidence = comparison_evidence(study.metric, comparison, scored)
+            data = next(iter(released.values()))["data"]
             if "synthetic" in data:
                 verdict, evidence = UNCHECKED, f"{evidence}; synthetic data says nothing of the weights"
             claims.append(Claim(text, study.source, verdict, f"released weights on {data}: {evidence}"))
     return claims
 
 
+def _compared_text(comparison: Comparison) -> str:
+    text = f"{comparison.better} vs {comparison.than}"
+    return f"{text} gaining more than {comparison.exceeds.better} vs {comparison.exceeds.than}" if comparison.exceeds else text
+
+
 def _run_comparison(
-    study: Study, better: Row, than: Row, text: str, planned: dict[str, Run | str], measured: dict[str, dict], data_label: str
+    study: Study,
+    comparison: Comparison,
+    compared: list[Row],
+    text: str,
+    planned: dict[str, Run | str],
+    measured: dict[str, dict],
+    data_label: str,
 ) -> Claim:
-    compared = (better, than)
-    runs = [planned[row_key(study, row)] for row in compared]
-    missing = [f"{row.label}: {run}" for row, run in zip(compared, runs, strict=True) if not isinstance(run, Run)]
+    runs = {row.label: planned[row_key(study, row)] for row in compared}
+    missing = [f"{label}: {run}" for label, run in runs.items() if not isinstance(run, Run)]
     if missing:
         return Claim(text, study.source, UNCHECKED, f"Oak's runs: no run of {'; '.join(missing)}")
-    if runs[0].name == runs[1].name:
-        return Claim(text, study.source, UNCHECKED, f"Oak's runs: both rows are the run `{runs[0].name}` in this profile (a stand-in)")
-    if not all(run.name in measured for run in runs):
+    gains = [comparison, comparison.exceeds] if comparison.exceeds else [comparison]
+    shared = [runs[gain.better].name for gain in gains if runs[gain.better].name == runs[gain.than].name]
+    if shared:
+        return Claim(text, study.source, UNCHECKED, f"Oak's runs: both rows are the run `{shared[0]}` in this profile (a stand-in)")
+    if not all(run.name in measured for run in runs.values()):
         return Claim(text, study.source, UNCHECKED, "Oak's runs: not evaluated yet (`dvc repro`)")
-    scored = [(measured_value(study.metric, measured[run.name]), measured[run.name]["samples"]) for run in runs]
-    verdict, evidence = comparison_evidence(study.metric, *scored)
+    scored = {label: (measured_value(study.metric, measured[run.name]), measured[run.name]["samples"]) for label, run in runs.items()}
+    verdict, evidence = comparison_evidence(study.metric, comparison, scored)
     if verdict != UNRESOLVED and "synthetic" in data_label:
         verdict += " at demo scale"  # of the demo's pictures, not of ImageNet
-    stand_ins = [f"`{run.name}` for {row.label}" for row, run in zip(compared, runs, strict=True) if run.model != row.model]
+    stand_ins = [f"`{run.name}` for {row.label}" for row in compared if (run := runs[row.label]).model != row.model]
     evidence += f"; stand-ins: {', '.join(stand_ins)}" if stand_ins else ""
-    return Claim(text, study.source, verdict, f"Oak's runs (`{runs[0].name}` vs `{runs[1].name}`) on {data_label}: {evidence}")
+    names = " vs ".join(f"`{run.name}`" for run in runs.values())
+    return Claim(text, study.source, verdict, f"Oak's runs ({names}) on {data_label}: {evidence}")
 
 
 def parameter_claims(studies: list[Study], facts: dict[str, dict]) -> list[Claim]:

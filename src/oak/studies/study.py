@@ -25,6 +25,14 @@ judges it on the paper's numbers, on Oak's runs and on released weights, each ag
     claims:
       - {claim: "plain-34 is worse than plain-18 (degradation)", better: plain-18, than: plain-34}
 
+and a claim that one gain is larger than another (Fig. 3: training methods +3.2, architecture +1.2)
+adds the gain it exceeds:
+
+      - claim: "the training methods gain more than the architecture changes"
+        better: all training methods
+        than: standard training
+        exceeds: {better: ResNet-RS-200, than: all training methods}
+
 A study of one of the paper's scaling figures (top-1 against MACs) names it in `scaling` and puts
 each row on the figure's lines; the paper's figures give no numbers, so their rows have no `paper`:
 
@@ -81,12 +89,27 @@ class Row:
 
 
 @dataclass
+class Gain:
+    """What row `better` gains over row `than` on the study's metric."""
+
+    better: str  # a row's label
+    than: str
+
+
+@dataclass
 class Comparison:
-    """The paper's claim that row `better` scores better than row `than` on the study's metric."""
+    """The paper's claim that row `better` scores better than row `than` on the study's metric, or, with
+    `exceeds`, that its gain over `than` is larger than that other gain."""
 
     claim: str
     better: str  # a row's label
     than: str
+    exceeds: Gain | None = None
+
+    def labels(self) -> list[str]:
+        """The rows compared, each once, in the claim's order."""
+        gains = [self, self.exceeds] if self.exceeds else [self]
+        return list(dict.fromkeys(label for gain in gains for label in (gain.better, gain.than)))
 
 
 @dataclass
@@ -127,7 +150,7 @@ def load_study(path: Path) -> Study:
             raise OakError(f"{path}: {where}`series` without a figure to draw: name the paper's figure in the study's `scaling`")
     labels = {row.label for row in study.rows}
     for comparison in study.claims:
-        unknown = [label for label in (comparison.better, comparison.than) if label not in labels]
+        unknown = [label for label in comparison.labels() if label not in labels]
         if unknown:
             raise OakError(f"{path}: claim {comparison.claim!r}: no row labelled {unknown[0]!r}; use one of the rows' labels")
     return study
