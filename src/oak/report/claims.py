@@ -41,7 +41,7 @@ def judged(margin: float, interval: float) -> str:
 
 def comparison_evidence(metric: str, comparison: Comparison, scores: dict[str, Measurement]) -> tuple[str, str]:
     """(verdict, evidence) of the comparison on `scores`, a measurement of each of its rows by label."""
-    gains = [comparison, comparison.exceeds] if comparison.exceeds else [comparison]
+    gains = comparison.gains()
     sign = -1 if metric.endswith("error") else 1  # a lower error is better
     # The margin is a weighted sum of the rows' values; a row in both gains (Fig. 3's middle step) has one
     # noise, counted once with its summed weight. Independent errors add in quadrature.
@@ -103,8 +103,7 @@ def _run_comparison(
     missing = [f"{label}: {run}" for label, run in runs.items() if not isinstance(run, Run)]
     if missing:
         return Claim(text, study.source, UNCHECKED, f"Oak's runs: no run of {'; '.join(missing)}")
-    gains = [comparison, comparison.exceeds] if comparison.exceeds else [comparison]
-    shared = [runs[gain.better].name for gain in gains if runs[gain.better].name == runs[gain.than].name]
+    shared = [runs[gain.better].name for gain in comparison.gains() if runs[gain.better].name == runs[gain.than].name]
     if shared:
         return Claim(text, study.source, UNCHECKED, f"Oak's runs: both rows are the run `{shared[0]}` in this profile (a stand-in)")
     if not all(run.name in measured for run in runs.values()):

@@ -106,10 +106,13 @@ class Comparison:
     than: str
     exceeds: Gain | None = None
 
+    def gains(self) -> list[Gain]:
+        """The claimed gain, then the one it exceeds where there is one."""
+        return [Gain(self.better, self.than)] + ([self.exceeds] if self.exceeds else [])
+
     def labels(self) -> list[str]:
         """The rows compared, each once, in the claim's order."""
-        gains = [self, self.exceeds] if self.exceeds else [self]
-        return list(dict.fromkeys(label for gain in gains for label in (gain.better, gain.than)))
+        return list(dict.fromkeys(label for gain in self.gains() for label in (gain.better, gain.than)))
 
 
 @dataclass
