@@ -28,7 +28,7 @@ def test_values_from_the_file_and_overrides_win_over_the_schema(tmp_path: Path) 
     assert config.train.epochs == 3
     assert config.train.lr == 0.5
     assert list(config.trainer.devices) == [0, 1]
-    assert config.train.batch_size == 16  # untouched keys keep the recipe's, else the schema's default
+    assert config.train.batch_size == 32  # untouched keys keep the recipe's, else the schema's default
 
 
 def test_an_unknown_key_is_named(tmp_path: Path) -> None:
@@ -100,7 +100,7 @@ def test_each_value_is_written_once_in_params_yaml_or_in_the_schema() -> None:
 
 def test_a_key_without_a_value_is_named(tmp_path: Path) -> None:
     params = params_file(tmp_path)
-    params.write_text(params.read_text().replace("  val_per_class: 30\n", ""))
+    params.write_text(params.read_text().replace("  val_per_class: 100\n", ""))
     with pytest.raises(OakError, match=rf"{params}: no value for 'demo.val_per_class'; every key the schema leaves to params.yaml"):
         load_config(params)
 
@@ -108,10 +108,10 @@ def test_a_key_without_a_value_is_named(tmp_path: Path) -> None:
 def test_oak_config_names_where_each_value_of_a_planned_run_comes_from(capsys: pytest.CaptureFixture) -> None:
     from oak.cli import main
 
-    assert main(["config", "efficientnet_b0-32px", "train.lr=0.5"]) == 0
+    assert main(["config", "efficientnet_b3-43px", "train.lr=0.5"]) == 0
     lines = {line.split(":")[0]: line for line in capsys.readouterr().out.splitlines()}
-    assert lines["recipe"].endswith("# studies (pipelines/plan.yaml: efficientnet_b0-32px)")
-    assert lines["train.image_size"].startswith("train.image_size: 32 ") and "# studies" in lines["train.image_size"]
+    assert lines["recipe"].endswith("# studies (pipelines/plan.yaml: efficientnet_b3-43px)")
+    assert lines["train.image_size"].startswith("train.image_size: 43 ") and "# studies" in lines["train.image_size"]
     assert lines["train.lr"].startswith("train.lr: 0.5 ") and lines["train.lr"].endswith("# command line")
     assert lines["train.epochs"].endswith("# pipelines/recipes/demo.yaml")
     assert lines["train.shuffle_buffer"].endswith("# params.yaml")

@@ -1,7 +1,7 @@
 """The built-in demo set: synthetic images in the ImageNet folder layout.
 
 Each class is a kind of drawing (a shape, a texture or a layout) with random position, size,
-rotation, colours and noise, so a network must learn visual structure, not a colour. The classes
+rotation, brightness and noise, so a network must learn visual structure, not a colour. The classes
 carry real ImageNet-1k WordNet IDs so that everything downstream treats the set like ImageNet;
 the pictures have nothing to do with those classes' meaning, and the set is marked synthetic.
 """
@@ -22,6 +22,7 @@ from oak.errors import OakError
 
 SUPERSAMPLE = 2  # draw at twice the size, then downsample: anti-aliased edges
 JPEG_QUALITY = 90
+NOISE = 4.0  # standard deviation of the pixel noise, in 0-255 levels
 
 Draw = Callable[[ImageDraw.ImageDraw, int, np.random.Generator, tuple[int, int, int]], None]
 
@@ -128,14 +129,26 @@ def demo_wnids(classes: int) -> list[str]:
     return [IMAGENET_1K_WNIDS[i * len(IMAGENET_1K_WNIDS) // classes] for i in range(classes)]
 
 
+def _contrasting_greys(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """A random near-grey background and a foreground of clearly different brightness.
+
+    Near-grey rather than any hue: learning to ignore arbitrary colour pairs took most of the demo's
+    few training steps (resnet18, 32 px, 2 epochs of 2,000 images on 2 cores: 38% top-1 with random
+    colours, 56% with these; less noise alone: 37%). The class still never shows in the colours.
+    """
+    level = int(rng.integers(0, 256))
+    background = np.clip(level + rng.integers(-20, 21, 3), 0, 255)
+    foreground = np.clip((level + int(rng.integers(90, 166))) % 256 + rng.integers(-30, 31, 3), 0, 255)
+    return background, foreground
+
+
 def render(kind: str, size: int, rng: np.random.Generator) -> Image.Image:
-    """One RGB picture of `kind`: random background and colour, light noise."""
-    background = rng.integers(0, 256, 3)
-    foreground = (background + rng.integers(80, 176, 3)) % 256  # never too close to the background
+    """One RGB picture of `kind`: random contrasting near-grey background and foreground, light noise."""
+    background, foreground = _contrasting_greys(rng)
     canvas = Image.new("RGB", (size * SUPERSAMPLE,) * 2, tuple(int(c) for c in background))
     KINDS[kind](ImageDraw.Draw(canvas), size * SUPERSAMPLE, rng, tuple(int(c) for c in foreground))
     pixels = np.asarray(canvas.resize((size, size), Image.Resampling.LANCZOS), dtype=np.float32)
-    pixels += rng.normal(0, 12, pixels.shape)
+    pixels += rng.normal(0, NOISE, pixels.shape)
     return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
 
 
