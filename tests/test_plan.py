@@ -6,7 +6,7 @@ import pytest
 from params_files import params_file
 
 from oak.errors import OakError
-from oak.studies.plan import PLAN_FILE, Run, check_settings, current_runs, plan_rows, plan_runs, planned_profile, render_plan
+from oak.studies.plan import PLAN_FILE, Run, check_settings, current_runs, plan_rows, plan_runs, planned_profile, render_plan, run_config
 from oak.studies.study import load_studies
 
 REPO = Path(__file__).resolve().parents[1]
@@ -104,9 +104,39 @@ def test_two_rows_training_one_model_differently_under_one_name_is_an_error(tmp_
         plan_runs(load_studies(folder), "demo")
 
 
+def test_a_profile_with_seeds_trains_each_row_once_per_seed_and_the_row_keeps_one_run(tmp_path: Path) -> None:
+    folder = studies_in(
+        tmp_path,
+        repeated=STUDY.replace("{recipe: demo}", "{recipe: demo, seeds: 3}")
+        + "  - {label: A, model: resnet18, paper: 1}\n"
+        + "  - {label: B, model: resnet34, paper: 2, profiles: {demo: {seeds: 1}}}\n",
+    )
+    studies = load_studies(folder)
+    rows = plan_rows(studies, "demo")
+    assert rows["repeated/A"].seeds == 3 and rows["repeated/B"].seeds == 1
+    runs = plan_runs(studies, "demo")
+    assert sorted(runs) == ["resnet18-seed0", "resnet18-seed1", "resnet18-seed2", "resnet34"]
+    assert runs["resnet18-seed2"].args() == "recipe=demo seed=2"
+    assert run_config(params_file(tmp_path), runs["resnet18-seed2"]).seed == 2
+    plan = render_plan(studies, "demo")
+    assert "  resnet18-seed1:\n    model: resnet18\n    recipe: demo\n    args: recipe=demo seed=1\n    rows:\n    - repeated/A\n" in plan
+
+
+def test_a_run_two_rows_ask_for_with_different_seeds_is_an_error(tmp_path: Path) -> None:
+    folder = studies_in(
+        tmp_path,
+        a=STUDY + "  - {label: A, model: resnet18, paper: 1}\n",
+        b=STUDY + "  - {label: B, model: resnet18, paper: 2, profiles: {demo: {seeds: 2}}}\n",
+    )
+    with pytest.raises(OakError, match=r"run 'resnet18': rows 'a/A' and 'b/B' train it differently; .* the same recipe, settings and seeds"):
+        plan_runs(load_studies(folder), "demo")
+
+
 @pytest.mark.parametrize(
     ("row", "message"),
     [
+        ("{label: A, model: resnet18, paper: 1, profiles: {demo: {seeds: 0}}}", r"row 'A': demo: seeds=0: a row trains at least once"),
+        ("{label: A, model: resnet18, paper: 1, profiles: {published: {seeds: 2}}}", r"row 'A': published: seeds: released weights"),
         ("{label: A, model: resnet18, paper: 1, profiles: {demo: {recipe: nope}}}", r"row 'A': demo: recipe 'nope' has no file"),
         ("{label: A, model: resnet18, paper: 1, profiles: {demo: {stand_in: resnet1}}}", r"row 'A': demo: stand-in: unknown model"),
         (

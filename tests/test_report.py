@@ -68,11 +68,11 @@ def test_the_papers_values_are_printed_at_the_papers_precision() -> None:
 
 
 def test_a_table_names_its_stand_ins_and_why_a_row_has_no_run() -> None:
-    measured = {"resnetrs50": {"top1": 0.5, "top5": 0.9, "samples": 100}, "efficientnet_b3": {"top1": 0.25, "top5": 0.75, "samples": 100}}
+    measured = {"resnetrs50": {"top1": 0.5, "top5": 0.9, "samples": 100}, "efficientnet_b3-43px": {"top1": 0.25, "top5": 0.75, "samples": 100}}
     table = study_table(STUDIES["table6"], DEMO_RUNS, FACTS, measured, "demo data")
     rows = {row[0]: row for row in table.rows}
     assert rows["ResNet-RS"][1:5] == ["`resnetrs420`", "`resnetrs50` (stand-in)", "84.4", "50.00 ± 9.80"]
-    assert rows["EfficientNet-B3"][2:5] == ["`efficientnet_b3`", "81.1", "25.00 ± 8.49"]
+    assert rows["EfficientNet-B3"][2:5] == ["`efficientnet_b3-43px`", "81.1", "25.00 ± 8.49"]
     assert rows["EfficientNet-B7"][2:5] == [DASH, "84.4", DASH]
     assert any(note.startswith(f"{DASH} EfficientNet-B7: imagenet profile only") for note in table.notes)
     assert any("lighter model in the paper model's place" in note for note in table.notes)
@@ -176,6 +176,26 @@ def test_a_comparison_of_oaks_runs_says_which_way_the_data_resolves_it_and_at_wh
     assert {claim.verdict for claim in on_imagenet if "Oak's runs" in claim.evidence} == {HOLDS, FAILS, UNRESOLVED}
 
 
+def test_a_row_run_over_seeds_shows_their_mean_and_counts_their_spread_in_its_interval() -> None:
+    from oak.report.paper import measured_cell, seed_mean
+
+    evaluated = seed_mean([{"top1": top1, "top5": 0.9, "samples": 1000} for top1 in (0.50, 0.62, 0.56)])
+    assert evaluated["top1"] == pytest.approx(0.56) and evaluated["samples"] == 1000
+    # sampling: +-3.08 at 56% on 1,000 images; seeds: t(2) 4.30 x sd 6.00 / sqrt(3) = 14.90; in quadrature 15.22
+    assert measured_cell("top1", evaluated) == "56.00 ± 15.22 (mean of 3 seeds, sd 6.00)"
+    one_seed = {"top1": 0.45, "top5": 0.9, "samples": 1000}
+    degradation = "a deeper plain net has a higher error (degradation)"
+
+    def verdict(plain18: dict) -> str:
+        claims = comparison_claims(STUDIES["table1"], DEMO_RUNS, {"plain18": plain18, "plain34": one_seed}, {}, "demo data")
+        [claim] = [claim for claim in claims if claim.text.startswith(degradation) and "Oak's runs" in claim.evidence]
+        return f"{claim.verdict}: {claim.evidence}"
+
+    assert verdict({"top1": 0.56, "top5": 0.9, "samples": 1000}).startswith(HOLDS)  # 11 points against +-4.4
+    spread = verdict(evaluated)  # the same 11 points against +-15.5
+    assert spread.startswith(UNRESOLVED) and "margin +11.00 ± 15.53 (95%, 1,000 images each, seeds per row: 3 vs 1)" in spread
+
+
 def test_a_comparison_whose_rows_share_one_stand_in_run_is_not_checked() -> None:
     measured = {name: {"top1": 0.5, "top5": 0.9, "samples": 300} for name in ("inception_v3", "inception_resnet_v1")}
     claims = comparison_claims(STUDIES["table6"], DEMO_RUNS, measured, {}, "demo data")
@@ -222,14 +242,14 @@ def test_the_results_page_names_its_data_and_its_csv_keeps_the_column_keys(tmp_p
     from oak.report.results import COLUMNS, results_outputs
 
     info = ShardInfo("imagenet", {}, ["n01440764"] * 1000, {"train": SplitInfo(5, [], [], []), "val": SplitInfo(3, [], [], [])}, {}, {})
-    row = dict(zip(COLUMNS, ["r", "m", "demo", 1.5, 10.0, 2.345, 3, 9], strict=True))
+    row = dict(zip(COLUMNS, ["r", "m", "demo", 1, 1.5, 10.0, 2.345, 3, 9], strict=True))
     reports = tmp_path / "reports"
     outputs = results_outputs(Layout(tmp_path, tmp_path, tmp_path, tmp_path, reports, tmp_path, tmp_path), "Oak results", info, [row])
     assert set(outputs) == {reports / name for name in ("results.csv", "results.md", "top1_vs_params.png", "top1_vs_params.svg")}
     page = outputs[reports / "results.md"]
     assert page.startswith("# Oak results\n\nData: imagenet, 1000 classes, 5 training and 3 validation images.\n\n| run | model |")
-    assert page.endswith("| r | m | demo | 1.5 | 10.0 | 2.345 | 3 | 9 |\n\n![top-1 against parameter count](top1_vs_params.png)\n")
-    assert outputs[reports / "results.csv"] == ",".join(COLUMNS) + "\nr,m,demo,1.5,10.0,2.345,3,9\n"
+    assert page.endswith("| r | m | demo | 1 | 1.5 | 10.0 | 2.345 | 3 | 9 |\n\n![top-1 against parameter count](top1_vs_params.png)\n")
+    assert outputs[reports / "results.csv"] == ",".join(COLUMNS) + "\nr,m,demo,1,1.5,10.0,2.345,3,9\n"
 
 
 def test_a_study_file_with_an_unknown_key_or_model_names_the_file(tmp_path: Path) -> None:

@@ -24,7 +24,7 @@ from oak.report.claims import claims_table, comparison_claims, published_claims,
 from oak.report.cost import common_setting, cost_runs_table, cost_table, paper_speed_accuracy, read_devices, study_runs
 from oak.report.figures import accuracy_vs_throughput, figure_files, scaling_figure, training_curves
 from oak.report.index import index
-from oak.report.paper import calculation_table, g1_table, study_table
+from oak.report.paper import calculation_table, g1_table, seed_mean, study_table
 from oak.report.results import result_rows, results_outputs
 from oak.report.scaling import scaling_panels
 from oak.report.tables import Table, table_files, to_markdown
@@ -43,9 +43,9 @@ class Inputs:
     studies: list[Study]
     profile: str  # the one the plan was made for
     planned: dict[str, Run | str]  # each study row's run in that profile, or why it has none
-    runs: list[Run]  # the distinct planned runs, by name
+    runs: list[Run]  # the distinct planned runs, by name (a run over several seeds once: its first seed's files stand for it)
     g1s: dict[str, dict]  # Table 4's measurements by table name
-    measured: dict[str, dict]  # evaluation metrics by run
+    measured: dict[str, dict]  # evaluation metrics by run (over several seeds: their mean, `seed_mean`)
     published: dict[str, dict]  # released weights' metrics by study row key, where `oak plan published`'s runs measured them
     trained: dict[str, dict]  # training metrics by run
     timings: dict[str, dict]  # training times by run
@@ -102,14 +102,14 @@ def read_inputs(layout: Layout) -> Inputs:
         planned=planned,
         runs=runs,
         g1s=read_g1s(layout),
-        measured={run.name: read_metrics(layout.eval_metrics(run.name)) for run in runs},
+        measured={run.name: seed_mean([read_metrics(layout.eval_metrics(seed.name)) for seed in run.repeats()]) for run in runs},
         published={key: json.loads(path.read_text()) for key, path in released.items() if path.exists()},
-        trained={run.name: read_metrics(layout.train_metrics(run.name)) for run in runs},
-        timings={run.name: read_metrics(layout.timings("train", run.name)) for run in runs},
+        trained={run.name: read_metrics(layout.train_metrics(run.repeats()[0].name)) for run in runs},
+        timings={run.name: read_metrics(layout.timings("train", run.repeats()[0].name)) for run in runs},
         imagenet=imagenet,
         paper_sizes=evaluation_sizes(imagenet),
         devices=read_devices(layout.devices),
-        curves={run.name: read_curves(layout.curves(run.name)) for run in runs},
+        curves={run.name: read_curves(layout.curves(run.repeats()[0].name)) for run in runs},
     )
 
 

@@ -14,7 +14,7 @@ import torchvision
 
 from oak.models.calculations import ALPHA, BETA, GAMMA, TABLE_3, compound_scaling, measured_conv_macs
 from oak.models.registry import SHUFFLENETS
-from oak.report.paper import ROUNDING_SLACK, count_convention, measured_value, sampling_interval
+from oak.report.paper import ROUNDING_SLACK, count_convention, measured_interval, measured_value, sampling_interval
 from oak.report.tables import Table
 from oak.studies.plan import Run, row_key
 from oak.studies.study import METRICS, Comparison, Row, Study
@@ -31,7 +31,25 @@ class Claim:
     evidence: str
 
 
-Measurement = tuple[float, int]  # a value in % and the number of images it was measured on
+@dataclass(frozen=True)
+class Score:
+    """A row's value of the study's metric (%), half its 95% interval, and what it was measured on."""
+
+    value: float
+    interval: float
+    images: int
+    seeds: int = 1  # a mean over this many trainings
+
+    @classmethod
+    def paper(cls, value: float) -> "Score":
+        """A value the paper reports, measured on ImageNet's validation set."""
+        return cls(value, sampling_interval(value, IMAGENET_VAL_IMAGES), IMAGENET_VAL_IMAGES)
+
+    @classmethod
+    def measured(cls, metric: str, evaluated: dict) -> "Score":
+        """From an evaluation's metrics (`seed_mean`'s for a run over several seeds)."""
+        seeds = len(evaluated.get("per_seed", [])) or 1
+        return cls(measured_value(metric, evaluated), measured_interval(metric, evaluated), evaluated["samples"], seeds)
 
 
 def judged(margin: float, interval: float) -> str:
@@ -39,7 +57,7 @@ def judged(margin: float, interval: float) -> str:
     return HOLDS if margin > interval else FAILS if margin < -interval else UNRESOLVED
 
 
-def comparison_evidence(metric: str, comparison: Comparison, scores: dict[str, Measurement]) -> tuple[str, str]:
+def comparison_evidence(metric: str, comparison: Comparison, scores: dict[str, Score]) -> tuple[str, str]:
     """(verdict, evidence) of the comparison on `scores`, a measurement of each of its rows by label."""
     gains = comparison.gains()
     sign = -1 if metric.endswith("error") else 1  # a lower error is better
@@ -49,13 +67,15 @@ def comparison_evidence(metric: str, comparison: Comparison, scores: dict[str, M
     for gain, weight in zip(gains, (sign, -sign)):
         weights[gain.better] += weight
         weights[gain.than] -= weight
-    margin = sum(weight * scores[label][0] for label, weight in weights.items())
-    interval = math.hypot(*(weight * sampling_interval(*scores[label]) for label, weight in weights.items()))
-    counts = sorted({samples for _, samples in scores.values()})
+    margin = sum(weight * scores[label].value for label, weight in weights.items())
+    interval = math.hypot(*(weight * scores[label].interval for label, weight in weights.items()))
+    counts = sorted({score.images for score in scores.values()})
     images = f"{counts[0]:,} images each" if len(counts) == 1 else f"{' and '.join(f'{count:,}' for count in counts)} images"
-    values = [f"{scores[gain.better][0]:.2f} vs {scores[gain.than][0]:.2f}" for gain in gains]
+    if any(score.seeds > 1 for score in scores.values()):
+        images += f", seeds per row: {' vs '.join(str(scores[label].seeds) for label in comparison.labels())}"
+    values = [f"{scores[gain.better].value:.2f} vs {scores[gain.than].value:.2f}" for gain in gains]
     if comparison.exceeds:
-        values = [f"gain {sign * (scores[gain.better][0] - scores[gain.than][0]):+.2f} ({value})" for gain, value in zip(gains, values)]
+        values = [f"gain {sign * (scores[gain.better].value - scores[gain.than].value):+.2f} ({value})" for gain, value in zip(gains, values)]
     evidence = f"{' against '.join(values)}: margin {margin:+.2f} ± {interval:.2f} (95%, {images})"
     return judged(margin, interval), evidence
 
@@ -70,13 +90,13 @@ def comparison_claims(
         compared = [rows[label] for label in comparison.labels()]
         text = f"{comparison.claim}: {_compared_text(comparison)}, {METRICS[study.metric]}"
         if all(row.paper is not None for row in compared):
-            paper = {row.label: (row.paper, IMAGENET_VAL_IMAGES) for row in compared}
+            paper = {row.label: Score.paper(row.paper) for row in compared}
             verdict, evidence = comparison_evidence(study.metric, comparison, paper)
             claims.append(Claim(text, study.source, verdict, f"the paper's numbers, on ImageNet's validation set: {evidence}"))
         claims.append(_run_comparison(study, comparison, compared, text, planned, measured, data_label))
         released = {row.label: published.get(row_key(study, row)) for row in compared}
         if all(released.values()):
-            scored = {label: (measured_value(study.metric, evaluated), evaluated["samples"]) for label, evaluated in released.items()}
+            scored = {label: Score.measured(study.metric, evaluated) for label, evaluated in released.items()}
             verdict, evidence = comparison_evidence(study.metric, comparison, scored)
             data = next(iter(released.values()))["data"]
             if "synthetic" in data:
@@ -108,7 +128,7 @@ def _run_comparison(
         return Claim(text, study.source, UNCHECKED, f"Oak's runs: both rows are the run `{shared[0]}` in this profile (a stand-in)")
     if not all(run.name in measured for run in runs.values()):
         return Claim(text, study.source, UNCHECKED, "Oak's runs: not evaluated yet (`dvc repro`)")
-    scored = {label: (measured_value(study.metric, measured[run.name]), measured[run.name]["samples"]) for label, run in runs.items()}
+    scored = {label: Score.measured(study.metric, measured[run.name]) for label, run in runs.items()}
     verdict, evidence = comparison_evidence(study.metric, comparison, scored)
     if verdict != UNRESOLVED and "synthetic" in data_label:
         verdict += " at demo scale"  # of the demo's pictures, not of ImageNet

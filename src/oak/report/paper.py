@@ -5,7 +5,10 @@ source says where from); anything else is a dash with the reason in the notes.
 """
 
 import math
+import statistics
 from collections.abc import Callable, Iterable
+
+from scipy.stats import t as student_t
 
 from oak.models.calculations import TABLE_3, measured_conv_macs, regular_calculations, separable_calculations
 from oak.report.scaling import gmacs
@@ -27,12 +30,34 @@ def measured_value(metric: str, evaluated: dict) -> float:
     return {"top1": top1, "top5": top5, "top1_error": 100 - top1, "top5_error": 100 - top5}[metric]
 
 
+def seed_mean(evaluations: list[dict]) -> dict:
+    """One run's evaluation from its seeds' (`Run.repeats`): each accuracy's mean, and every seed's under `per_seed`."""
+    if len(evaluations) == 1:
+        return evaluations[0]
+    means = {key: statistics.fmean(evaluated[key] for evaluated in evaluations) for key in ("top1", "top5")}
+    return evaluations[0] | means | {"per_seed": [{key: evaluated[key] for key in ("top1", "top5")} for evaluated in evaluations]}
+
+
+def measured_interval(metric: str, evaluated: dict) -> float:
+    """Half the 95% interval of a measured value: the validation set's sampling noise and, for a mean over
+    seeds, the seeds' spread (Student's t interval of their mean), independent, so in quadrature."""
+    value = measured_value(metric, evaluated)
+    interval = sampling_interval(value, evaluated["samples"])
+    seeds = [measured_value(metric, seed) for seed in evaluated.get("per_seed", [])]
+    if seeds:
+        spread = student_t.ppf(0.975, len(seeds) - 1) * statistics.stdev(seeds) / math.sqrt(len(seeds))
+        interval = math.hypot(interval, spread)
+    return interval
+
+
 def measured_cell(metric: str, evaluated: dict | None) -> str:
-    """A measured value with half its 95% sampling interval, from the number of images it was measured on."""
+    """A measured value with half its 95% interval; a mean over seeds says how many, and their standard deviation."""
     if not evaluated:
         return DASH
     value = measured_value(metric, evaluated)
-    return f"{value:.2f} ± {sampling_interval(value, evaluated['samples']):.2f}"
+    cell = f"{value:.2f} ± {measured_interval(metric, evaluated):.2f}"
+    seeds = [measured_value(metric, seed) for seed in evaluated.get("per_seed", [])]
+    return f"{cell} (mean of {len(seeds)} seeds, sd {statistics.stdev(seeds):.2f})" if seeds else cell
 
 
 def sampling_interval(percent: float, samples: int) -> float:
@@ -103,7 +128,8 @@ def study_table(
     notes = [f"Paper values: {study.source}."]
     notes += _published_notes(study, released)
     notes.append(
-        f"Oak's measured values: {data_label}, each ± half its 95% sampling interval (from the number of validation images); "
+        f"Oak's measured values: {data_label}, each ± half its 95% interval (from the number of validation images, and for a "
+        "mean over seeds their spread too); "
         "params and MACs are counted from each model as Oak builds it (1000 classes)."
     )
     if any(isinstance(run, Run) and run.model != row.model for row, run in zip(study.rows, runs.values(), strict=True)):

@@ -15,18 +15,20 @@ from oak.report.figures import figure_files, label_points
 from oak.report.tables import Table, to_csv, to_markdown
 from oak.studies.plan import Run
 
-COLUMNS = ("run", "model", "recipe", "top1_pct", "top5_pct", "params_m", "epochs", "train_seconds")
-HEADINGS = ("run", "model", "recipe", "top-1 (%)", "top-5 (%)", "params (M)", "epochs", "training time (s)")
+COLUMNS = ("run", "model", "recipe", "seeds", "top1_pct", "top5_pct", "params_m", "epochs", "train_seconds")
+HEADINGS = ("run", "model", "recipe", "seeds", "top-1 (%)", "top-5 (%)", "params (M)", "epochs", "training time (s)")
 FIGURE = "top1_vs_params"
 
 
 def result_rows(runs: list[Run], trained: dict[str, dict], evaluated: dict[str, dict], timings: dict[str, dict]) -> list[dict]:
-    """One row per run, joined from its training and evaluation metrics and its training time (by run name)."""
+    """One row per run, joined from its training and evaluation metrics and its training time (by run name); a run
+    over several seeds shows their mean accuracy and its first seed's training."""
     return [
         {
             "run": run.name,
             "model": run.model,
             "recipe": run.recipe,
+            "seeds": run.seeds,
             "top1_pct": round(100 * evaluated[run.name]["top1"], 2),
             "top5_pct": round(100 * evaluated[run.name]["top5"], 2),
             "params_m": round(evaluated[run.name]["params"] / 1e6, 3),

@@ -7,12 +7,13 @@ same run share it, and dvc.yaml makes a train and an evaluate stage of each. The
 
 A run's name is the model it trains, plus the row's `variant` where one is given
 (`resnet18-rs-training`; a profile may give its own); the name keys its checkpoint folder, metrics
-files and MLflow run.
+files and MLflow run. A run of a profile with `seeds: N` trains N times, as `<name>-seed0` to
+`<name>-seed<N-1>`, each setting `seed` (whatever params.yaml's is), and the report takes their mean.
 """
 
 import shlex
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import yaml
@@ -37,6 +38,16 @@ class Run:
     recipe: str
     settings: tuple[str, ...]  # key=value overrides of the recipe and params.yaml, sorted
     weights: str | None = None  # released weights to evaluate, for a run that trains nothing (the published profile)
+    seeds: int = 1  # how many times it trains, one seed each; the report shows their mean
+
+    def repeats(self) -> tuple["Run", ...]:
+        """The trainings DVC runs for it: itself, or one per seed, named `-seed<k>`, setting `seed=<k>`."""
+        if self.seeds == 1:
+            return (self,)
+        return tuple(
+            replace(self, name=f"{self.name}-seed{k}", settings=tuple(sorted((*self.settings, f"seed={k}"))), seeds=1)
+            for k in range(self.seeds)
+        )
 
     def overrides(self) -> tuple[str, ...]:
         """What the run sets over params.yaml: its recipe and its settings, as `key=value`."""
@@ -80,7 +91,7 @@ def plan_rows(studies: list[Study], profile: str) -> dict[str, Run | str]:
             if spec.weights:
                 variant = PUBLISHED + (f"-{spec.variant}" if spec.variant else "")
             name = model + (f"-{variant}" if variant else "")
-            planned[row_key(study, row)] = Run(name, model, spec.recipe, settings, spec.weights)
+            planned[row_key(study, row)] = Run(name, model, spec.recipe, settings, spec.weights, spec.seeds or 1)
     _check_names(planned)
     return planned
 
@@ -91,8 +102,8 @@ def _override_value(value: object) -> str:
 
 
 def plan_runs(studies: list[Study], profile: str) -> dict[str, Run]:
-    """The distinct runs of `profile`, by name."""
-    return {run.name: run for run in plan_rows(studies, profile).values() if isinstance(run, Run)}
+    """The distinct trainings (or evaluations of released weights) of `profile`, by name: each seed of a repeated run apart."""
+    return {repeat.name: repeat for run in plan_rows(studies, profile).values() if isinstance(run, Run) for repeat in run.repeats()}
 
 
 def render_plan(studies: list[Study], profile: str) -> str:
@@ -101,7 +112,7 @@ def render_plan(studies: list[Study], profile: str) -> str:
     entries: dict[str, dict] = {"runs": {}, "published": {}}
     for run in sorted(plan_runs(studies, profile).values(), key=lambda run: run.name):
         entry = {"model": run.model, "recipe": run.recipe} | ({"weights": run.weights} if run.weights else {})
-        entry |= {"args": run.args(), "rows": [key for key, other in planned.items() if other == run]}
+        entry |= {"args": run.args(), "rows": [key for key, other in planned.items() if isinstance(other, Run) and run in other.repeats()]}
         entries["published" if run.weights else "runs"][run.name] = entry
     return HEADER + yaml.safe_dump({"profile": profile, **entries}, sort_keys=False, width=1000)
 
@@ -145,7 +156,8 @@ def check_settings(planned: dict[str, Run | str], params: Path) -> None:
     for key, run in planned.items():
         if isinstance(run, Run):
             try:
-                run_config(params, run)
+                for repeat in run.repeats():
+                    run_config(params, repeat)
                 if run.weights:
                     from oak.models.published import Published  # imports timm and torchvision: only for this profile
 
@@ -164,5 +176,5 @@ def _check_names(planned: dict[str, Run | str]) -> None:
         if seen[1] != run:
             raise OakError(
                 f"run {run.name!r}: rows {seen[0]!r} and {key!r} train it differently; "
-                "give one of them a `variant`, or the same recipe and settings"
+                "give one of them a `variant`, or the same recipe, settings and seeds"
             )

@@ -33,6 +33,13 @@ adds the gain it exceeds:
         than: standard training
         exceeds: {better: ResNet-RS-200, than: all training methods}
 
+A difference smaller than one training's seed-to-seed spread says nothing either: a profile may train
+every row several times, seeds 0 to N-1, and the tables then show each row's mean with the seeds' spread
+in its interval:
+
+    profiles:
+      demo: {recipe: demo, seeds: 3}
+
 A study of one of the paper's scaling figures (top-1 against MACs) names it in `scaling` and puts
 each row on the figure's lines; the paper's figures give no numbers, so their rows have no `paper`:
 
@@ -72,6 +79,7 @@ class RunSpec:
     skip: str | None = None  # no run in this profile, and why: tables show a dash with this reason
     variant: str | None = None  # the run's variant in this profile, in place of the row's
     weights: str | None = None  # the published profile's released weights for the row (oak.models.published), evaluated only
+    seeds: int | None = None  # trainings of the row, seeds 0 to N-1, whose mean the tables show; None: one, at params.yaml's seed
 
 
 @dataclass
@@ -175,6 +183,7 @@ def run_spec(study: Study, row: Row, profile: str) -> RunSpec:
         skip=own.skip or (None if own.weights else base.skip),  # a row naming released weights is not its study's default
         variant=own.variant or base.variant,
         weights=own.weights or base.weights,
+        seeds=own.seeds or base.seeds,
     )
 
 
@@ -188,6 +197,10 @@ def _check_profiles(path: Path, where: str, profiles: dict[str, RunSpec]) -> Non
         if profile not in PROFILES:
             raise OakError(f"{path}: {where}profile {profile!r} is not one of {', '.join(PROFILES)}")
         _check_variant(path, f"{where}{profile}: ", spec.variant)
+        if spec.seeds is not None and spec.seeds < 1:
+            raise OakError(f"{path}: {where}{profile}: seeds={spec.seeds}: a row trains at least once; give 1 or more")
+        if spec.seeds and profile == "published":
+            raise OakError(f"{path}: {where}published: seeds: released weights are evaluated once, nothing is trained; drop `seeds`")
         if spec.recipe and not (path.parents[1] / "recipes" / f"{spec.recipe}.yaml").exists():
             raise OakError(f"{path}: {where}{profile}: recipe {spec.recipe!r} has no file pipelines/recipes/{spec.recipe}.yaml")
         if spec.stand_in:
