@@ -181,6 +181,26 @@ rows:
     assert ls_run.info.run_name == "resnet18-ls" and ls_run.data.tags["model"] == "resnet18"
 
 
+def test_a_study_with_seeds_trains_each_seed_and_its_table_shows_their_mean(repo: Path, first_repro: str) -> None:
+    (repo / "pipelines" / "studies" / "seeded.yaml").write_text(
+        """title: "ResNet-18 over two seeds"
+source: "a test"
+metric: top1
+profiles: {demo: {recipe: demo, seeds: 2}}
+rows:
+  - {label: ResNet-18, model: resnet18, variant: seeded, paper: 70}
+"""
+    )
+    run(["oak", "plan"], repo)
+    seeds = {"resnet18-seeded-seed0", "resnet18-seeded-seed1"}
+    assert stages_run(run(["dvc", "repro"], repo)) == {f"{stage}@{name}" for stage in ("train", "evaluate") for name in seeds} | {"report"}
+    top1 = [json.loads((repo / "metrics" / "eval" / f"{name}.json").read_text())["top1"] for name in sorted(seeds)]
+    row = (repo / "reports" / "tables" / "seeded.md").read_text().split("| ResNet-18 |")[1].split("\n")[0]
+    assert f"{100 * sum(top1) / 2:.2f} ± " in row and "(mean of 2 seeds, sd " in row
+    trained = [yaml.safe_load((repo / "models" / name / "config.yaml").read_text())["seed"] for name in sorted(seeds)]
+    assert trained == [0, 1]
+
+
 def test_an_experiment_shows_its_change_in_dvc_exp_show_and_metrics_diff(repo: Path, first_repro: str) -> None:
     git = ["git", "-c", "user.name=oak", "-c", "user.email=oak@localhost"]
     run(git + ["add", "-A"], repo)
