@@ -68,7 +68,10 @@ def test_the_papers_values_are_printed_at_the_papers_precision() -> None:
 
 
 def test_a_table_names_its_stand_ins_and_why_a_row_has_no_run() -> None:
-    measured = {"resnetrs50": {"top1": 0.5, "top5": 0.9, "samples": 100}, "efficientnet_b3-43px": {"top1": 0.25, "top5": 0.75, "samples": 100}}
+    measured = {
+        "resnetrs50": {"top1": 0.5, "top5": 0.9, "samples": 100},
+        "efficientnet_b3-43px": {"top1": 0.25, "top5": 0.75, "samples": 100},
+    }
     table = study_table(STUDIES["table6"], DEMO_RUNS, FACTS, measured, "demo data")
     rows = {row[0]: row for row in table.rows}
     assert rows["ResNet-RS"][1:5] == ["`resnetrs420`", "`resnetrs50` (stand-in)", "84.4", "50.00 ± 9.80"]

@@ -14,7 +14,7 @@ import torchvision
 
 from oak.models.calculations import ALPHA, BETA, GAMMA, TABLE_3, compound_scaling, measured_conv_macs
 from oak.models.registry import SHUFFLENETS
-from oak.report.paper import ROUNDING_SLACK, count_convention, measured_interval, measured_value, sampling_interval
+from oak.report.paper import ROUNDING_SLACK, count_convention, measured_interval, measured_value, sampling_interval, seed_values
 from oak.report.tables import Table
 from oak.studies.plan import Run, row_key
 from oak.studies.study import METRICS, Comparison, Row, Study
@@ -48,7 +48,7 @@ class Score:
     @classmethod
     def measured(cls, metric: str, evaluated: dict) -> "Score":
         """From an evaluation's metrics (`seed_mean`'s for a run over several seeds)."""
-        seeds = len(evaluated.get("per_seed", [])) or 1
+        seeds = len(seed_values(metric, evaluated)) or 1
         return cls(measured_value(metric, evaluated), measured_interval(metric, evaluated), evaluated["samples"], seeds)
 
 
@@ -75,7 +75,8 @@ def comparison_evidence(metric: str, comparison: Comparison, scores: dict[str, S
         images += f", seeds per row: {' vs '.join(str(scores[label].seeds) for label in comparison.labels())}"
     values = [f"{scores[gain.better].value:.2f} vs {scores[gain.than].value:.2f}" for gain in gains]
     if comparison.exceeds:
-        values = [f"gain {sign * (scores[gain.better].value - scores[gain.than].value):+.2f} ({value})" for gain, value in zip(gains, values)]
+        gained = [sign * (scores[gain.better].value - scores[gain.than].value) for gain in gains]
+        values = [f"gain {gain:+.2f} ({value})" for gain, value in zip(gained, values)]
     evidence = f"{' against '.join(values)}: margin {margin:+.2f} ± {interval:.2f} (95%, {images})"
     return judged(margin, interval), evidence
 

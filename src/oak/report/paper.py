@@ -38,12 +38,16 @@ def seed_mean(evaluations: list[dict]) -> dict:
     return evaluations[0] | means | {"per_seed": [{key: evaluated[key] for key in ("top1", "top5")} for evaluated in evaluations]}
 
 
+def seed_values(metric: str, evaluated: dict) -> list[float]:
+    """The metric of each seed of a run over several seeds (`seed_mean`); none for a single training."""
+    return [measured_value(metric, seed) for seed in evaluated.get("per_seed", [])]
+
+
 def measured_interval(metric: str, evaluated: dict) -> float:
     """Half the 95% interval of a measured value: the validation set's sampling noise and, for a mean over
     seeds, the seeds' spread (Student's t interval of their mean), independent, so in quadrature."""
-    value = measured_value(metric, evaluated)
-    interval = sampling_interval(value, evaluated["samples"])
-    seeds = [measured_value(metric, seed) for seed in evaluated.get("per_seed", [])]
+    interval = sampling_interval(measured_value(metric, evaluated), evaluated["samples"])
+    seeds = seed_values(metric, evaluated)
     if seeds:
         spread = student_t.ppf(0.975, len(seeds) - 1) * statistics.stdev(seeds) / math.sqrt(len(seeds))
         interval = math.hypot(interval, spread)
@@ -56,7 +60,7 @@ def measured_cell(metric: str, evaluated: dict | None) -> str:
         return DASH
     value = measured_value(metric, evaluated)
     cell = f"{value:.2f} ± {measured_interval(metric, evaluated):.2f}"
-    seeds = [measured_value(metric, seed) for seed in evaluated.get("per_seed", [])]
+    seeds = seed_values(metric, evaluated)
     return f"{cell} (mean of {len(seeds)} seeds, sd {statistics.stdev(seeds):.2f})" if seeds else cell
 
 
