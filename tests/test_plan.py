@@ -94,13 +94,16 @@ def test_a_profile_may_give_a_row_its_own_variant(tmp_path: Path) -> None:
     assert rows["figure/B0 resolution x2"] == rows["table/B0"]
 
 
-def test_two_rows_training_one_model_differently_under_one_name_is_an_error(tmp_path: Path) -> None:
+@pytest.mark.parametrize("differently", ["{settings: {train: {lr: 0.1}}}", "{seeds: 2}"])
+def test_two_rows_training_one_model_differently_under_one_name_is_an_error(tmp_path: Path, differently: str) -> None:
     folder = studies_in(
         tmp_path,
         a=STUDY + "  - {label: A, model: resnet18, paper: 1}\n",
-        b=STUDY + "  - {label: B, model: resnet18, paper: 2, profiles: {demo: {settings: {train: {lr: 0.1}}}}}\n",
+        b=STUDY + f"  - {{label: B, model: resnet18, paper: 2, profiles: {{demo: {differently}}}}}\n",
     )
-    with pytest.raises(OakError, match=r"run 'resnet18': rows 'a/A' and 'b/B' train it differently; give one of them a `variant`"):
+    expected = r"run 'resnet18': rows 'a/A' and 'b/B' train it differently; give one of them a `variant`, or the same recipe, settings and"
+    expected += " seeds"
+    with pytest.raises(OakError, match=expected):
         plan_runs(load_studies(folder), "demo")
 
 
@@ -120,16 +123,6 @@ def test_a_profile_with_seeds_trains_each_row_once_per_seed_and_the_row_keeps_on
     assert run_config(params_file(tmp_path), runs["resnet18-seed2"]).seed == 2
     plan = render_plan(studies, "demo")
     assert "  resnet18-seed1:\n    model: resnet18\n    recipe: demo\n    args: recipe=demo seed=1\n    rows:\n    - repeated/A\n" in plan
-
-
-def test_a_run_two_rows_ask_for_with_different_seeds_is_an_error(tmp_path: Path) -> None:
-    folder = studies_in(
-        tmp_path,
-        a=STUDY + "  - {label: A, model: resnet18, paper: 1}\n",
-        b=STUDY + "  - {label: B, model: resnet18, paper: 2, profiles: {demo: {seeds: 2}}}\n",
-    )
-    with pytest.raises(OakError, match=r"run 'resnet18': rows 'a/A' and 'b/B' train it differently; .* recipe, settings and seeds"):
-        plan_runs(load_studies(folder), "demo")
 
 
 @pytest.mark.parametrize(
