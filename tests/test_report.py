@@ -45,7 +45,7 @@ def test_a_table_sets_the_paper_beside_oaks_measurement_and_counts() -> None:
     table = study_table(STUDIES["table1"], DEMO_RUNS, FACTS, measured, "demo data")
     rows = {row[1]: row for row in table.rows}
     # run, paper error, Oak's error (100 - 63) with half its 95% interval on 100 images, params (M)
-    assert rows["`resnet18a`"][2:6] == ["`resnet18a`", "27.88", "37.00 ± 9.46", "11.52"]
+    assert rows["`resnet18a`"][2:6] == ["`resnet18a`", "27.88", "37.00 ± 9.30", "11.52"]
     assert any("demo data" in note for note in table.notes) and any("He et al. 2016" in note for note in table.notes)
 
 
@@ -53,7 +53,7 @@ def test_a_study_that_states_top5_shows_it_beside_oaks_top5() -> None:
     facts = json.loads((Path(__file__).parents[1] / "metrics" / "facts.json").read_text())  # counted by the facts stage
     table = study_table(STUDIES["table5"], DEMO_RUNS, facts, {"efficientnet_b0": {"top1": 0.5, "top5": 0.875, "samples": 200}}, "demo data")
     rows = {row[0]: dict(zip(table.headings, row, strict=True)) for row in table.rows}
-    assert (rows["EfficientNet-B0"]["paper top-5 (%)"], rows["EfficientNet-B0"]["Oak top-5 (%)"]) == ("93.2", "87.50 ± 4.58")
+    assert (rows["EfficientNet-B0"]["paper top-5 (%)"], rows["EfficientNet-B0"]["Oak top-5 (%)"]) == ("93.2", "87.50 ± 4.59")
     assert rows["EfficientNet-B1"]["Oak top-5 (%)"] == DASH  # left out at demo scale
 
 
@@ -74,8 +74,8 @@ def test_a_table_names_its_stand_ins_and_why_a_row_has_no_run() -> None:
     }
     table = study_table(STUDIES["table6"], DEMO_RUNS, FACTS, measured, "demo data")
     rows = {row[0]: row for row in table.rows}
-    assert rows["ResNet-RS"][1:5] == ["`resnetrs420`", "`resnetrs50` (stand-in)", "84.4", "50.00 ± 9.80"]
-    assert rows["EfficientNet-B3"][2:5] == ["`efficientnet_b3-43px`", "81.1", "25.00 ± 8.49"]
+    assert rows["ResNet-RS"][1:5] == ["`resnetrs420`", "`resnetrs50` (stand-in)", "84.4", "50.00 ± 9.62"]
+    assert rows["EfficientNet-B3"][2:5] == ["`efficientnet_b3-43px`", "81.1", "25.00 ± 8.38"]
     assert rows["EfficientNet-B7"][2:5] == [DASH, "84.4", DASH]
     assert any(note.startswith(f"{DASH} EfficientNet-B7: imagenet profile only") for note in table.notes)
     assert any("lighter model in the paper model's place" in note for note in table.notes)
@@ -89,7 +89,7 @@ def test_a_figures_point_has_no_paper_value_and_the_notes_say_so() -> None:
     measured = {"efficientnet_b0_w2": {"top1": 0.3, "top5": 0.8, "samples": 100}}
     table = study_table(STUDIES["fig9_single_dimension"], DEMO_RUNS, facts, measured, "demo data")
     rows = {row[0]: row for row in table.rows}
-    assert rows["B0 width x2"][2:5] == ["`efficientnet_b0_w2`", DASH, "30.00 ± 8.98"]
+    assert rows["B0 width x2"][2:5] == ["`efficientnet_b0_w2`", DASH, "30.00 ± 8.84"]
     assert any(
         note.startswith(f"{DASH} in the paper's column: its figure shows these points without numbers: EfficientNet-B0,")
         for note in table.notes
@@ -179,12 +179,22 @@ def test_a_comparison_of_oaks_runs_says_which_way_the_data_resolves_it_and_at_wh
     assert {claim.verdict for claim in on_imagenet if "Oak's runs" in claim.evidence} == {HOLDS, FAILS, UNRESOLVED}
 
 
+def test_a_measured_accuracy_of_none_or_all_still_carries_its_sampling_interval() -> None:
+    from oak.report.paper import measured_cell
+
+    perfect = {"top1": 0.965, "top5": 1.0, "samples": 1000}
+    # Wilson's interval: 0 errors in 1,000 images bound the error rate below 0.38%, not at 0 (the normal approximation's ± 0.00)
+    assert measured_cell("top5_error", perfect) == "0.00 ± 0.19"
+    # mid-range it is the familiar interval: 50% on 1,000 images, ± 3.09 (the normal approximation: 3.10)
+    assert measured_cell("top1", {"top1": 0.5, "top5": 0.9, "samples": 1000}) == "50.00 ± 3.09"
+
+
 def test_a_row_run_over_seeds_shows_their_mean_and_counts_their_spread_in_its_interval() -> None:
     from oak.report.paper import measured_cell, seed_mean
 
     evaluated = seed_mean([{"top1": top1, "top5": 0.9, "samples": 1000} for top1 in (0.50, 0.62, 0.56)])
     assert evaluated["top1"] == pytest.approx(0.56) and evaluated["samples"] == 1000
-    # sampling: +-3.08 at 56% on 1,000 images; seeds: t(2) 4.30 x sd 6.00 / sqrt(3) = 14.90; in quadrature 15.22
+    # sampling: +-3.07 at 56% on 1,000 images (Wilson); seeds: t(2) 4.30 x sd 6.00 / sqrt(3) = 14.90; in quadrature 15.22
     assert measured_cell("top1", evaluated) == "56.00 ± 15.22 (mean of 3 seeds, sd 6.00)"
     one_seed = {"top1": 0.45, "top5": 0.9, "samples": 1000}
     degradation = "a deeper plain net has a higher error (degradation)"
@@ -326,7 +336,8 @@ def test_point_labels_never_overlap_even_where_points_crowd() -> None:
 
     figure = Figure(figsize=(4, 3), dpi=100)
     axes = figure.subplots()
-    # within a few pixels of each other, near the right edge, where a label on the right would be cut off
+    figure.subplots_adjust(right=0.6)  # room right of the axes, as a neighbouring panel would have
+    # within a few pixels of each other, near the axes' right edge, where a label on the right would cross it
     points = [(1.9 + i / 100, 50.0 + i / 10, f"EfficientNet-B{i}") for i in range(6)]
     axes.scatter([x for x, _, _ in points], [y for _, y, _ in points])
     axes.set_xlim(0, 2), axes.set_ylim(40, 60)
@@ -337,4 +348,5 @@ def test_point_labels_never_overlap_even_where_points_crowd() -> None:
     boxes = [Text.get_window_extent(label, renderer) for label in axes.texts]  # the text alone, without its leader line
     assert len(boxes) == 6
     assert not [(a, b) for i, a in enumerate(boxes) for b in boxes[i + 1 :] if a.overlaps(b)]
-    assert all(figure.bbox.x0 <= box.x0 and box.x1 <= figure.bbox.x1 for box in boxes)  # none cut off at the edge
+    # none cut off at the edge, nor crossing the frame into a neighbouring panel
+    assert all(axes.bbox.x0 <= box.x0 and box.x1 <= axes.bbox.x1 and axes.bbox.y0 <= box.y0 and box.y1 <= axes.bbox.y1 for box in boxes)

@@ -24,9 +24,10 @@ LABEL_OFFSETS = [(4, dy, "left") for dy in RISES] + [(-4, dy, "right") for dy in
 
 def label_points(axes: Axes, points: list[tuple[float, float, str]], *, fontsize: float) -> None:
     """Label each (x, y, text) point beside it, where it overlaps no other label and no point and stays inside the
-    figure. Call it once the figure's layout is final: it measures the labels where they are drawn."""
+    axes (a label inside only the figure may touch its edge, or cross a neighbouring panel). Call it once the
+    figure's layout is final: it measures the labels where they are drawn."""
     renderer = FigureCanvasAgg(axes.figure).get_renderer()
-    frame = axes.figure.bbox
+    frame = axes.bbox
     marker = MARKER_POINTS * axes.figure.dpi / 72  # in pixels
     centres = axes.transData.transform([(x, y) for x, y, _ in points])
     placed = [Bbox.from_extents(px - marker, py - marker, px + marker, py + marker) for px, py in centres]

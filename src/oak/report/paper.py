@@ -8,6 +8,7 @@ import math
 import statistics
 from collections.abc import Callable, Iterable
 
+from scipy.stats import binomtest
 from scipy.stats import t as student_t
 
 from oak.models.calculations import TABLE_3, measured_conv_macs, regular_calculations, separable_calculations
@@ -20,7 +21,6 @@ DASH = "—"
 STAND_IN = "(stand-in)"
 FLAG = "⚠"
 TF_COUNT = "(TF)"
-Z_95 = 1.96  # a normal distribution's 97.5th percentile: half a 95% interval, in standard errors
 ROUNDING_SLACK = 1.05  # a stated "2M" stands for anything that rounds to it, and a little more
 
 
@@ -65,9 +65,14 @@ def measured_cell(metric: str, evaluated: dict | None) -> str:
 
 
 def sampling_interval(percent: float, samples: int) -> float:
-    """Half the 95% interval of a top-1 (or error) measured on `samples` images, in points (normal approximation)."""
-    share = percent / 100
-    return 100 * Z_95 * math.sqrt(share * (1 - share) / samples)
+    """Half the width of the 95% interval of a top-1 (or error) measured on `samples` images, in points.
+
+    Wilson's score interval: where the normal approximation's collapses to ± 0 at 0% and 100% (a top-5 error
+    of 0 on 1,000 images is not certain), Wilson's keeps a width (0.19 points there); between 10% and 90% on
+    1,000 images the two differ by under 0.01 points."""
+    correct = round(percent / 100 * samples)
+    low, high = binomtest(correct, samples).proportion_ci(confidence_level=0.95, method="wilson")
+    return 100 * (high - low) / 2
 
 
 def paper_format(values: Iterable[float | None]) -> Callable[[float | None], str]:
@@ -132,7 +137,7 @@ def study_table(
     notes = [f"Paper values: {study.source}."]
     notes += _published_notes(study, released)
     notes.append(
-        f"Oak's measured values: {data_label}, each ± half its 95% interval (from the number of validation images, and for a "
+        f"Oak's measured values: {data_label}, each ± half its 95% interval (Wilson's, from the number of validation images, and for a "
         "mean over seeds their spread too); "
         "params and MACs are counted from each model as Oak builds it (1000 classes)."
     )
