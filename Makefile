@@ -23,12 +23,14 @@ test: $(VENV)/.installed-test
 test-fast: $(VENV)/.installed-test
 	$(RUN) pytest -n auto -m "not slow"
 
+# --no-compile: Python compiles each module when first imported instead of pip compiling every file of
+# torch and the rest up front (a fresh install from pip's cache: 83 s against 132 s on a 2-core machine).
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --editable .
+	$(BIN)/pip install --quiet --no-compile --editable .
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --editable '.[test]'
+	$(BIN)/pip install --quiet --no-compile --editable '.[test]'
 	touch $@ $(VENV)/.installed

@@ -140,6 +140,15 @@ def test_a_second_repro_runs_nothing(repo: Path, first_repro: str) -> None:
     assert stages_run(run(["dvc", "repro"], repo)) == set()
 
 
+def test_a_retraining_that_gives_the_same_weights_keeps_their_evaluation(repo: Path, first_repro: str) -> None:
+    # as on a fresh clone: the checkpoints are gone (neither git nor a DVC remote holds them), the metrics are committed
+    evaluations = {model: (repo / "metrics" / "eval" / f"{model}.json").read_text() for model in MODELS}
+    for model in MODELS:
+        shutil.rmtree(repo / "models" / model)
+    assert stages_run(run(["dvc", "repro"], repo)) == {"report"} | {f"train@{model}" for model in MODELS}
+    assert {model: (repo / "metrics" / "eval" / f"{model}.json").read_text() for model in MODELS} == evaluations
+
+
 def test_changing_the_epochs_reruns_training_downstream_only(repo: Path, first_repro: str) -> None:
     set_params(repo, {"train": {"epochs": 2}})
     rerun = stages_run(run(["dvc", "repro"], repo))

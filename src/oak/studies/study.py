@@ -214,4 +214,5 @@ def _check_profiles(path: Path, where: str, profiles: dict[str, RunSpec]) -> Non
                 f"{path}: {where}{profile}: settings may set only {', '.join(sorted(STUDY_SECTIONS))}; "
                 f"{', '.join(stray)} belong(s) in params.yaml (dvc.yaml's outputs and the tracking store are set there once)"
             )
-        merged([Layer(f"{path}: {where}{profile}: settings", OmegaConf.create(spec.settings))])
+        if spec.settings:
+            merged([Layer(f"{path}: {where}{profile}: settings", OmegaConf.create(spec.settings))])
