@@ -24,7 +24,7 @@ test-fast: $(VENV)/.installed-test
 	$(RUN) pytest -n auto -m "not slow"
 
 # --no-compile: Python compiles each module when first imported instead of pip compiling every file of
-# torch and the rest up front (a fresh install from pip's cache: 83 s against 132 s on a 2-core machine).
+# torch and the rest up front (a fresh install from pip's cache: 91 s against 124 s on a 2-core machine, best of 2 each, interleaved).
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --no-compile --editable .
