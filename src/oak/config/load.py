@@ -84,7 +84,7 @@ def _schema() -> DictConfig:
 
 def value_sources(layers: list[Layer]) -> dict[str, str]:
     """Where each setting's value comes from: the last layer that sets it, else the schema."""
-    sources = dict.fromkeys(flatten(OmegaConf.structured(OakConfig)), SCHEMA)
+    sources = dict.fromkeys(flatten(_schema()), SCHEMA)
     for layer in layers:
         sources |= dict.fromkeys(flatten(layer.values), layer.source)
     return sources
