@@ -5,7 +5,7 @@ import torch
 from timm.models.resnet import BasicBlock
 
 from oak.errors import OakError
-from oak.models import create_model, parameter_count
+from oak.models import create_model, parameter_count, zero_init_residual
 from oak.models.calculations import TABLE_3, compound_scaling, measured_conv_macs, regular_calculations, separable_calculations
 from oak.models.cards import ZOO
 from oak.models.facts import model_facts
@@ -61,6 +61,28 @@ def test_regularisation_reaches_the_model() -> None:
     assert resnet.drop_rate == 0.3
     assert [b.drop_path.drop_prob for b in resnet.layer4][-1] == pytest.approx(0.1)
     assert create_model("alexnet", num_classes=10, drop_rate=0.25).classifier[0].p == 0.25
+
+
+def test_zero_init_residual_starts_each_residual_block_of_an_efficientnet_as_the_identity() -> None:
+    net = create_model("efficientnet_b0", num_classes=10).eval()
+
+    def blocks_passing_their_input_unchanged() -> list[bool]:
+        unchanged: list[bool] = []
+        residual = [block for block in net.modules() if getattr(block, "has_skip", False)]
+
+        def record(_: torch.nn.Module, inputs: tuple[torch.Tensor], output: torch.Tensor) -> None:
+            unchanged.append(torch.equal(inputs[0], output))
+
+        hooks = [block.register_forward_hook(record) for block in residual]
+        with torch.no_grad():
+            net(torch.randn(2, 3, 64, 64))
+        for hook in hooks:
+            hook.remove()
+        return unchanged
+
+    assert not any(blocks_passing_their_input_unchanged())
+    zero_init_residual(net)
+    assert blocks_passing_their_input_unchanged() == [True] * 9  # B0's blocks of stride 1 whose width stays
 
 
 def test_options_a_model_lacks_are_refused() -> None:

@@ -75,6 +75,7 @@ class TrainConfig:
     aux_loss_weight: float = 0.0  # > 0: build the model's auxiliary classifier (Inception-v3) and add its loss with this weight
     bn_momentum: float | None = None  # BatchNorm momentum in PyTorch's convention (1 - TensorFlow's: 0.01 is TF's 0.99); None: the model's
     bn_eps: float | None = None  # BatchNorm epsilon; None: the model's
+    zero_init_residual: bool = False  # each residual block starts as the identity (its last BatchNorm's scale 0); timm's ResNets always do
     ema_decay: float | None = None  # keep an EMA of the weights (decay warmed up as TensorFlow's); validation and evaluation use it
     image_size: int = 64
     eval_image_size: int | None = None  # None: image_size (ResNet-RS tests larger than it trains)

@@ -33,7 +33,7 @@ def _rotated(points: list[tuple[float, float]], cx: float, cy: float, angle: flo
 
 
 def _centre_and_radius(size: int, rng: np.random.Generator) -> tuple[float, float, float]:
-    radius = rng.uniform(0.2, 0.38) * size
+    radius = rng.uniform(0.28, 0.42) * size
     cx, cy = (rng.uniform(radius, size - radius) for _ in range(2))
     return cx, cy, radius
 
@@ -129,22 +129,27 @@ def demo_wnids(classes: int) -> list[str]:
     return [IMAGENET_1K_WNIDS[i * len(IMAGENET_1K_WNIDS) // classes] for i in range(classes)]
 
 
-def _contrasting_greys(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """A random near-grey background and a foreground of clearly different brightness.
+def _light_on_dark_greys(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """A random dark near-grey background and a foreground clearly brighter than it.
 
-    Near-grey rather than any hue: learning to ignore arbitrary colour pairs took most of the demo's
-    few training steps (resnet18, 32 px, 2 epochs of 2,000 images on 2 cores: 38% top-1 with random
-    colours, 56% with these; less noise alone: 37%). The class still never shows in the colours.
+    Near-grey rather than any hue, and the shape always the brighter: learning to ignore arbitrary
+    colour pairs, or which of the two is the shape, took most of the demo's few training steps. Measured
+    with a plain PyTorch loop of the demo recipe (32 px, 2 epochs of 2,000 images, 2 cores, seed 0),
+    top-1 on 10 classes: resnet18 51% with near-greys of random polarity (an earlier measurement: 38%
+    with random colours), 68% with the shape always brighter, 86% with that and the larger shapes of
+    `_centre_and_radius` (radius 0.28-0.42 of the side, was 0.2-0.38); EfficientNet-B0 (lr 0.02) 13%
+    with the larger shapes alone, 43% and 39% (two seeds) with both. The class never shows in the colours; the mean
+    brightness carries a little of the shape's area (`tests/test_demo.py` bounds it).
     """
-    level = int(rng.integers(0, 256))
+    level = int(rng.integers(0, 91))
     background = np.clip(level + rng.integers(-20, 21, 3), 0, 255)
-    foreground = np.clip((level + int(rng.integers(90, 166))) % 256 + rng.integers(-30, 31, 3), 0, 255)
+    foreground = np.clip(level + int(rng.integers(90, 166)) + rng.integers(-30, 31, 3), 0, 255)
     return background, foreground
 
 
 def render(kind: str, size: int, rng: np.random.Generator) -> Image.Image:
-    """One RGB picture of `kind`: random contrasting near-grey background and foreground, light noise."""
-    background, foreground = _contrasting_greys(rng)
+    """One RGB picture of `kind`: a light near-grey shape on a dark near-grey background, light noise."""
+    background, foreground = _light_on_dark_greys(rng)
     canvas = Image.new("RGB", (size * SUPERSAMPLE,) * 2, tuple(int(c) for c in background))
     KINDS[kind](ImageDraw.Draw(canvas), size * SUPERSAMPLE, rng, tuple(int(c) for c in foreground))
     pixels = np.asarray(canvas.resize((size, size), Image.Resampling.LANCZOS), dtype=np.float32)

@@ -80,3 +80,16 @@ def set_batchnorm(net: nn.Module, *, momentum: float | None, eps: float | None) 
 
 def parameter_count(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+def zero_init_residual(net: nn.Module) -> None:
+    """Start every residual block of `net` as the identity: zero the scale of the BatchNorm that ends
+    its branch (Goyal et al. 2017, Accurate, Large Minibatch SGD, Sec. 5.1). timm does so for its ResNets
+    (`zero_init_last`) but not for its MBConv blocks (EfficientNet, MobileNet), where `has_skip` marks
+    a residual block and the branch's last BatchNorm is the block's last."""
+    for block in net.modules():
+        if hasattr(block, "zero_init_last"):
+            block.zero_init_last()
+        elif getattr(block, "has_skip", False):
+            norms = [layer for layer in block.children() if isinstance(layer, nn.modules.batchnorm._BatchNorm)]
+            nn.init.zeros_(norms[-1].weight)

@@ -12,11 +12,11 @@ from torch.utils.data import default_collate
 from oak.data import on_device
 from oak.data.datamodule import ShardDataModule
 from oak.data.transforms import DevicePixels, eval_transform, train_transform
-from oak.models import create_model, set_batchnorm
+from oak.models import create_model, set_batchnorm, zero_init_residual
 
 
 def build_net(recipe: DictConfig, model: str, num_classes: int) -> nn.Module:
-    """`model` as the recipe trains and evaluates it: dropout, stochastic depth, auxiliary classifier, BatchNorm settings."""
+    """`model` as the recipe trains and evaluates it: dropout, stochastic depth, auxiliary classifier, BatchNorm, init."""
     net = create_model(
         model,
         num_classes=num_classes,
@@ -25,6 +25,8 @@ def build_net(recipe: DictConfig, model: str, num_classes: int) -> nn.Module:
         aux_logits=recipe.aux_loss_weight > 0,
     )
     set_batchnorm(net, momentum=recipe.bn_momentum, eps=recipe.bn_eps)
+    if recipe.zero_init_residual:
+        zero_init_residual(net)
     return net
 
 
