@@ -85,6 +85,15 @@ def test_zero_init_residual_starts_each_residual_block_of_an_efficientnet_as_the
     assert blocks_passing_their_input_unchanged() == [True] * 9  # B0's blocks of stride 1 whose width stays
 
 
+@pytest.mark.parametrize("name", ["plain18", "plain34"])
+def test_zero_init_residual_leaves_a_net_without_shortcuts_as_it_was(name: str) -> None:
+    torch.manual_seed(0)
+    net = create_model(name, num_classes=10)
+    before = {key: value.clone() for key, value in net.state_dict().items()}
+    zero_init_residual(net)
+    assert all(torch.equal(before[key], value) for key, value in net.state_dict().items())
+
+
 def test_options_a_model_lacks_are_refused() -> None:
     with pytest.raises(OakError, match="shufflenet_v2_x1_0 has no dropout"):
         create_model("shufflenet_v2_x1_0", num_classes=10, drop_rate=0.2)

@@ -27,6 +27,9 @@ class PlainBlock(BasicBlock):
             x = self.se(x)
         return self.act2(x)
 
+    def zero_init_last(self) -> None:
+        """Nothing to do: without a shortcut, a zeroed last BatchNorm would stop the signal, not pass it on."""
+
 
 default_cfgs = generate_default_cfgs({"plain18.untrained": _cfg(), "plain34.untrained": _cfg()})
 
