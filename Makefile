@@ -9,10 +9,13 @@ RUN := PATH="$(BIN):$$PATH"
 
 # `make repro PROFILE=imagenet` switches the studies to the real recipes (data.source must point at ImageNet).
 PROFILE ?=
+# Stages at once (`oak repro --jobs`): the demo recipe trains on one core per run (train.cpu_threads), so one
+# stage per core; a paper profile's run takes the whole machine, so one at a time, as `dvc repro`.
+JOBS ?= $(if $(filter-out demo,$(PROFILE)),1,$(shell nproc))
 
 repro: $(VENV)/.installed
 	$(RUN) oak plan $(PROFILE)
-	$(RUN) dvc repro
+	$(RUN) oak repro --jobs $(JOBS)
 
 # As many test processes as cores (pytest-xdist; each test file stays in one process): the whole
 # suite took 21.8 min on a 2-core machine this way.

@@ -149,6 +149,17 @@ def test_a_retraining_that_gives_the_same_weights_keeps_their_evaluation(repo: P
     assert {model: (repo / "metrics" / "eval" / f"{model}.json").read_text() for model in MODELS} == evaluations
 
 
+def test_oak_repro_with_two_jobs_reproduces_what_dvc_repro_did(repo: Path, first_repro: str) -> None:
+    evaluations = {model: (repo / "metrics" / "eval" / f"{model}.json").read_text() for model in MODELS}
+    for model in MODELS:
+        shutil.rmtree(repo / "models" / model)
+    output = run(["oak", "repro", "--jobs", "2"], repo)
+    assert {f"train@{model}: done" for model in MODELS} <= {line.rsplit(" in ", 1)[0] for line in output.splitlines()}
+    # one compute thread per training (the demo recipe's train.cpu_threads): the same weights as `dvc repro`'s, evaluations kept
+    assert {model: (repo / "metrics" / "eval" / f"{model}.json").read_text() for model in MODELS} == evaluations
+    assert "Data and pipelines are up to date." in run(["dvc", "status"], repo)
+
+
 def test_changing_the_epochs_reruns_training_downstream_only(repo: Path, first_repro: str) -> None:
     set_params(repo, {"train": {"epochs": 2}})
     rerun = stages_run(run(["dvc", "repro"], repo))

@@ -131,6 +131,12 @@ def _submit(config: DictConfig, args: argparse.Namespace) -> None:
     submit(config, args.params, args.profile, args.overrides, dry_run=args.dry_run)
 
 
+def _repro(config: DictConfig, args: argparse.Namespace) -> None:
+    from oak.cluster.commands import repro
+
+    repro(config, args.overrides, jobs=args.jobs)
+
+
 def _status(config: DictConfig, args: argparse.Namespace) -> None:
     from oak.cluster.commands import status
 
@@ -227,6 +233,8 @@ def parser() -> argparse.ArgumentParser:
         "submit", _submit, "submit every out-of-date stage of dvc.yaml as a SLURM job, each after those it needs", takes_profile=True
     )
     submit.add_argument("--dry-run", action="store_true", help="print the jobs and their sbatch options; submit nothing")
+    repro = verb("repro", _repro, "dvc repro with several stages at once, each after those it needs (logs in logs/repro/)")
+    repro.add_argument("--jobs", type=int, default=1, help="stages running at once (default: %(default)s, as dvc repro)")
     verb("status", _status, "the jobs of the last `oak submit`: queued, running, done or failed, with logs and MLflow runs")
     verb("report", _report, "write the results table and figure")
     comparing = verb("compare", compare, "DVC experiments side by side: the params that differ and each run's top-1")

@@ -34,7 +34,7 @@ class Layout:
     checkpoints: Path
     metrics: Path
     reports: Path
-    logs: Path  # <logs>/slurm: `oak submit`'s job scripts, logs and states
+    logs: Path  # <logs>/slurm: `oak submit`'s job scripts, logs and states; <logs>/repro: `oak repro`'s stage logs
     weights: Path  # released checkpoints, named as oak.models.published says
 
     @classmethod
@@ -46,6 +46,10 @@ class Layout:
     @property
     def jobs(self) -> Path:
         return self.logs / "slurm"
+
+    @property
+    def repro_logs(self) -> Path:
+        return self.logs / "repro"
 
     def run_folder(self, run: str) -> Path:
         return self.checkpoints / run

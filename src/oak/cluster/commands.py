@@ -1,12 +1,15 @@
-"""`oak submit` and `oak status`: the planned runs' stages as SLURM jobs, and how they are doing."""
+"""`oak submit` and `oak status`: the planned runs' stages as SLURM jobs, and how they are doing;
+`oak repro`: the stages on this machine, several at once."""
 
 import shutil
 import sys
+import time
 from pathlib import Path
 
 from omegaconf import DictConfig
 
-from oak.cluster.jobs import Job, out_of_date_jobs
+from oak.cluster.jobs import Job, out_of_date_jobs, out_of_date_stages
+from oak.cluster.local import reproduce
 from oak.cluster.slurm import sbatch_options, submit_jobs
 from oak.cluster.status import job_statuses, render
 from oak.errors import OakError
@@ -32,10 +35,24 @@ def submit(config: DictConfig, params: Path, profile: str | None, overrides: lis
         print(_described(job, sbatch_options(job, config.cluster, [], layout.jobs / f"{job.stage}.log")))
     if dry_run:
         return
-    bin_dir = Path(shutil.which("oak") or sys.argv[0]).resolve().parent  # the jobs run this installation's oak and dvc
-    for job in submit_jobs(jobs, config.cluster, repo_root=Path.cwd(), logs=layout.jobs, bin_dir=bin_dir):
+    for job in submit_jobs(jobs, config.cluster, repo_root=Path.cwd(), logs=layout.jobs, bin_dir=_bin_dir()):
         print(f"{job.stage}: job {job.job_id}, log {job.log}")
     print(f"{len(jobs)} jobs submitted; `oak status` follows them")
+
+
+def repro(config: DictConfig, overrides: list[str], *, jobs: int) -> None:
+    """Run every out-of-date stage of dvc.yaml, up to `jobs` at a time, each after those it needs."""
+    if overrides:
+        raise OakError(f"{' '.join(overrides)}: the stages run dvc.yaml's commands as they are; set it in params.yaml or a study")
+    if jobs < 1:
+        raise OakError(f"--jobs {jobs}: run at least 1 stage at a time")
+    stages = out_of_date_stages(Path.cwd())
+    if not stages:
+        print("every stage is up to date")
+        return
+    start = time.perf_counter()
+    reproduce(stages, jobs=jobs, logs=Layout.of(config).repro_logs, dvc=str(_bin_dir() / "dvc"))
+    print(f"{len(stages)} stages reproduced in {time.perf_counter() - start:.0f} s, {jobs} at a time")
 
 
 def status(config: DictConfig) -> None:
@@ -45,3 +62,8 @@ def status(config: DictConfig) -> None:
 def _described(job: Job, options: list[str]) -> str:
     after = f" after {', '.join(job.after) if len(job.after) <= 3 else f'{len(job.after)} stages'}" if job.after else ""
     return f"{job.stage}: sbatch {' '.join(options)}{after}\n    $ {job.command}"
+
+
+def _bin_dir() -> Path:
+    """Where this installation's oak and dvc are: the stages run them."""
+    return Path(shutil.which("oak") or sys.argv[0]).resolve().parent

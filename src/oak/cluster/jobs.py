@@ -1,4 +1,4 @@
-"""Which stages of dvc.yaml a cluster must run, each as a job: its command, its size, the jobs it waits for.
+"""Which stages of dvc.yaml must run, each after those it needs; on a cluster, each as a job with its size.
 
 DVC decides what is out of date: every stage whose dependencies or outputs differ from dvc.lock,
 and every stage downstream of one (its inputs are about to change). Each becomes one job that runs
@@ -29,8 +29,15 @@ class Job:
     settings: DictConfig | None = None  # the run's settings, for a planned run's stages
 
 
-def out_of_date_jobs(repo_root: Path, params: Path, runs: dict[str, Run], config: DictConfig) -> list[Job]:
-    """The jobs for every out-of-date stage, in an order where each comes after those it waits for."""
+@dataclass(frozen=True)
+class StaleStage:
+    name: str  # in dvc.yaml, e.g. train@resnet18
+    command: str  # exactly the stage's cmd
+    after: tuple[str, ...]  # the stale stages it depends on
+
+
+def out_of_date_stages(repo_root: Path) -> list[StaleStage]:
+    """Every out-of-date stage, in an order where each comes after those it depends on."""
     from dvc.repo import Repo
 
     with Repo(str(repo_root)) as repo:
@@ -38,9 +45,17 @@ def out_of_date_jobs(repo_root: Path, params: Path, runs: dict[str, Run], config
         stages = {stage.addressing: stage for stage in graph.nodes}
         changed = {stages[name] for name in repo.status()}
         stale = changed | {downstream for stage in changed for downstream in nx.ancestors(graph, stage)}
-        ordered = [stage for stage in reversed(list(nx.topological_sort(graph))) if stage in stale]
+        declared = {stage: position for position, stage in enumerate(repo.index.stages)}
+        # dependencies first, else as dvc.yaml declares them (the plan lists the long EfficientNet trainings first)
+        order = nx.lexicographical_topological_sort(graph.reverse(copy=False), key=declared.__getitem__)
+        ordered = [stage for stage in order if stage in stale]
         after = {stage: tuple(dependency.addressing for dependency in graph.successors(stage) if dependency in stale) for stage in ordered}
-        return [_job(stage.addressing, stage.cmd.strip(), after[stage], params, runs, config) for stage in ordered]
+        return [StaleStage(stage.addressing, stage.cmd.strip(), after[stage]) for stage in ordered]
+
+
+def out_of_date_jobs(repo_root: Path, params: Path, runs: dict[str, Run], config: DictConfig) -> list[Job]:
+    """The jobs for every out-of-date stage, in an order where each comes after those it waits for."""
+    return [_job(stage.name, stage.command, stage.after, params, runs, config) for stage in out_of_date_stages(repo_root)]
 
 
 def _job(stage: str, command: str, after: tuple[str, ...], params: Path, runs: dict[str, Run], config: DictConfig) -> Job:

@@ -42,6 +42,7 @@ def check_values(config: DictConfig) -> None:
         ),
         "train.decode": (train.decode in DECODES, f"use one of {', '.join(DECODES)}"),
         "train.num_workers": (train.num_workers is None or train.num_workers >= 0, "use 0 (the training process reads), more, or null"),
+        "train.cpu_threads": (train.cpu_threads is None or train.cpu_threads >= 1, "use 1 or more threads, or null (one per core)"),
         "train.bn_momentum": (
             train.bn_momentum is None or 0 <= train.bn_momentum <= 1,
             "use PyTorch's convention, in [0, 1] (TensorFlow's 0.99 is 0.01)",

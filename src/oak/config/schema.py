@@ -93,6 +93,9 @@ class TrainConfig:
     cutmix_alpha: float = 0.0
     random_erasing: float = 0.0  # probability
     channels_last: bool = False
+    # PyTorch's intra-op threads in each training and evaluation process; None: its default, one per core.
+    # A CPU run's bits depend on it: fixed, they no longer depend on the machine's core count.
+    cpu_threads: int | None = None
     compile: bool = False  # torch.compile the network
     checkpoint_every_n_steps: int | None = None  # besides every epoch: for long epochs on preemptible nodes
     # Where JPEGs are decoded and augmented: loader (Pillow, in the loader workers), device (torchvision's

@@ -117,8 +117,11 @@ class Classifier(L.LightningModule):
             self.ema.to(self.device)
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
+        state = checkpoint["state_dict"]
         if self.ema is not None:
-            checkpoint["state_dict"].update({EMA_PREFIX + name: value for name, value in self.ema.module.state_dict().items()})
+            state.update({EMA_PREFIX + name: value for name, value in self.ema.module.state_dict().items()})
+        if self.channels_last:  # weights in the usual layout, whatever the training's: safetensors refuses NHWC strides
+            checkpoint["state_dict"] = {name: value.contiguous() for name, value in state.items()}
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         # Called before Lightning loads the state_dict strictly into the module, which has no `ema.` keys.

@@ -16,7 +16,7 @@ from oak.models.facts import model_facts
 from oak.models.published import ImageNetClasses, Published, load_published
 from oak.tracking.tracker import Tracker, dataset_input, run_params
 from oak.training.classifier import Classifier
-from oak.training.setup import build_net, datamodule_for
+from oak.training.setup import build_net, datamodule_for, use_cpu_threads
 from oak.training.weights import load_weights
 
 
@@ -35,6 +35,7 @@ def evaluate(config: DictConfig, model: str, weights: Path | None = None, *, run
     """
     run = run or model
     check_model_name(model)
+    use_cpu_threads(config.train)
     tracker = Tracker(config)
     tracker.check_login()
     layout = Layout.of(config)

@@ -30,6 +30,12 @@ def build_net(recipe: DictConfig, model: str, num_classes: int) -> nn.Module:
     return net
 
 
+def use_cpu_threads(recipe: DictConfig) -> None:
+    """`train.cpu_threads`, where the recipe fixes them."""
+    if recipe.cpu_threads is not None:
+        torch.set_num_threads(recipe.cpu_threads)
+
+
 def datamodule_for(config: DictConfig, *, batch_size: int, num_workers: int | None, eval_crops: int = 1) -> ShardDataModule:
     """The shards, with the recipe's augmentations and evaluation protocol, decoded in the loader
     (oak.data.transforms) or on the device (oak.data.on_device) as `train.decode` says.

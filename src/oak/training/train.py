@@ -26,7 +26,7 @@ from oak.training.checkpoints import (
 )
 from oak.training.classifier import Classifier
 from oak.training.curves import EpochCurves
-from oak.training.setup import build_net, datamodule_for, trainer_settings
+from oak.training.setup import build_net, datamodule_for, trainer_settings, use_cpu_threads
 
 
 def train(config: DictConfig, model: str, *, run: str | None = None, resume: bool = False) -> dict:
@@ -48,6 +48,7 @@ def _train(config: DictConfig, model: str, run: str, layout: Layout, tracker: Tr
     info = read_info(layout.shards)
     L.seed_everything(config.seed, workers=True)
     recipe = config.train
+    use_cpu_threads(recipe)
     net = build_net(recipe, model, info.num_classes)
     datamodule = datamodule_for(config, batch_size=recipe.batch_size, num_workers=recipe.num_workers)
     classifier = Classifier(net, num_classes=info.num_classes, recipe=recipe, train_samples=info.samples("train"), seed=config.seed)

@@ -1,0 +1,88 @@
+"""`oak repro --jobs N`: the out-of-date stages of a real DVC pipeline, several at once, each after those it needs."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from params_files import params_file
+
+pytestmark = pytest.mark.slow  # a dozen real dvc processes
+
+# Two independent stages that each take 3 s and note when they ran, and one that needs both.
+PIPELINE = """
+stages:
+  left:
+    cmd: date +%s.%N > left.txt && sleep 3 && date +%s.%N >> left.txt
+    outs: [left.txt]
+  right:
+    cmd: date +%s.%N > right.txt && sleep 3 && test ! -e fail-right && date +%s.%N >> right.txt
+    outs: [right.txt]
+  both:
+    cmd: date +%s.%N > both.txt && cat left.txt right.txt >> both.txt
+    deps: [left.txt, right.txt]
+    outs: [both.txt]
+"""
+
+
+def oak_repro(repo: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    return subprocess.run(["oak", "repro", *args], cwd=repo, env=env, capture_output=True, text=True)
+
+
+def dvc(repo: Path, *args: str) -> str:
+    result = subprocess.run([Path(sys.executable).parent / "dvc", *args], cwd=repo, capture_output=True, text=True, check=True)
+    return result.stdout
+
+
+def times(repo: Path, name: str) -> list[float]:
+    return [float(line) for line in (repo / f"{name}.txt").read_text().split()[:2]]
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    dvc(tmp_path, "init", "-q")
+    params_file(tmp_path)
+    (tmp_path / "dvc.yaml").write_text(PIPELINE)
+    return tmp_path
+
+
+def test_independent_stages_run_side_by_side_and_a_stage_waits_for_its_inputs(repo: Path) -> None:
+    result = oak_repro(repo, "--jobs", "2")
+    assert result.returncode == 0, result.stdout + result.stderr
+    (left_start, left_end), (right_start, right_end) = times(repo, "left"), times(repo, "right")
+    assert left_start < right_end and right_start < left_end  # they overlapped
+    assert float((repo / "both.txt").read_text().split()[0]) >= max(left_end, right_end)
+    assert "3 stages reproduced" in result.stdout
+    assert "Data and pipelines are up to date." in dvc(repo, "status")  # dvc.lock records all three
+    assert (repo / "logs" / "repro" / "left.log").exists()
+
+
+def test_one_job_runs_the_stages_one_after_another(repo: Path) -> None:
+    assert oak_repro(repo, "--jobs", "1").returncode == 0
+    first, second = sorted([times(repo, "left"), times(repo, "right")])
+    assert first[1] <= second[0]
+
+
+def test_after_a_failure_nothing_starts_and_a_rerun_runs_only_what_is_still_out_of_date(repo: Path) -> None:
+    (repo / "fail-right").touch()
+    failed = oak_repro(repo, "--jobs", "2")
+    assert failed.returncode != 0
+    error = failed.stderr.strip().splitlines()[-1]
+    assert error.startswith("oak repro: error: right failed (logs in logs/repro); 1 stage(s) not started, 1 done")
+    assert "right: failed (exit 1)" in failed.stdout
+    assert not (repo / "both.txt").exists()
+    left_run = (repo / "left.txt").read_text()
+
+    (repo / "fail-right").unlink()
+    assert oak_repro(repo, "--jobs", "2").returncode == 0
+    assert (repo / "left.txt").read_text() == left_run  # done stays done
+    assert "Data and pipelines are up to date." in dvc(repo, "status")
+    assert oak_repro(repo).stdout.strip() == "every stage is up to date"
+
+
+def test_a_count_below_one_is_refused(repo: Path) -> None:
+    result = oak_repro(repo, "--jobs", "0")
+    assert result.returncode != 0 and result.stderr.strip() == "oak repro: error: --jobs 0: run at least 1 stage at a time"
