@@ -242,6 +242,7 @@ def test_ten_crop_evaluation_averages_the_softmax_of_the_corners_centre_and_mirr
         ("train.auto_augment=bogus", r"train.auto_augment=bogus: use a timm policy"),
         ("train.auto_augment=rand-x9", r"train.auto_augment=rand-x9: use a timm policy"),
         ("train.lr_batch_size=0", r"train.lr_batch_size=0: the batch the lr is for"),
+        ("train.cpu_threads=0", r"train.cpu_threads=0: use 1 or more threads, or null \(one per core\)"),
     ],
 )
 def test_an_evaluation_or_recipe_setting_that_cannot_work_is_one_clear_error(override: str, message: str) -> None:
@@ -280,6 +281,29 @@ def test_trainer_knobs_reach_lightning() -> None:
     assert trainer.strategy._layer_sync is not None  # SyncBatchNorm conversion under DDP
     assert torch.are_deterministic_algorithms_enabled()
     torch.use_deterministic_algorithms(False)
+
+
+def test_the_recipe_fixes_the_compute_threads_where_it_says_so() -> None:
+    from oak.training.setup import use_cpu_threads
+
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(3)
+        use_cpu_threads(recipe_config("demo", "train.cpu_threads=null").train)
+        assert torch.get_num_threads() == 3  # null leaves PyTorch's as they are
+        use_cpu_threads(recipe_config("demo").train)
+        assert torch.get_num_threads() == 1  # the demo's
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_channels_last_training_saves_its_weights_in_the_usual_layout(tmp_path: Path) -> None:
+    classifier, _ = build(recipe_config("demo", "train.channels_last=true"))
+    assert not classifier.net.conv1.weight.is_contiguous()  # trained in NHWC
+    checkpoint = {"state_dict": classifier.state_dict()}
+    classifier.on_save_checkpoint(checkpoint)
+    assert all(value.is_contiguous() for value in checkpoint["state_dict"].values())
+    assert torch.equal(checkpoint["state_dict"]["net.conv1.weight"], classifier.net.conv1.weight)
 
 
 def test_compile_compiles_the_network_in_place() -> None:
