@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -72,7 +73,8 @@ def test_after_a_failure_nothing_starts_and_a_rerun_runs_only_what_is_still_out_
     assert failed.returncode != 0
     error = failed.stderr.strip().splitlines()[-1]
     assert error.startswith("oak repro: error: right failed (logs in logs/repro); 1 stage(s) not started, 1 done")
-    assert "right: failed (exit 1)" in failed.stdout
+    assert "right: failed (exit 255)" in failed.stdout  # DVC's code for a failed stage; its log's end follows
+    assert failed.stdout.rstrip().endswith("exited with 1")
     assert not (repo / "both.txt").exists()
     left_run = (repo / "left.txt").read_text()
 
@@ -81,6 +83,24 @@ def test_after_a_failure_nothing_starts_and_a_rerun_runs_only_what_is_still_out_
     assert (repo / "left.txt").read_text() == left_run  # done stays done
     assert "Data and pipelines are up to date." in dvc(repo, "status")
     assert oak_repro(repo).stdout.strip() == "every stage is up to date"
+
+
+def test_sigterm_stops_the_running_stages_and_their_commands(repo: Path) -> None:
+    (repo / "dvc.yaml").write_text(PIPELINE.replace("sleep 3", "sleep 97"))
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    oak = subprocess.Popen(["oak", "repro", "--jobs", "2"], cwd=repo, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not ((repo / "left.txt").exists() and (repo / "right.txt").exists()):  # both commands are running
+        assert time.monotonic() < deadline and oak.poll() is None, "the stages did not start"
+        time.sleep(0.2)
+    oak.terminate()
+    stdout, stderr = oak.communicate(timeout=60)
+    assert oak.returncode == 130 and stderr.strip().endswith("oak repro: interrupted")
+    assert {"left: stopped", "right: stopped"} <= set(stdout.splitlines())
+    sleeping = subprocess.run(["pgrep", "-f", "sleep 97"], capture_output=True, text=True).stdout.split()
+    assert not sleeping  # no stage's command outlived oak repro
+    status = dvc(repo, "status")
+    assert "left" in status and "right" in status  # DVC recorded neither: the next run starts them again
 
 
 def test_a_count_below_one_is_refused(repo: Path) -> None:

@@ -12,43 +12,49 @@ Several stages at once pay where each takes one core: the demo recipe fixes `tra
 measures it beside the others.
 """
 
+import os
+import signal
 import subprocess
 import time
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from oak.cluster.jobs import StaleStage
 from oak.errors import OakError
 
 LOG_TAIL_LINES = 15
+POLL_SECONDS = 0.2
 
 
 def reproduce(stages: list[StaleStage], *, jobs: int, logs: Path, dvc: str) -> None:
     """Run every stage, at most `jobs` at a time, each once those it needs have succeeded.
 
-    After a failure no stage starts; the running ones finish. Raises naming the failed stages.
+    After a failure no stage starts; the running ones finish. Raises naming the failed stages. On
+    Ctrl-C or SIGTERM the running stages are stopped, their commands included: DVC records nothing
+    for them, and the next run starts them again (a training resumes from its last checkpoint).
     """
     logs.mkdir(parents=True, exist_ok=True)
     waiting, succeeded, failed = list(stages), set(), []
-    running: dict[Future, StaleStage] = {}
-    with ThreadPoolExecutor(jobs) as pool:
+    running: dict[subprocess.Popen, tuple[StaleStage, float]] = {}
+    with _stopped_on_exit(running):
         while running or (waiting and not failed):
             for stage in [] if failed else _ready(waiting, succeeded, jobs - len(running)):
                 waiting.remove(stage)
-                running[pool.submit(_run, stage, logs / f"{stage.name}.log", dvc)] = stage
+                running[_start(stage, logs / f"{stage.name}.log", dvc)] = (stage, time.perf_counter())
                 print(f"{stage.name}: started ({len(running)} running, {len(waiting)} waiting)", flush=True)
             if not running:
                 raise OakError(f"{', '.join(stage.name for stage in waiting)}: waiting for stages that are not in the list; a bug")
-            finished, _ = wait(running, return_when=FIRST_COMPLETED)
-            for future in finished:
-                stage = running.pop(future)
-                code, seconds = future.result()
-                if code == 0:
+            time.sleep(POLL_SECONDS)
+            for process in [process for process in running if process.poll() is not None]:
+                stage, start = running.pop(process)
+                seconds = time.perf_counter() - start
+                if process.returncode == 0:
                     succeeded.add(stage.name)
                     print(f"{stage.name}: done in {seconds:.0f} s", flush=True)
                 else:
                     failed.append(stage.name)
-                    print(f"{stage.name}: failed (exit {code}) after {seconds:.0f} s; the end of its log:")
+                    print(f"{stage.name}: failed (exit {process.returncode}) after {seconds:.0f} s; the end of its log:")
                     print(_tail(logs / f"{stage.name}.log"), flush=True)
     if failed:
         raise OakError(
@@ -61,12 +67,29 @@ def _ready(waiting: list[StaleStage], succeeded: set[str], free: int) -> list[St
     return [stage for stage in waiting if succeeded.issuperset(stage.after)][:free]
 
 
-def _run(stage: StaleStage, log: Path, dvc: str) -> tuple[int, float]:
-    start = time.perf_counter()
-    command = [dvc, "--wait-for-lock", "repro", "--single-item", stage.name]
+def _start(stage: StaleStage, log: Path, dvc: str) -> subprocess.Popen:
+    """`dvc repro` of the stage in a process group of its own, so that stopping it stops its command too."""
     with log.open("w") as out:
-        code = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT).returncode
-    return code, time.perf_counter() - start
+        command = [dvc, "--wait-for-lock", "repro", "--single-item", stage.name]
+        return subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+@contextmanager
+def _stopped_on_exit(running: dict[subprocess.Popen, tuple[StaleStage, float]]) -> Iterator[None]:
+    """SIGTERM interrupts as Ctrl-C does; either way no stage outlives this process."""
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        for process in running:
+            try:
+                os.killpg(process.pid, signal.SIGTERM)
+            except ProcessLookupError:  # it ended meanwhile
+                pass
+        for process, (stage, _) in running.items():
+            process.wait()
+            print(f"{stage.name}: stopped", flush=True)
 
 
 def _tail(log: Path) -> str:
