@@ -154,7 +154,9 @@ def test_oak_repro_with_two_jobs_reproduces_what_dvc_repro_did(repo: Path, first
     for model in MODELS:
         shutil.rmtree(repo / "models" / model)
     output = run(["oak", "repro", "--jobs", "2"], repo)
-    assert {f"train@{model}: done" for model in MODELS} <= {line.rsplit(" in ", 1)[0] for line in output.splitlines()}
+    finished = {line.rsplit(" in ", 1)[0] for line in output.splitlines()}
+    assert {f"train@{model}: done" for model in MODELS} | {f"evaluate@{model}: unchanged, skipped" for model in MODELS} <= finished
+    assert f"{2 * len(MODELS) + 1} stages: {len(MODELS) + 1} ran, {len(MODELS)} unchanged" in output
     # one compute thread per training (the demo recipe's train.cpu_threads): the same weights as `dvc repro`'s, evaluations kept
     assert {model: (repo / "metrics" / "eval" / f"{model}.json").read_text() for model in MODELS} == evaluations
     assert "Data and pipelines are up to date." in run(["dvc", "status"], repo)

@@ -56,7 +56,7 @@ def test_independent_stages_run_side_by_side_and_a_stage_waits_for_its_inputs(re
     (left_start, left_end), (right_start, right_end) = times(repo, "left"), times(repo, "right")
     assert left_start < right_end and right_start < left_end  # they overlapped
     assert float((repo / "both.txt").read_text().split()[0]) >= max(left_end, right_end)
-    assert "3 stages reproduced" in result.stdout
+    assert "3 stages: 3 ran, 0 unchanged" in result.stdout
     assert "Data and pipelines are up to date." in dvc(repo, "status")  # dvc.lock records all three
     assert (repo / "logs" / "repro" / "left.log").exists()
 
@@ -101,6 +101,18 @@ def test_sigterm_stops_the_running_stages_and_their_commands(repo: Path) -> None
     assert not sleeping  # no stage's command outlived oak repro
     status = dvc(repo, "status")
     assert "left" in status and "right" in status  # DVC recorded neither: the next run starts them again
+
+
+def test_a_stage_whose_inputs_came_out_as_recorded_is_reported_unchanged(repo: Path) -> None:
+    # as an evaluation on a fresh clone, whose checkpoint the training remade byte for byte
+    (repo / "dvc.yaml").write_text(
+        "stages:\n  source: {cmd: echo same > same.txt, outs: [same.txt]}\n"
+        "  copy: {cmd: cp same.txt copy.txt, deps: [same.txt], outs: [copy.txt]}\n"
+    )
+    assert "2 stages: 2 ran, 0 unchanged" in oak_repro(repo).stdout
+    (repo / "same.txt").unlink()
+    result = oak_repro(repo, "--jobs", "2")
+    assert "copy: unchanged, skipped in" in result.stdout and "2 stages: 1 ran, 1 unchanged" in result.stdout
 
 
 def test_a_count_below_one_is_refused(repo: Path) -> None:

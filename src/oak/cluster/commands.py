@@ -51,8 +51,9 @@ def repro(config: DictConfig, overrides: list[str], *, jobs: int) -> None:
         print("every stage is up to date")
         return
     start = time.perf_counter()
-    reproduce(stages, jobs=jobs, logs=Layout.of(config).repro_logs, dvc=str(_bin_dir() / "dvc"))
-    print(f"{len(stages)} stages reproduced in {time.perf_counter() - start:.0f} s, {jobs} at a time")
+    unchanged = reproduce(stages, jobs=jobs, logs=Layout.of(config).repro_logs, dvc=str(_bin_dir() / "dvc"))
+    seconds = time.perf_counter() - start
+    print(f"{len(stages)} stages: {len(stages) - unchanged} ran, {unchanged} unchanged, in {seconds:.0f} s, {jobs} at a time")
 
 
 def status(config: DictConfig) -> None:

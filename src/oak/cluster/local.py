@@ -25,17 +25,20 @@ from oak.errors import OakError
 
 LOG_TAIL_LINES = 15
 POLL_SECONDS = 0.2
+SKIPPED = "didn't change, skipping"  # what `dvc repro` says of a stage it did not run
 
 
-def reproduce(stages: list[StaleStage], *, jobs: int, logs: Path, dvc: str) -> None:
-    """Run every stage, at most `jobs` at a time, each once those it needs have succeeded.
+def reproduce(stages: list[StaleStage], *, jobs: int, logs: Path, dvc: str) -> int:
+    """Run every stage, at most `jobs` at a time, each once those it needs have succeeded; return how
+    many DVC found unchanged once their inputs were made (an evaluation of a checkpoint that came out
+    byte for byte as recorded), and skipped.
 
     After a failure no stage starts; the running ones finish. Raises naming the failed stages. On
     Ctrl-C or SIGTERM the running stages are stopped, their commands included: DVC records nothing
     for them, and the next run starts them again (a training resumes from its last checkpoint).
     """
     logs.mkdir(parents=True, exist_ok=True)
-    waiting, succeeded, failed = list(stages), set(), []
+    waiting, succeeded, failed, unchanged = list(stages), set(), [], 0
     running: dict[subprocess.Popen, tuple[StaleStage, float]] = {}
     with _stopped_on_exit(running):
         while running or (waiting and not failed):
@@ -51,7 +54,9 @@ def reproduce(stages: list[StaleStage], *, jobs: int, logs: Path, dvc: str) -> N
                 seconds = time.perf_counter() - start
                 if process.returncode == 0:
                     succeeded.add(stage.name)
-                    print(f"{stage.name}: done in {seconds:.0f} s", flush=True)
+                    skipped = SKIPPED in (logs / f"{stage.name}.log").read_text(errors="replace")
+                    unchanged += skipped
+                    print(f"{stage.name}: {'unchanged, skipped' if skipped else 'done'} in {seconds:.0f} s", flush=True)
                 else:
                     failed.append(stage.name)
                     print(f"{stage.name}: failed (exit {process.returncode}) after {seconds:.0f} s; the end of its log:")
@@ -61,6 +66,7 @@ def reproduce(stages: list[StaleStage], *, jobs: int, logs: Path, dvc: str) -> N
             f"{', '.join(failed)} failed (logs in {logs}); {len(waiting)} stage(s) not started, {len(succeeded)} done; "
             "fix it and run again: what is done stays done"
         )
+    return unchanged
 
 
 def _ready(waiting: list[StaleStage], succeeded: set[str], free: int) -> list[StaleStage]:
