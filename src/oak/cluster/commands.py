@@ -50,6 +50,9 @@ def repro(config: DictConfig, overrides: list[str], *, jobs: int) -> None:
     if not stages:
         print("every stage is up to date")
         return
+    # The store before any stage: stages starting together on a fresh clone would race to create an
+    # SQLite store's tables (MLflow's migrations failed so with 3 at once), and a refused login stops here.
+    Tracker(config).check_login()
     start = time.perf_counter()
     unchanged = reproduce(stages, jobs=jobs, logs=Layout.of(config).repro_logs, dvc=str(_bin_dir() / "dvc"))
     seconds = time.perf_counter() - start
