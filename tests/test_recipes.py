@@ -297,7 +297,7 @@ def test_the_recipe_fixes_the_compute_threads_where_it_says_so() -> None:
         torch.set_num_threads(threads)
 
 
-def test_channels_last_training_saves_its_weights_in_the_usual_layout(tmp_path: Path) -> None:
+def test_channels_last_training_saves_its_weights_in_the_usual_layout() -> None:
     classifier, _ = build(recipe_config("demo", "train.channels_last=true"))
     assert not classifier.net.conv1.weight.is_contiguous()  # trained in NHWC
     checkpoint = {"state_dict": classifier.state_dict()}

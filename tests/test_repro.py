@@ -27,10 +27,14 @@ stages:
 """
 
 
-def oak_repro(repo: Path, *args: str) -> subprocess.CompletedProcess:
+def oak_env() -> dict[str, str]:
     env = {key: value for key, value in os.environ.items() if key != "MLFLOW_TRACKING_URI"}  # the default store, in the repository
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
-    return subprocess.run(["oak", "repro", *args], cwd=repo, env=env, capture_output=True, text=True)
+    return env
+
+
+def oak_repro(repo: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["oak", "repro", *args], cwd=repo, env=oak_env(), capture_output=True, text=True)
 
 
 def dvc(repo: Path, *args: str) -> str:
@@ -88,8 +92,8 @@ def test_after_a_failure_nothing_starts_and_a_rerun_runs_only_what_is_still_out_
 
 def test_sigterm_stops_the_running_stages_and_their_commands(repo: Path) -> None:
     (repo / "dvc.yaml").write_text(PIPELINE.replace("sleep 3", "sleep 97"))
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    oak = subprocess.Popen(["oak", "repro", "--jobs", "2"], cwd=repo, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    command = ["oak", "repro", "--jobs", "2"]
+    oak = subprocess.Popen(command, cwd=repo, env=oak_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     while not ((repo / "left.txt").exists() and (repo / "right.txt").exists()):  # both commands are running
         assert time.monotonic() < deadline and oak.poll() is None, "the stages did not start"
