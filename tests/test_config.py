@@ -87,6 +87,17 @@ def test_overrides_may_follow_a_verbs_options(capsys: pytest.CaptureFixture) -> 
     assert capsys.readouterr().err.strip() == "oak models: error: train.epochs=0: train at least 1 epoch"  # the override was read
 
 
+def test_main_in_a_process_of_the_callers_leaves_its_garbage_collector_as_it_was() -> None:
+    import gc
+
+    from oak.cli import main
+
+    assert gc.isenabled()
+    assert main(["models", "--model", "resnet18", "--json", "train.epochs=0"]) == 2  # failed inside the paused block
+    assert main(["models", "--model", "resnet18", "--json"]) == 0
+    assert gc.isenabled() and gc.get_freeze_count() == 0  # only the `oak` executable freezes, at its exit
+
+
 def test_each_value_is_written_once_in_params_yaml_or_in_the_schema() -> None:
     from omegaconf import OmegaConf
 
