@@ -8,7 +8,7 @@ from oak.errors import OakError
 from oak.models import create_model, parameter_count, zero_init_residual
 from oak.models.calculations import TABLE_3, compound_scaling, measured_conv_macs, regular_calculations, separable_calculations
 from oak.models.cards import ZOO
-from oak.models.facts import model_facts
+from oak.models.facts import count_macs_and_activations, model_facts
 from oak.models.plain import PlainBlock
 
 # The smallest input each architecture takes without its feature maps vanishing.
@@ -113,6 +113,18 @@ def test_facts_of_a_model() -> None:
     assert facts.family == "large-scale" and facts.year == 2016
     assert facts.data.interpolation == "bicubic" and len(facts.data.mean) == 3
     assert model_facts("shufflenet_v2_x1_0").data.test_size == 224  # from torchvision's weights' preset
+
+
+@pytest.mark.parametrize("name", list(ZOO))
+def test_macs_are_those_torchs_flop_counter_counts(name: str) -> None:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with torch.device("meta"):
+        model = create_model(name, num_classes=10)
+    counter = FlopCounterMode(display=False)
+    with torch.no_grad(), counter:
+        model.eval()(torch.empty(1, 3, 112, 112, device="meta"))
+    assert count_macs_and_activations(model, 112)[0] == counter.get_total_flops() // 2
 
 
 def test_table_3_is_reproduced_exactly() -> None:

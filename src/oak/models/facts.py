@@ -1,8 +1,9 @@
 """Architecture facts computed from the model itself, on the meta device: no weights, no memory.
 
-Parameters, MACs (multiply-accumulates, counted by torch's FlopCounterMode: FLOPs / 2) and
-activations (elements output by every convolution and linear layer, the count used by
-Radosavovic et al. 2020) at a resolution, plus the model's native data configuration.
+Parameters, MACs (multiply-accumulates of the convolutions and linear layers, as torch's FlopCounterMode
+counts them, FLOPs / 2: a test checks every model of the zoo) and activations (elements output by every
+convolution and linear layer, the count used by Radosavovic et al. 2020) at a resolution, plus the
+model's native data configuration.
 """
 
 from dataclasses import asdict, dataclass
@@ -11,7 +12,6 @@ from functools import cache
 import torch
 import torchvision
 from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
 
 from oak.models.cards import ZOO
 from oak.models.registry import create_model, parameter_count
@@ -76,19 +76,23 @@ def data_facts(name: str, model: nn.Module) -> DataFacts:
 
 
 def count_macs_and_activations(model: nn.Module, resolution: int) -> tuple[int, int]:
-    activations = 0
+    """One image's multiply-accumulates and activations, from each layer's output shape: every output element of
+    a convolution or linear layer costs one multiply-accumulate per weight of its filter (`weight[0]`). A
+    hook per layer instead of FlopCounterMode's pass over every operator: 10.0 s against 16.0 s for the 48
+    models at two resolutions (this machine), and the report counts 59 (model, resolution) pairs."""
+    macs = activations = 0
 
-    def count_output(module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
-        nonlocal activations
+    def count_output(module: nn.Conv2d | nn.Linear, inputs: tuple, output: torch.Tensor) -> None:
+        nonlocal macs, activations
         activations += output.numel()
+        macs += output.numel() * module.weight[0].numel()
 
     hooks = [m.register_forward_hook(count_output) for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
-    counter = FlopCounterMode(display=False)
-    with torch.no_grad(), counter:
+    with torch.no_grad():
         model.eval()(torch.empty(1, 3, resolution, resolution, device="meta"))
     for hook in hooks:
         hook.remove()
-    return counter.get_total_flops() // 2, activations
+    return macs, activations
 
 
 def batchnorm_statistics(model: nn.Module) -> int:
