@@ -5,10 +5,7 @@ errors answer at once.
 """
 
 import argparse
-import gc
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from omegaconf import DictConfig
@@ -17,6 +14,7 @@ from oak.bench.commands import add_bench_commands
 from oak.config.load import PROFILES, load_config
 from oak.errors import OakError
 from oak.layout import PARAMS_FILE
+from oak.process import exit_without_collecting, imports_kept_from_the_collector, kill_leftover_workers, release_imports
 from oak.report.compare import compare  # imports DVC only when it runs
 
 
@@ -274,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
         parser().error(f"unrecognized arguments: {' '.join(stray)}")
     args.overrides = [*args.overrides, *extra]
     try:
-        with _imports_kept_from_the_collector():  # the config check imports timm and torch
+        with imports_kept_from_the_collector():  # the config check imports timm and torch
             config = load_config(args.params, args.overrides)
         args.handler(config, args)
     except OakError as error:
@@ -284,45 +282,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"oak {args.verb}: interrupted", file=sys.stderr)
         return 130
     finally:
-        _kill_leftover_workers()
-        gc.unfreeze()
+        kill_leftover_workers()
+        release_imports()
     return 0
 
 
-def _kill_leftover_workers() -> None:
-    """Loader workers ignore SIGTERM (see oak.data.loader): any an error left running are killed here, or
-    Python's exit, which stops them with SIGTERM and waits, would wait for good."""
-    import multiprocessing
-
-    for child in multiprocessing.active_children():
-        child.kill()
-        child.join()
-
-
-@contextmanager
-def _imports_kept_from_the_collector() -> Iterator[None]:
-    """Python's cyclic collector off for a block of imports, whose objects then stay out of its passes
-    (`gc.freeze`): torch, torchvision and timm make millions of objects, and every full collection
-    walks them all, during the imports that follow (Lightning, MLflow) as during the run. `import torch,
-    timm` so, then `import lightning, mlflow`: 5.2-5.8 s against 6.4-7.2 s (best and worst of 3, this
-    machine). `main` unfreezes them when it returns, for a caller that goes on."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.freeze()
-        if was_enabled:
-            gc.enable()
-
-
 def command() -> None:
-    """The `oak` executable: `main`, then an exit that skips the collector's passes over every object the
-    libraries made as Python tears its modules down (1.8 s of each exit with torch, Lightning, timm and
-    MLflow loaded, 0.3 s frozen). Files are closed by then: every writer uses `with` or `write_atomic`."""
-    status = main()
-    gc.freeze()
-    sys.exit(status)
+    """The `oak` executable."""
+    exit_without_collecting(main())
 
 
 if __name__ == "__main__":
