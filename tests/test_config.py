@@ -87,7 +87,7 @@ def test_overrides_may_follow_a_verbs_options(capsys: pytest.CaptureFixture) -> 
     assert capsys.readouterr().err.strip() == "oak models: error: train.epochs=0: train at least 1 epoch"  # the override was read
 
 
-def test_main_in_a_process_of_the_callers_leaves_its_garbage_collector_as_it_was() -> None:
+def test_main_called_in_process_leaves_the_garbage_collector_as_it_found_it() -> None:
     import gc
 
     from oak.cli import main

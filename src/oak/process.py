@@ -6,7 +6,7 @@ them all: during the imports that follow (Lightning, MLflow), during the run, an
 Python tears its modules down at exit. Measured on a 2-core machine: `import torch, timm` with the
 collector off and frozen, then `import lightning, mlflow`, 5.2-5.8 s against 6.4-7.2 s (best and worst
 of 3); the exit with all four loaded 0.3 s frozen against 1.8 s; a one-epoch demo `oak train` process
-18.0 s against 21.7 s (best of 3, the versions alternated).
+21.9-24.2 s of CPU against 27.5-30.0 s (4 runs of each, the versions alternated).
 """
 
 import gc
