@@ -3,7 +3,7 @@
 import re
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -55,23 +55,29 @@ def browser() -> Iterator:
     driver.quit()
 
 
-def page_text_once(browser, url: str, wanted: re.Pattern, screenshot: Path) -> str:
-    """The page's text once it matches `wanted` (MLflow renders in the browser, after its requests return)."""
+def page_text_once(browser, url: str, shown: Callable[[str], bool], screenshot: Path) -> str:
+    """The page's text once `shown` holds for it: MLflow renders in the browser, after its requests
+    return, and a table's rows may fill in after its count of runs is on the page."""
     browser.get(url)
     deadline = time.monotonic() + 60
-    while not wanted.search(text := browser.find_element("tag name", "body").text):
-        assert time.monotonic() < deadline, f"{url} never showed {wanted.pattern!r}; it shows:\n{text[:2000]}"
+    while not shown(text := browser.find_element("tag name", "body").text):
+        assert time.monotonic() < deadline, f"{url} never showed what the test waits for; it shows:\n{text[:2000]}"
         time.sleep(0.5)
     browser.save_screenshot(str(screenshot))  # kept with the test's files, for a person to look at
     return text
 
 
+def both_runs_listed(text: str) -> bool:
+    """The count of runs, each run's name and its model in the model column, and the Dataset column."""
+    runs_named = all(text.count(model) >= 2 for model in MODELS)
+    return "2 matching runs" in text and runs_named and "oak-demo (synthetic)" in text
+
+
 def test_the_runs_link_opens_the_runs_table_with_the_results_columns(server_with_runs: tuple[str, str], browser, tmp_path: Path) -> None:
     url, experiment = server_with_runs
-    text = page_text_once(browser, runs_table_link(url, experiment), re.compile("2 matching runs"), tmp_path / "runs.png")
+    text = page_text_once(browser, runs_table_link(url, experiment), both_runs_listed, tmp_path / "runs.png")
     headers = [cell.text for cell in browser.find_elements("css selector", "[role=columnheader]")]
     assert {"eval/top1", "model", "recipe"} <= set(headers), (headers, text)  # visible without a click on Columns
-    assert all(text.count(model) >= 2 for model in MODELS)  # each run's name, and its model in the model column
     assert text.count("oak-demo (synthetic)") == 2  # the Dataset column: the shards each run trained on
     assert "report" not in text.split()  # the report's runs live in their own experiment
     assert "/runs" in browser.current_url
@@ -82,7 +88,7 @@ def test_comparing_two_runs_shows_their_model_and_family_differing(server_with_r
     runs = MlflowClient(url).search_runs([experiment])
     ids = ",".join(f'"{run.info.run_id}"' for run in runs)
     compare = f'{url}/#/compare-runs?runs=[{ids}]&experiments=["{experiment}"]'
-    text = page_text_once(browser, compare, re.compile(r"^model \S+ \S+$", re.MULTILINE), tmp_path / "compare.png")
+    text = page_text_once(browser, compare, lambda text: bool(re.search(r"^model \S+ \S+$", text, re.MULTILINE)), tmp_path / "compare.png")
     # The params table (and the "show diff only" one) lists each param once per pair of runs, in the runs' order
     models = {tuple(sorted(row)) for row in re.findall(r"^model (\S+) (\S+)$", text, re.MULTILINE)}
     families = {tuple(sorted(row)) for row in re.findall(r"^family (\S+) (\S+)$", text, re.MULTILINE)}
