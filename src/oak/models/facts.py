@@ -6,6 +6,8 @@ convolution and linear layer, the count used by Radosavovic et al. 2020) at a re
 model's native data configuration.
 """
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from functools import cache
 
@@ -88,11 +90,26 @@ def count_macs_and_activations(model: nn.Module, resolution: int) -> tuple[int, 
         macs += output.numel() * module.weight[0].numel()
 
     hooks = [m.register_forward_hook(count_output) for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
-    with torch.no_grad():
+    with torch.no_grad(), _batchnorms_bypassed(model):
         model.eval()(torch.empty(1, 3, resolution, resolution, device="meta"))
     for hook in hooks:
         hook.remove()
     return macs, activations
+
+
+@contextmanager
+def _batchnorms_bypassed(model: nn.Module) -> Iterator[None]:
+    """Every BatchNorm (timm's with its activation) replaced by the identity, then put back: they change no
+    shape, and their meta kernels took most of the pass (48 models at 224 px: 5.9 s with, 1.6 s without)."""
+    children = [(parent, name, child) for parent in model.modules() for name, child in parent.named_children()]
+    bypassed = [(parent, name, child) for parent, name, child in children if isinstance(child, nn.BatchNorm2d)]
+    for parent, name, _ in bypassed:
+        setattr(parent, name, nn.Identity())
+    try:
+        yield
+    finally:
+        for parent, name, child in bypassed:
+            setattr(parent, name, child)
 
 
 def batchnorm_statistics(model: nn.Module) -> int:
