@@ -78,8 +78,9 @@ def test_after_a_failure_nothing_starts_and_a_rerun_runs_only_what_is_still_out_
     assert failed.returncode != 0
     error = failed.stderr.strip().splitlines()[-1]
     assert error.startswith("oak repro: error: right failed (logs in logs/repro); 1 stage(s) not started, 1 done")
-    failure = failed.stdout.split("right: failed (exit 255)")[1]  # DVC's code for a failed stage
-    assert "exited with 1" in failure.split("\nleft: ")[0]  # its log's end follows; left, still running, may end later
+    assert "right: failed (exit 255)" in failed.stdout  # DVC's code for a failed stage
+    log_tail = failed.stdout.split("right: failed (exit 255)")[1].split("\nleft: ")[0]
+    assert "exited with 1" in log_tail  # the end of its log follows; left, still running, may end after it
     assert not (repo / "both.txt").exists()
     left_run = (repo / "left.txt").read_text()
 
