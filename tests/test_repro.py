@@ -26,6 +26,25 @@ stages:
     outs: [both.txt]
 """
 
+# Two runs, each trained then evaluated, as dvc.yaml's foreach stages are.
+RUNS_PIPELINE = """
+stages:
+  train:
+    foreach: [a, b]
+    do:
+      cmd: echo ${item} > trained-${item}.txt
+      outs:
+        - trained-${item}.txt
+  evaluate:
+    foreach: [a, b]
+    do:
+      cmd: cp trained-${item}.txt evaluated-${item}.txt
+      deps:
+        - trained-${item}.txt
+      outs:
+        - evaluated-${item}.txt
+"""
+
 
 def oak_env() -> dict[str, str]:
     env = {key: value for key, value in os.environ.items() if key != "MLFLOW_TRACKING_URI"}  # the default store, in the repository
@@ -70,6 +89,22 @@ def test_one_job_runs_the_stages_one_after_another(repo: Path) -> None:
     assert oak_repro(repo, "--jobs", "1").returncode == 0
     first, second = sorted([times(repo, "left"), times(repo, "right")])
     assert first[1] <= second[0]
+
+
+def test_a_runs_evaluation_starts_as_soon_as_its_training_is_done(repo: Path) -> None:
+    (repo / "dvc.yaml").write_text(RUNS_PIPELINE)
+    result = oak_repro(repo, "--jobs", "1")
+    assert result.returncode == 0, result.stdout + result.stderr
+    started = [line.split(":")[0] for line in result.stdout.splitlines() if ": started" in line]
+    assert started == ["train@a", "evaluate@a", "train@b", "evaluate@b"]  # not both trainings first
+
+
+def test_a_dvc_yaml_dvc_cannot_read_is_one_clear_error(repo: Path) -> None:
+    (repo / "dvc.yaml").write_text("stages:\n  left:\n    cmd: [unclosed\n")
+    result = oak_repro(repo)
+    assert result.returncode == 2
+    assert result.stderr.startswith("oak repro: error: DVC: unable to read: 'dvc.yaml', YAML file structure is corrupted (")
+    assert len(result.stderr.strip().splitlines()) == 1  # with the parser's line and column, no traceback
 
 
 def test_after_a_failure_nothing_starts_and_a_rerun_runs_only_what_is_still_out_of_date(repo: Path) -> None:

@@ -38,19 +38,37 @@ class StaleStage:
 
 def out_of_date_stages(repo_root: Path) -> list[StaleStage]:
     """Every out-of-date stage, in an order where each comes after those it depends on."""
+    from dvc.exceptions import DvcException
     from dvc.repo import Repo
 
-    with Repo(str(repo_root)) as repo:
-        graph = repo.index.graph  # an edge from each stage to each stage it depends on
-        stages = {stage.addressing: stage for stage in graph.nodes}
-        changed = {stages[name] for name in repo.status()}
-        stale = changed | {downstream for stage in changed for downstream in nx.ancestors(graph, stage)}
-        declared = {stage: position for position, stage in enumerate(repo.index.stages)}
-        # dependencies first, else as dvc.yaml declares them (the plan lists the long EfficientNet trainings first)
-        order = nx.lexicographical_topological_sort(graph.reverse(copy=False), key=declared.__getitem__)
-        ordered = [stage for stage in order if stage in stale]
-        after = {stage: tuple(dependency.addressing for dependency in graph.successors(stage) if dependency in stale) for stage in ordered}
-        return [StaleStage(stage.addressing, stage.cmd.strip(), after[stage]) for stage in ordered]
+    try:
+        with Repo(str(repo_root)) as repo:
+            graph = repo.index.graph  # an edge from each stage to each stage it depends on
+            stages = {stage.addressing: stage for stage in graph.nodes}
+            changed = {stages[name] for name in repo.status()}
+            places = _places_by_run(repo.index.stages)
+    except DvcException as error:  # not a DVC repository, a dvc.yaml it cannot read, ...
+        cause = f" ({' '.join(str(error.__cause__).split())})" if error.__cause__ else ""
+        raise OakError(f"DVC: {error}{cause}") from None
+    stale = changed | {downstream for stage in changed for downstream in nx.ancestors(graph, stage)}
+    # dependencies first, else by run, in dvc.yaml's order (the plan lists the long EfficientNet trainings first)
+    order = nx.lexicographical_topological_sort(graph.reverse(copy=False), key=places.__getitem__)
+    ordered = [stage for stage in order if stage in stale]
+    after = {stage: tuple(dependency.addressing for dependency in graph.successors(stage) if dependency in stale) for stage in ordered}
+    return [StaleStage(stage.addressing, stage.cmd.strip(), after[stage]) for stage in ordered]
+
+
+def _places_by_run(declared: list) -> dict[object, tuple[int, int]]:
+    """Each stage's place: where its run's first stage is declared, then its own. A run's stages are the
+    foreach entries of its key (train@resnet18, evaluate@resnet18); any other stage is a run of its own.
+    So a run's evaluation starts as soon as its training is done, not after every training: one stage at
+    a time, the imagenet profile's first top-1 would otherwise wait for all its trainings."""
+    first_of_run: dict[str, int] = {}
+    places = {}
+    for place, stage in enumerate(declared):
+        run = stage.addressing.partition("@")[2] or stage.addressing
+        places[stage] = (first_of_run.setdefault(run, place), place)
+    return places
 
 
 def out_of_date_jobs(repo_root: Path, params: Path, runs: dict[str, Run], config: DictConfig) -> list[Job]:
