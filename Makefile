@@ -18,7 +18,7 @@ repro: $(VENV)/.installed
 	$(RUN) oak repro --jobs $(JOBS)
 
 # As many test processes as cores (pytest-xdist; each test file stays in one process): the whole
-# suite (493 tests) took 16.4 min on a 2-core machine this way.
+# suite (495 tests) took 17.4 and 18.4 min on a 2-core machine this way.
 test: $(VENV)/.installed-test
 	$(RUN) pytest -n auto --dist loadfile
 
