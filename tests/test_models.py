@@ -7,8 +7,8 @@ from timm.models.resnet import BasicBlock
 from oak.errors import OakError
 from oak.models import create_model, parameter_count, zero_init_residual
 from oak.models.calculations import TABLE_3, compound_scaling, measured_conv_macs, regular_calculations, separable_calculations
-from oak.models.cards import ZOO
-from oak.models.facts import count_macs_and_activations, model_facts
+from oak.models.cards import OUTSIDE_ZOO, ZOO
+from oak.models.facts import count_macs_and_activations, facts_table, model_facts
 from oak.models.plain import PlainBlock
 
 # The smallest input each architecture takes without its feature maps vanishing.
@@ -113,6 +113,23 @@ def test_facts_of_a_model() -> None:
     assert facts.family == "large-scale" and facts.year == 2016
     assert facts.data.interpolation == "bicubic" and len(facts.data.mean) == 3
     assert model_facts("shufflenet_v2_x1_0").data.test_size == 224  # from torchvision's weights' preset
+
+
+def test_a_timm_model_outside_the_zoo_has_facts_and_run_params_that_say_so() -> None:
+    """What training logs (run_params) and evaluation logs (model_facts) for any timm name, not only the zoo's."""
+    from oak.config.load import load_config
+    from oak.data.info import ShardInfo, SplitInfo
+    from oak.layout import PARAMS_FILE
+    from oak.tracking.tracker import run_params
+
+    name = "mobilenetv3_small_050"
+    assert name not in ZOO
+    facts = model_facts(name, resolution=32)
+    assert (facts.family, facts.year, facts.published_params) == (OUTSIDE_ZOO, None, None)
+    assert facts.params == 1_593_224
+    assert name in facts_table([facts])
+    info = ShardInfo("demo", {}, ["n01440764"] * 10, {"train": SplitInfo(5, [], [], []), "val": SplitInfo(3, [], [], [])}, {}, {})
+    assert run_params(load_config(PARAMS_FILE), name, info)["family"] == OUTSIDE_ZOO
 
 
 @pytest.mark.parametrize("name", list(ZOO))

@@ -9,6 +9,7 @@ from oak.models.registry import SHUFFLENETS
 from oak.models.scaled import EFFICIENTNET_B0_SCALINGS
 
 LARGE, LIGHT = "large-scale", "lightweight"
+OUTSIDE_ZOO = "outside the zoo"  # the family of a timm model the study does not name
 TIMM_CARD = "timm model card (huggingface.co/timm)"
 TV_CARD = "torchvision model card (weights meta num_params)"
 
@@ -16,7 +17,7 @@ TV_CARD = "torchvision model card (weights meta num_params)"
 @dataclass(frozen=True)
 class ModelCard:
     family: str
-    year: int
+    year: int | None  # None: a timm model outside the zoo, whose year Oak does not know
     reference: str
     published_params: int | None  # None: no published count; Oak's own count stands alone
     source: str
@@ -93,3 +94,9 @@ ZOO: dict[str, ModelCard] = {
     **_cards(["mobilenetv2_100"], LIGHT, 2018, "Sandler et al. 2018, MobileNetV2", [3.50], TIMM_CARD),
     **_cards(["mobilenetv3_large_100"], LIGHT, 2019, "Howard et al. 2019, Searching for MobileNetV3", [5.48], TIMM_CARD),
 }
+
+
+def model_card(name: str) -> ModelCard:
+    """The zoo's card for `name`, or, for any other timm model (which trains and evaluates as well), one saying
+    only that: no family, year or published count to compare with."""
+    return ZOO.get(name) or ModelCard(OUTSIDE_ZOO, None, f"timm's {name} (not in the study's zoo)", None, "none published")

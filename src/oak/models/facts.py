@@ -15,7 +15,7 @@ import torch
 import torchvision
 from torch import nn
 
-from oak.models.cards import ZOO
+from oak.models.cards import model_card
 from oak.models.registry import create_model, parameter_count
 
 
@@ -34,7 +34,7 @@ class DataFacts:
 class ModelFacts:
     name: str
     family: str
-    year: int
+    year: int | None
     reference: str
     params: int
     batchnorm_statistics: int  # BatchNorm's moving means and variances: among the parameters as TensorFlow counts them
@@ -126,7 +126,7 @@ def model_facts(name: str, resolution: int | None = None, num_classes: int = 100
     data = data_facts(name, model)
     resolution = resolution or data.test_size
     macs, activations = count_macs_and_activations(model, resolution)
-    card = ZOO[name]
+    card = model_card(name)
     return ModelFacts(
         name,
         card.family,
@@ -153,7 +153,7 @@ def facts_table(facts: list[ModelFacts]) -> str:
         published = f"{f.published_params:,}" if f.published_params else "-"
         sizes = f"{f.data.train_size}/{f.data.test_size}"
         lines.append(
-            f"{f.name:24} {f.family:12} {f.year:>4} {f.params:>14,} {published:>12} {f.resolution:>4} {f.macs / 1e9:>8.3f}"
+            f"{f.name:24} {f.family:12} {f.year or '-':>4} {f.params:>14,} {published:>12} {f.resolution:>4} {f.macs / 1e9:>8.3f}"
             f" {f.activations / 1e6:>10.2f} {sizes:>9} {f.data.crop_pct:>6} {f.data.interpolation}"
         )
     return "\n".join(lines)

@@ -73,10 +73,10 @@ DECISIVE_TRAINER_KEYS = (
 
 def run_params(config: DictConfig, model: str, info: ShardInfo) -> dict[str, object]:
     """The run's params: what it trains, on what, with which resolved recipe (credentials redacted)."""
-    from oak.models.cards import ZOO
+    from oak.models.cards import model_card
 
     config = redact_config(config)
-    described = {"model": model, "family": ZOO[model].family, "profile": planned_profile(), "recipe": config.recipe, "seed": config.seed}
+    described = {"model": model, "family": model_card(model).family, "profile": planned_profile(), "recipe": config.recipe, "seed": config.seed}
     described |= {"dataset": info.label, "dataset.fingerprint": info.fingerprint}
     described |= {f"train.{key}": value for key, value in flatten(config.train).items()}
     return described | {f"trainer.{key}": config.trainer[key] for key in DECISIVE_TRAINER_KEYS}
