@@ -174,6 +174,12 @@ def test_a_study_file_that_is_not_yaml_or_builds_objects_is_one_line_naming_it(t
     assert "\n" not in str(refused.value)
 
 
+def test_two_rows_of_one_label_stop_the_plan_naming_the_file_and_label(tmp_path: Path) -> None:
+    rows = "  - {label: ResNet-18, model: resnet18, paper: 1}\n  - {label: ResNet-18, model: resnet34, paper: 2}\n"
+    with pytest.raises(OakError, match=r"^\S*bad.yaml: two rows are labelled 'ResNet-18'; give each row its own label$"):
+        load_studies(studies_in(tmp_path, bad=STUDY + rows))
+
+
 def test_a_scaling_figures_rows_name_their_lines(tmp_path: Path) -> None:
     folder = studies_in(tmp_path, bad=STUDY.replace("rows:", "scaling: Fig. 4\nrows:") + "  - {label: A, model: resnet18}\n")
     with pytest.raises(OakError, match=r"bad.yaml: row 'A': no `series`: in a study with a scaling figure"):

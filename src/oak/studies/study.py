@@ -143,6 +143,11 @@ def load_study(path: Path) -> Study:
         raise translated(error, str(path), "the study schema (src/oak/studies/study.py)") from None
     study: Study = OmegaConf.to_object(declared)
     study.name = path.stem
+    labels = [row.label for row in study.rows]
+    repeated = next((label for label in labels if labels.count(label) > 1), None)
+    if repeated is not None:
+        # the label keys the row's run, table line and claims: a second row of it would replace the first
+        raise OakError(f"{path}: two rows are labelled {repeated!r}; give each row its own label")
     if study.metric not in METRICS:
         raise OakError(f"{path}: metric {study.metric!r} is not one of {', '.join(METRICS)}")
     _check_profiles(path, "", study.profiles)
@@ -159,7 +164,6 @@ def load_study(path: Path) -> Study:
             raise OakError(f"{path}: {where}no `series`: in a study with a scaling figure every row names the lines it is on")
         if row.series and not study.scaling:
             raise OakError(f"{path}: {where}`series` without a figure to draw: name the paper's figure in the study's `scaling`")
-    labels = {row.label for row in study.rows}
     for comparison in study.claims:
         unknown = [label for label in comparison.labels() if label not in labels]
         if unknown:
