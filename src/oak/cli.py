@@ -178,6 +178,24 @@ def _calc(config: DictConfig, args: argparse.Namespace) -> None:
     print(calculations_text())
 
 
+def _sync(config: DictConfig, args: argparse.Namespace) -> None:
+    from oak.data.info import read_info
+    from oak.files import write_json
+    from oak.layout import Layout
+    from oak.studies.plan import current_runs, plan_runs, run_config
+    from oak.studies.study import load_studies
+    from oak.tracking.mirror import sync_record
+    from oak.tracking.tracker import experiment_name
+
+    profile, _ = current_runs()  # the plan must say what the studies say
+    runs = {name: run for name, run in plan_runs(load_studies(), profile).items() if not run.weights}
+    info = read_info(Layout.of(config).shards)  # the runs' dataset, as their stages tag it
+    configs = {name: run_config(args.params, run, args.overrides) for name, run in runs.items()}
+    summary = sync_record(config, {name: run.model for name, run in runs.items()}, info, configs)
+    write_json(Layout.of(config).logs / "mlflow-sync.json", summary.stamp())
+    print(summary.line(experiment_name(config)))
+
+
 def _server(config: DictConfig, args: argparse.Namespace) -> None:
     from oak.tracking.server import serve
 
@@ -246,6 +264,7 @@ def parser() -> argparse.ArgumentParser:
     models.add_argument("--json", action="store_true", help="print JSON")
     models.add_argument("--write", action="store_true", help="write them to metrics/facts.json, which `oak report` reads")
     verb("calc", _calc, "the paper's calculations: Table 3 and EfficientNet's compound scaling")
+    verb("sync", _sync, "make MLflow hold DVC's record: every planned run's metrics, curves and evaluation, whether its stage ran here or not")
     server = verb("server", _server, "serve the MLflow store (sqlite:///mlflow.db) and UI to a team")
     server.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s, this machine only)")
     server.add_argument("--port", type=int, default=5000)
