@@ -20,7 +20,8 @@ from oak.tracking.redaction import REDACTED, redact_config, redact_text
 
 pytestmark = pytest.mark.slow  # real mlflow servers with basic auth, and trainings
 
-PASSWORD = "s3cret-Passw0rd-for-oak"
+PASSWORD = "s3cr@t-Passw0rd@for-oak"  # raw "@"s, which clients accept: the login ends at the URL's last one
+FRAGMENTS = PASSWORD.split("@")  # a redaction that stops at the first "@" would leave the rest
 
 
 def oak(*arguments: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
@@ -93,7 +94,7 @@ def test_a_login_in_the_tracking_uri_reaches_the_server_and_nothing_written_or_l
         *run.data.params.values(),
         done.stdout + done.stderr,
     ]:
-        assert PASSWORD not in text
+        assert not [fragment for fragment in FRAGMENTS if fragment in text]
 
 
 def test_a_refused_login_stops_the_training_at_once_with_one_line(tmp_path: Path, shards: Path, auth_server: str) -> None:
@@ -105,7 +106,7 @@ def test_a_refused_login_stops_the_training_at_once_with_one_line(tmp_path: Path
         f"oak train: error: MLflow at http://{REDACTED}@{auth_server} refused the login (HTTP 401): "
         "check the user and password (MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD, or the URI's)"
     )
-    assert "Traceback" not in done.stderr and PASSWORD not in done.stdout + done.stderr
+    assert "Traceback" not in done.stderr and not [fragment for fragment in FRAGMENTS if fragment in done.stdout + done.stderr]
     assert not (tmp_path / "models" / MODEL).exists()  # nothing trained, nothing written
 
 
