@@ -165,3 +165,55 @@ def test_the_tracking_store_exists_before_the_first_stage_starts(repo: Path) -> 
 def test_a_count_below_one_is_refused(repo: Path) -> None:
     result = oak_repro(repo, "--jobs", "0")
     assert result.returncode != 0 and result.stderr.strip() == "oak repro: error: --jobs 0: run at least 1 stage at a time"
+
+
+def processes_in(folder: Path) -> list[int]:
+    """Every live process working in `folder`: a stage's dvc, its shell and its command."""
+    working = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and (entry / "cwd").resolve() == folder.resolve():
+                working.append(int(entry.name))
+        except OSError:  # ended meanwhile, or a zombie: no working folder
+            pass
+    return working
+
+
+def started_sleeping(repo: Path) -> subprocess.Popen:
+    """`oak repro` of one stage whose command sleeps, once the command runs."""
+    (repo / "dvc.yaml").write_text("stages:\n  sleeper:\n    cmd: touch started && sleep 95\n    outs: [started]\n")
+    oak = subprocess.Popen(["oak", "repro"], cwd=repo, env=oak_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not (repo / "started").exists():
+        assert time.monotonic() < deadline and oak.poll() is None, "the stage did not start"
+        time.sleep(0.2)
+    return oak
+
+
+def test_sigkill_of_oak_repro_ends_its_stages_and_their_commands(repo: Path) -> None:
+    oak = started_sleeping(repo)
+    oak.kill()  # nothing of oak repro's own runs: no handler, no finally
+    oak.communicate()
+    deadline = time.monotonic() + 20
+    while processes_in(repo) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    left = processes_in(repo)
+    for pid in left:  # so that a failure leaves nothing behind either
+        os.kill(pid, 9)
+    assert not left, "dvc repro or its stage's command outlived oak repro"
+    assert not (repo / "dvc.lock").exists()  # nothing recorded the stopped stage
+
+
+def test_a_second_oak_repro_refuses_naming_the_first_and_leaves_its_logs_alone(repo: Path) -> None:
+    first = started_sleeping(repo)
+    log = repo / "logs" / "repro" / "sleeper.log"
+    written = log.read_text()
+    second = oak_repro(repo)
+    first.terminate()
+    first.communicate(timeout=60)
+    assert second.returncode == 2 and not second.stdout
+    assert second.stderr.strip() == (
+        f"oak repro: error: oak repro (pid {first.pid} on {os.uname().nodename}) is running in this repository (.dvc/tmp/oak.lock); "
+        "wait for it to end or stop it first"
+    )
+    assert log.read_text().startswith(written) and "Running stage 'sleeper'" in written

@@ -4,6 +4,7 @@
 import shutil
 import sys
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 from omegaconf import DictConfig
@@ -14,6 +15,7 @@ from oak.cluster.slurm import sbatch_options, submit_jobs
 from oak.cluster.status import job_statuses, render
 from oak.errors import OakError
 from oak.layout import PLAN_FILE, Layout
+from oak.process import repository_lock
 from oak.studies.plan import current_runs, plan_runs
 from oak.studies.study import load_studies
 from oak.tracking.tracker import Tracker
@@ -23,20 +25,22 @@ def submit(config: DictConfig, params: Path, profile: str | None, overrides: lis
     """Submit every out-of-date stage as a job, each after those it needs; with `dry_run`, only print them."""
     if overrides:
         raise OakError(f"{' '.join(overrides)}: the jobs run dvc.yaml's commands as they are; set it in params.yaml or a study")
-    planned, _ = current_runs()  # the plan must say what the studies say
-    if profile and profile != planned:
-        raise OakError(f"{PLAN_FILE} plans the {planned} profile; run `oak plan {profile}` first (dvc.yaml's stages come from it)")
-    jobs = out_of_date_jobs(Path.cwd(), params, plan_runs(load_studies(), planned), config)
-    if not jobs:
-        print("every stage is up to date: nothing to submit")
-        return
-    layout = Layout.of(config)
-    for job in jobs:
-        print(_described(job, sbatch_options(job, config.cluster, [], layout.jobs / f"{job.stage}.log")))
-    if dry_run:
-        return
-    for job in submit_jobs(jobs, config.cluster, repo_root=Path.cwd(), logs=layout.jobs, bin_dir=_bin_dir()):
-        print(f"{job.stage}: job {job.job_id}, log {job.log}")
+    # one at a time, and not beside an `oak repro` running the same stages; a dry run only looks
+    with nullcontext() if dry_run else repository_lock("oak submit"):
+        planned, _ = current_runs()  # the plan must say what the studies say
+        if profile and profile != planned:
+            raise OakError(f"{PLAN_FILE} plans the {planned} profile; run `oak plan {profile}` first (dvc.yaml's stages come from it)")
+        jobs = out_of_date_jobs(Path.cwd(), params, plan_runs(load_studies(), planned), config)
+        if not jobs:
+            print("every stage is up to date: nothing to submit")
+            return
+        layout = Layout.of(config)
+        for job in jobs:
+            print(_described(job, sbatch_options(job, config.cluster, [], layout.jobs / f"{job.stage}.log")))
+        if dry_run:
+            return
+        for job in submit_jobs(jobs, config.cluster, repo_root=Path.cwd(), logs=layout.jobs, bin_dir=_bin_dir()):
+            print(f"{job.stage}: job {job.job_id}, log {job.log}")
     print(f"{len(jobs)} jobs submitted; `oak status` follows them")
 
 
@@ -46,16 +50,17 @@ def repro(config: DictConfig, overrides: list[str], *, jobs: int) -> None:
         raise OakError(f"{' '.join(overrides)}: the stages run dvc.yaml's commands as they are; set it in params.yaml or a study")
     if jobs < 1:
         raise OakError(f"--jobs {jobs}: run at least 1 stage at a time")
-    stages = out_of_date_stages(Path.cwd())
-    if not stages:
-        print("every stage is up to date")
-        return
-    # The store before any stage: stages starting together on a fresh clone would race to create an
-    # SQLite store's tables (MLflow's migrations failed so with 3 at once), and a refused login stops here.
-    Tracker(config).check_login()
-    start = time.perf_counter()
-    unchanged = reproduce(stages, jobs=jobs, logs=Layout.of(config).repro_logs, dvc=str(_bin_dir() / "dvc"))
-    seconds = time.perf_counter() - start
+    with repository_lock("oak repro"):  # a second one would truncate this one's logs and run its stages again
+        stages = out_of_date_stages(Path.cwd())
+        if not stages:
+            print("every stage is up to date")
+            return
+        # The store before any stage: stages starting together on a fresh clone would race to create an
+        # SQLite store's tables (MLflow's migrations failed so with 3 at once), and a refused login stops here.
+        Tracker(config).check_login()
+        start = time.perf_counter()
+        unchanged = reproduce(stages, jobs=jobs, logs=Layout.of(config).repro_logs, dvc=str(_bin_dir() / "dvc"))
+        seconds = time.perf_counter() - start
     print(f"{len(stages)} stages: {len(stages) - unchanged} ran, {unchanged} unchanged, in {seconds:.0f} s, {jobs} at a time")
 
 

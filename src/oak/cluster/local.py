@@ -12,7 +12,6 @@ Several stages at once pay where each takes one core: the demo recipe fixes `tra
 measures it beside the others.
 """
 
-import os
 import signal
 import subprocess
 import time
@@ -22,6 +21,7 @@ from pathlib import Path
 
 from oak.cluster.jobs import StaleStage
 from oak.errors import OakError
+from oak.process import tethered
 
 LOG_TAIL_LINES = 15
 POLL_SECONDS = 0.2
@@ -74,25 +74,24 @@ def _ready(waiting: list[StaleStage], succeeded: set[str], free: int) -> list[St
 
 
 def _start(stage: StaleStage, log: Path, dvc: str) -> subprocess.Popen:
-    """`dvc repro` of the stage in a process group of its own, so that stopping it stops its command too."""
+    """`dvc repro` of the stage under a watchdog (oak.process.tethered): it and the stage's command end
+    when this process ends, however it ends, and when the watchdog is sent SIGTERM."""
     with log.open("w") as out:
         command = [dvc, "--wait-for-lock", "repro", "--single-item", stage.name]
-        return subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        return subprocess.Popen(tethered(command), stdout=out, stderr=subprocess.STDOUT)
 
 
 @contextmanager
 def _stopped_on_exit(running: dict[subprocess.Popen, tuple[StaleStage, float]]) -> Iterator[None]:
-    """SIGTERM interrupts as Ctrl-C does; either way no stage outlives this process."""
+    """SIGTERM interrupts as Ctrl-C does; either way the running stages are stopped before this process
+    ends (their watchdogs would stop them anyway, but this process waits for them, and says so)."""
     previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
         for process in running:
-            try:
-                os.killpg(process.pid, signal.SIGTERM)
-            except ProcessLookupError:  # it ended meanwhile
-                pass
+            process.terminate()
         for process, (stage, _) in running.items():
             process.wait()
             print(f"{stage.name}: stopped", flush=True)
