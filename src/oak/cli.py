@@ -76,8 +76,10 @@ def _train(config: DictConfig, args: argparse.Namespace) -> None:
 
 
 def _evaluate(config: DictConfig, args: argparse.Namespace) -> None:
+    from oak.layout import check_run_name
     from oak.training.evaluate import evaluate, preprocessing_layer
 
+    check_run_name(args.run or args.model)  # before the weights load and the tracking store opens
     if args.published:  # the weights' own preprocessing, under what the command line sets
         config = load_config(args.params, args.overrides, study=preprocessing_layer(args.published))
     print(f"{args.run or args.model}: {evaluate(config, args.model, args.weights, run=args.run, published=args.published)}")

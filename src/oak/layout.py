@@ -3,13 +3,17 @@ output path, derived from `paths.*` in params.yaml (which dvc.yaml reads too, so
 
 One run (a planned row of a study, or `oak train MODEL`) is one name throughout: its checkpoint
 folder `<checkpoints>/<run>/`, its metrics `<metrics>/{train,eval}/<run>.json`, its curves
-`<metrics>/curves/<run>.csv` and its MLflow run.
+`<metrics>/curves/<run>.csv` and its MLflow run. Every path made from a run's name is made here, so
+the name is checked here: one plain folder or file name, never a path that reaches outside its folder.
 """
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from omegaconf import DictConfig
+
+from oak.errors import OakError
 
 PARAMS_FILE = Path("params.yaml")
 RECIPES_DIR = Path("pipelines/recipes")  # <recipe>.yaml, beside params.yaml
@@ -21,6 +25,11 @@ CHECKPOINT_FILE = "last.ckpt"
 RUN_FILE = "run.json"  # which MLflow run the checkpoint belongs to, its fingerprint, whether training completed
 CURVES_FILE = "curves.csv"  # the epochs so far, kept across resumes
 RESOLVED_CONFIG_FILE = "config.yaml"  # the settings the run trained with, credentials redacted
+
+# A run's name: as a study's variant (oak.studies.study), so no `.`, `..`, separator or hidden name, and no
+# sibling's suffix (`<run>.oak-lock`); lower case, as two names that differ only in case share a folder on
+# macOS's and Windows' file systems; short enough for every file name made from it.
+RUN_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,99}")
 
 # Inside a shard folder
 SHARD_INFO_FILE = "_info.json"
@@ -52,28 +61,28 @@ class Layout:
         return self.logs / "repro"
 
     def run_folder(self, run: str) -> Path:
-        return self.checkpoints / run
+        return self.checkpoints / check_run_name(run)
 
     def train_metrics(self, run: str) -> Path:
-        return self.metrics / "train" / f"{run}.json"
+        return self.metrics / "train" / f"{check_run_name(run)}.json"
 
     def curves(self, run: str) -> Path:
-        return self.metrics / "curves" / f"{run}.csv"
+        return self.metrics / "curves" / f"{check_run_name(run)}.csv"
 
     def eval_metrics(self, run: str) -> Path:
-        return self.metrics / "eval" / f"{run}.json"
+        return self.metrics / "eval" / f"{check_run_name(run)}.json"
 
     def timings(self, stage: str, run: str) -> Path:
         """How long `stage` (train or evaluate) of `run` took: kept out of the DVC metrics, which hold results only."""
-        return self.metrics / "timings" / stage / f"{run}.json"
+        return self.metrics / "timings" / stage / f"{check_run_name(run)}.json"
 
     def weights_metrics(self, run: str) -> Path:
         """`oak evaluate --weights`: kept apart from the pipeline's own evaluations."""
-        return self.metrics / "weights" / f"{run}.json"
+        return self.metrics / "weights" / f"{check_run_name(run)}.json"
 
     def published_metrics(self, run: str) -> Path:
         """`oak evaluate --published`: released weights measured on the val shards (the published profile)."""
-        return self.metrics / "published" / f"{run}.json"
+        return self.metrics / "published" / f"{check_run_name(run)}.json"
 
     @property
     def facts(self) -> Path:
@@ -97,3 +106,13 @@ class Layout:
     @property
     def figures(self) -> Path:
         return self.reports / "figures"
+
+
+def check_run_name(run: str) -> str:
+    """`run`, if it can name the run's folder and files (RUN_NAME); else the error that says what a name may hold."""
+    if not RUN_NAME.fullmatch(run):
+        raise OakError(
+            f"run name {run!r}: use lower-case letters, digits, '-' and '_', starting with a letter or digit, "
+            "at most 100 characters (it names the run's folder and files)"
+        )
+    return run

@@ -21,7 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from oak.config.load import PROFILES, flatten, load_config
 from oak.errors import OakError
-from oak.layout import PLAN_FILE, STUDIES_DIR
+from oak.layout import PLAN_FILE, STUDIES_DIR, check_run_name
 from oak.studies.study import Row, Study, load_studies, run_spec
 
 PUBLISHED = "published"  # the profile of released weights, and the recipe and name suffix of its runs
@@ -172,6 +172,12 @@ def _check_names(planned: dict[str, Run | str]) -> None:
     for key, run in planned.items():
         if not isinstance(run, Run):
             continue
+        for repeat in run.repeats():  # each names files: checked here, so that the plan stops naming the row
+            try:
+                check_run_name(repeat.name)
+            except OakError as error:
+                study, label = key.split("/", 1)
+                raise OakError(f"{STUDIES_DIR / study}.yaml: row {label!r}: {error}") from None
         seen = first.setdefault(run.name, (key, run))
         if seen[1] != run:
             raise OakError(

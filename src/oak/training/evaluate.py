@@ -35,6 +35,8 @@ def evaluate(config: DictConfig, model: str, weights: Path | None = None, *, run
     """
     run = run or model
     check_model_name(model)
+    if weights is not None and weights.is_dir():
+        raise OakError(f"{weights}: a folder, not a weights file; give the checkpoint, state_dict or .safetensors file itself")
     use_cpu_threads(config.train)
     tracker = Tracker(config)
     tracker.check_login()
