@@ -59,8 +59,9 @@ class ShardDataModule(L.LightningDataModule):
         return {"rank": trainer.global_rank, "world_size": trainer.world_size} if trainer else {"rank": 0, "world_size": 1}
 
     def _workers(self, shards: list[Shard]) -> int:
-        """`num_workers`, or when None the cores of this process's share of its node (as many
-        workers as shards allow: each needs one of its own)."""
+        """`num_workers`, or when None the cores of this process's share of its node (no more
+        workers than its share of the shards: evaluation gives each worker whole shards, and
+        training workers beyond that would read the same shard files for parts of them)."""
         if self.num_workers is not None:
             return self.num_workers
         processes_on_node = self.trainer.num_devices if self.trainer else 1

@@ -1,10 +1,11 @@
 """Reading Oak's shards for Lightning, exactly, on one process or many.
 
-Each (rank, loader worker) pair reads shards of its own. Training gives every rank the same
-number of batches per epoch (DDP hangs otherwise): a worker cycles over its shards until it has
-delivered its share. Evaluation reads every shard once, so each sample is counted exactly once
-across ranks. The datasets yield whole batches, so their lengths are the exact batch counts
-Lightning plans with.
+A training epoch is a permutation of the training split dealt out to the ranks and their loader
+workers: every sample at most once, every rank the same number of full batches (DDP hangs
+otherwise), the few samples that make no full batch on every rank left out of that epoch (see
+TrainBatches). Evaluation gives each (rank, loader worker) pair whole shards of its own, so each
+sample is counted exactly once across ranks. The datasets yield whole batches, so their lengths
+are the exact batch counts Lightning plans with.
 
 A transform takes each sample's JPEG bytes. On the loader path it decodes them with Pillow and
 returns a uint8 tensor (oak.data.transforms); on the device path it only plans the augmentation and
@@ -74,18 +75,33 @@ def shards_of(folder: Path, split: str) -> list[Shard]:
 
 
 def _shard_samples(shards: Iterable[Shard]) -> Iterator[dict[str, bytes]]:
-    """The samples of each shard in turn: {"jpg": ..., "cls": ...}, read by oak.data.tar once the
-    shard's bytes and sample count match `_info.json`.
+    """The samples of each shard in turn."""
+    for shard in shards:
+        yield from _read_shard(shard)
+
+
+def _samples_between(shards: list[Shard], start: int, stop: int) -> Iterator[dict[str, bytes]]:
+    """Samples `start` to `stop` (excluded) of the stream that reads `shards` in turn, reading only
+    the shards that hold some of them."""
+    offset = 0
+    for shard in shards:
+        if offset < stop and start < offset + shard.samples:
+            yield from _read_shard(shard)[max(start - offset, 0) : stop - offset]
+        offset += shard.samples
+
+
+def _read_shard(shard: Shard) -> list[dict[str, bytes]]:
+    """A shard's samples, {"jpg": ..., "cls": ...}, read by oak.data.tar once the shard's bytes and
+    sample count match `_info.json`.
 
     The whole shard is read anyway; hashing it took 0.7% of the time to decode and crop 400
     500x375 JPEGs of 30 KB here (best of 3; ImageNet's average JPEG is about 3x larger), so a
     flipped byte, a truncation or a replaced file is caught before any of its samples is used.
     """
-    for shard in shards:
-        samples = [fields for _, fields in tar_samples(shard.path, _checked_bytes(shard))]
-        if len(samples) != shard.samples:
-            raise OakError(f"{shard.path}: {len(samples)} samples where _info.json lists {shard.samples}; {VERIFY}")
-        yield from samples
+    samples = [fields for _, fields in tar_samples(shard.path, _checked_bytes(shard))]
+    if len(samples) != shard.samples:
+        raise OakError(f"{shard.path}: {len(samples)} samples where _info.json lists {shard.samples}; {VERIFY}")
+    return samples
 
 
 VERIFY = "check the shards with `oak verify` and re-create them with `oak prepare`"
@@ -104,9 +120,16 @@ def _checked_bytes(shard: Shard) -> bytes:
 class TrainBatches(IterableDataset):
     """One rank's training batches for one epoch: `len(self)` full batches, the same on every rank.
 
-    The shard order comes from `seed` (the same on every rank, different each epoch); each worker
-    shuffles its samples through a buffer seeded by `seed` and its slot. `skip_batches` resumes an
-    epoch part way: the batches already trained on are dropped before decoding.
+    The epoch reads the shards in an order drawn from `seed` (the same on every rank, different
+    each epoch) as one stream of samples, and cuts it into consecutive pieces, one per (rank,
+    loader worker): rank r's batches are samples r * len(self) * batch_size onwards, and its
+    workers' shares of them follow each other. The remainder, fewer than world_size * batch_size
+    samples at the end of the epoch's shard order (other samples each epoch), makes no full batch
+    on every rank and is left out of the epoch. Each piece passes once through a shuffle buffer
+    seeded by `seed` and its slot, which the finite piece drains at its end: every sample comes
+    out exactly once. A piece starting or ending inside a shard reads that shard whole and uses
+    its part. `skip_batches` resumes an epoch part way: the batches already trained on are
+    dropped before decoding.
     """
 
     def __init__(
@@ -123,17 +146,11 @@ class TrainBatches(IterableDataset):
         skip_batches: int = 0,
         collate: Collate = default_collate,
     ) -> None:
-        self.workers = max(num_workers, 1)
-        self.slots = world_size * self.workers
-        if len(shards) < self.slots:
-            raise OakError(
-                f"{len(shards)} training shard(s) for {world_size} process(es) x {self.workers} loader worker(s): each needs a shard "
-                "of its own; lower train.num_workers or write smaller shards (prepare.samples_per_shard)"
-            )
         num_samples = sum(shard.samples for shard in shards)
         self.batches = num_samples // (world_size * batch_size)
         if self.batches == 0:
             raise OakError(f"{num_samples} training samples make no full batch of {batch_size} on each of {world_size} process(es)")
+        self.workers = max(num_workers, 1)
         self.shards = list(shards)
         random.Random(f"{seed}/shards").shuffle(self.shards)
         self.transform = transform
@@ -147,19 +164,22 @@ class TrainBatches(IterableDataset):
     def __len__(self) -> int:
         return self.batches  # whole epoch: Lightning counts a resumed epoch's batches on from skip_batches
 
+    def _share(self, role: int) -> int:
+        """How many of this rank's batches the worker in `role` delivers: batches role, role + W, ..."""
+        return len(range(role, self.batches, self.workers))
+
     def __iter__(self) -> Iterator[Batch]:
         worker, _ = _worker()
         # The loader takes batches from its workers in turn, starting with worker 0: batch b of the
-        # epoch comes from the stream (shards and shuffle) of role b % W. A resumed epoch starts at
+        # epoch comes from the piece (samples and shuffle) of role b % W. A resumed epoch starts at
         # batch `skip_batches`, so worker 0 takes the role that batch belongs to.
         role = (worker + self.skip_batches) % self.workers
         slot = self.rank * self.workers + role
-        shards = self.shards[slot :: self.slots]
-        share = len(range(role, self.batches, self.workers))
+        start = (self.rank * self.batches + sum(map(self._share, range(role)))) * self.batch_size
+        piece = _samples_between(self.shards, start, start + self._share(role) * self.batch_size)
+        samples = wds.shuffle(self.shuffle_buffer, rng=random.Random(f"{self.seed}/{slot}"))(piece)
         done = len(range(role, self.skip_batches, self.workers))
-        rng = random.Random(f"{self.seed}/{slot}")
-        samples = wds.shuffle(self.shuffle_buffer, rng=rng)(_shard_samples(itertools.cycle(shards)))
-        remaining = itertools.islice(samples, done * self.batch_size, share * self.batch_size)
+        remaining = itertools.islice(samples, done * self.batch_size, None)
         stream = _transformed(remaining, self.transform, seeds=(f"{self.seed}/{slot}", done * self.batch_size))
         return _batches(stream, self.batch_size, self.collate)
 
