@@ -367,6 +367,39 @@ def test_a_setting_that_fails_at_the_start_leaves_a_finished_training_as_it_was(
     assert folder_bytes(folder) == before and metrics.read_bytes() == metrics_before
 
 
+@pytest.fixture(scope="module")
+def finished_root(tmp_path_factory: pytest.TempPathFactory, shards: Path) -> Path:
+    """A finished 1-epoch training's folders, for tests to copy."""
+    root = tmp_path_factory.mktemp("finished")
+    train(tiny_config(root, shards, "train.epochs=1"), MODEL)
+    return root
+
+
+def broken_train_shard(tmp_path: Path, shards: Path) -> Path:
+    broken = tmp_path / "broken"
+    shutil.copytree(shards, broken)
+    first = broken / json.loads((broken / "_info.json").read_text())["splits"]["train"]["filenames"][0]
+    first.write_bytes(b"not a tar file" * 100)
+    return broken
+
+
+@pytest.mark.parametrize("failure", ["a setting the first step cannot use", "a corrupt training shard"])
+def test_a_training_that_fails_at_its_first_step_leaves_a_finished_training_as_it_was(
+    failure: str, finished_root: Path, tmp_path: Path, shards: Path
+) -> None:
+    shutil.copytree(finished_root, tmp_path, dirs_exist_ok=True)
+    config = tiny_config(tmp_path, shards, "train.epochs=1")
+    folder = Layout.of(config).run_folder(MODEL)
+    before = folder_bytes(folder)
+    if failure == "a corrupt training shard":
+        failing = OmegaConf.merge(config, {"paths": {"shards": str(broken_train_shard(tmp_path, shards))}})
+    else:  # merged past the config's value checks: what only a training step finds out
+        failing = OmegaConf.merge(config, {"train": {"label_smoothing": 2.0}})
+    with pytest.raises(Exception, match=r"label_smoothing|sha256"):
+        train(failing, MODEL)
+    assert folder_bytes(folder) == before
+
+
 def test_a_second_training_of_a_run_in_progress_stops_naming_the_first(tmp_path: Path, shards: Path) -> None:
     config = tiny_config(tmp_path, shards)
     command = [

@@ -1,5 +1,9 @@
 """A run's checkpoint folder: the checkpoint written whole or not at all, the record of the run it
-belongs to, what may resume from it, and the lock that keeps a second training of the run out."""
+belongs to, what may resume from it, and the lock that keeps a second training of the run out.
+
+A training takes the folder over with its first checkpoint, not before: until then the files of the
+training there before it (finished, or of another config) stay as they were, whatever fails first.
+"""
 
 import contextlib
 import errno
@@ -7,7 +11,6 @@ import fcntl
 import hashlib
 import json
 import os
-import shutil
 import socket
 import sys
 import time
@@ -23,7 +26,8 @@ from omegaconf import DictConfig, OmegaConf
 from oak.data.info import ShardInfo
 from oak.errors import OakError
 from oak.files import write_json
-from oak.layout import CHECKPOINT_FILE, RUN_FILE
+from oak.layout import CHECKPOINT_FILE, CURVES_FILE, RESOLVED_CONFIG_FILE, RUN_FILE
+from oak.training.curves import EpochCurves
 
 LOCK_SUFFIX = ".oak-lock"
 
@@ -35,11 +39,19 @@ class LastCheckpoint(Callback):
     Never at an epoch's end: Lightning logs the epoch's training metrics and steps the scheduler
     after its epoch-end checkpoint hooks, so a kill in between would lose them for good. Never
     after an epoch's last batch either: Lightning cannot resume an epoch from there.
+
+    The first checkpoint takes the run's folder over (`take_over`): a `fresh` training's `curves`
+    are kept elsewhere until then, and the folder's record says which run the checkpoint is of.
     """
 
-    def __init__(self, path: Path, every_n_steps: int | None) -> None:
-        self.path = path
+    def __init__(self, out: Path, every_n_steps: int | None, *, fresh: bool, run_record: dict, curves: EpochCurves) -> None:
+        self.out = out
+        self.path = out / CHECKPOINT_FILE
         self.every_n_steps = every_n_steps
+        self.fresh = fresh
+        self.run_record = run_record
+        self.curves = curves
+        self.taken_over = False
 
     def on_train_batch_end(self, trainer: L.Trainer, module: L.LightningModule, outputs, batch, batch_index: int) -> None:
         epoch_start = batch_index == 0 and trainer.current_epoch > 0
@@ -65,8 +77,24 @@ class LastCheckpoint(Callback):
                 f"{self.path.parent}: out of disk space writing a checkpoint; {kept}free space and run again to resume"
             ) from None
         if trainer.is_global_zero:
-            partial.replace(self.path)
+            if self.taken_over:
+                partial.replace(self.path)
+            else:
+                self.take_over(partial)
+        self.taken_over = True  # on every rank, which all save together
         trainer.strategy.barrier("oak-last-checkpoint")
+
+    def take_over(self, partial: Path) -> None:
+        """Make the folder this training's, its first checkpoint written whole at `partial`: a fresh
+        training's replaces the previous training's checkpoint, record, config and curves."""
+        if self.fresh:
+            # the record goes first: at no instant does it vouch for a checkpoint of another training
+            for name in (RUN_FILE, RESOLVED_CONFIG_FILE, CURVES_FILE):
+                (self.out / name).unlink(missing_ok=True)
+        partial.replace(self.path)
+        self.curves.path = self.out / CURVES_FILE
+        self.curves.save()
+        write_json(self.out / RUN_FILE, self.run_record)
 
 
 def drop_requeue_checkpoints(out: Path) -> None:
@@ -79,27 +107,6 @@ def drop_requeue_checkpoints(out: Path) -> None:
     """
     for stale in out.glob("hpc_ckpt_*.ckpt"):
         stale.unlink(missing_ok=True)
-
-
-class CheckpointFolder(Callback):
-    """Prepares `out` once every process has started and before any trains: rank 0 clears it
-    (when not resuming) and records the run; the others wait, so no rank deletes another's files.
-
-    At `on_train_start`: after Lightning has built the optimizer, the scheduler and the data loaders,
-    so a setting that fails there leaves a finished training's checkpoint and record as they were.
-    """
-
-    def __init__(self, out: Path, *, clear: bool, run_record: dict) -> None:
-        self.out = out
-        self.clear = clear
-        self.run_record = run_record
-
-    def on_train_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
-        if trainer.is_global_zero:
-            if self.clear:
-                shutil.rmtree(self.out, ignore_errors=True)  # another config's or a completed training
-            write_json(self.out / RUN_FILE, self.run_record)
-        trainer.strategy.barrier("oak-checkpoint-folder")
 
 
 def training_fingerprint(config: DictConfig, info: ShardInfo) -> str:
@@ -137,7 +144,7 @@ def readable(checkpoint: Path) -> bool:
 
 @rank_zero_only
 def set_aside(checkpoint: Path) -> None:
-    """Beside the run's folder, which a fresh start clears, for whoever wants to look at it."""
+    """Beside the run's folder, where a fresh start's checkpoint takes its place, for whoever wants to look at it."""
     aside = checkpoint.parent.with_name(f"{checkpoint.parent.name}.unreadable-{time.strftime('%Y%m%dT%H%M%S')}.ckpt")
     checkpoint.replace(aside)
     _notice(f"{checkpoint}: unreadable (truncated or corrupt), moved to {aside}; the training starts afresh")
@@ -145,7 +152,7 @@ def set_aside(checkpoint: Path) -> None:
 
 @contextlib.contextmanager
 def run_lock(out: Path) -> Iterator[None]:
-    """Holds `<out>.oak-lock` (beside the folder, which a fresh start deletes) while this process trains
+    """Holds `<out>.oak-lock` (beside the folder, out of the run's DVC output) while this process trains
     the run: a second `oak train` of it stops, naming the first, instead of deleting its files."""
     if rank_zero_only.rank != 0:  # the other ranks of this training
         yield

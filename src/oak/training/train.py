@@ -2,7 +2,9 @@
 
 import signal
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import lightning as L
 from lightning.pytorch.utilities.exceptions import SIGTERMException
@@ -16,14 +18,7 @@ from oak.models import check_model_name
 from oak.tracking.logger import BufferedMlflowLogger
 from oak.tracking.redaction import redact_config
 from oak.tracking.tracker import MarkInterrupted, Tracker, dataset_input, run_params
-from oak.training.checkpoints import (
-    CheckpointFolder,
-    LastCheckpoint,
-    drop_requeue_checkpoints,
-    run_lock,
-    training_fingerprint,
-    unfinished_run,
-)
+from oak.training.checkpoints import LastCheckpoint, drop_requeue_checkpoints, run_lock, training_fingerprint, unfinished_run
 from oak.training.classifier import Classifier
 from oak.training.curves import EpochCurves
 from oak.training.setup import build_net, datamodule_for, trainer_settings, use_cpu_threads
@@ -36,15 +31,17 @@ def train(config: DictConfig, model: str, *, run: str | None = None, resume: boo
     same fingerprint is resumed from its last checkpoint; with `resume`, there must be one.
     """
     run = run or model
+    layout = Layout.of(config)
+    out = layout.run_folder(run)  # checks the run's name
     check_model_name(model)
     tracker = Tracker(config)
     tracker.check_login()
-    layout = Layout.of(config)
-    with run_lock(layout.run_folder(run)):
-        return _train(config, model, run, layout, tracker, resume=resume)
+    with run_lock(out), tempfile.TemporaryDirectory(prefix="oak-curves-") as scratch:
+        return _train(config, model, run, layout, tracker, Path(scratch), resume=resume)
 
 
-def _train(config: DictConfig, model: str, run: str, layout: Layout, tracker: Tracker, *, resume: bool) -> dict:
+def _train(config: DictConfig, model: str, run: str, layout: Layout, tracker: Tracker, scratch: Path, *, resume: bool) -> dict:
+    """The training; a fresh one keeps its curves in `scratch` until its first checkpoint takes the run's folder over."""
     info = read_info(layout.shards)
     L.seed_everything(config.seed, workers=True)
     recipe = config.train
@@ -61,14 +58,15 @@ def _train(config: DictConfig, model: str, run: str, layout: Layout, tracker: Tr
     drop_requeue_checkpoints(out)
     logger = _run_logger(config, model, run, tracker, info, resumed_run)
     run_record = {"tracking_uri": tracker.shown_uri, "run_id": logger.run_id, "fingerprint": fingerprint, "complete": False}
+    fresh = resumed_run is None
+    curves = EpochCurves((scratch if fresh else out) / CURVES_FILE, resume=not fresh)
 
     trainer = L.Trainer(
         **trainer_settings(config),
         max_epochs=recipe.epochs,
-        logger=[logger, EpochCurves(out / CURVES_FILE, resume=resumed_run is not None)],
+        logger=[logger, curves],
         callbacks=[
-            CheckpointFolder(out, clear=resumed_run is None, run_record=run_record),
-            LastCheckpoint(out / CHECKPOINT_FILE, recipe.checkpoint_every_n_steps),
+            LastCheckpoint(out, recipe.checkpoint_every_n_steps, fresh=fresh, run_record=run_record, curves=curves),
             MarkInterrupted(),
         ],
         enable_checkpointing=False,  # LastCheckpoint writes the only checkpoint
@@ -77,7 +75,7 @@ def _train(config: DictConfig, model: str, run: str, layout: Layout, tracker: Tr
     )
     start = time.perf_counter()
     try:
-        trainer.fit(classifier, datamodule=datamodule, ckpt_path=out / CHECKPOINT_FILE if resumed_run else None)
+        trainer.fit(classifier, datamodule=datamodule, ckpt_path=None if fresh else out / CHECKPOINT_FILE)
     except SIGTERMException:
         # Lightning's exception exits with status 0; a stopped training must not look finished to DVC
         print(f"oak train: {run} stopped by SIGTERM at step {trainer.global_step}; run it again to resume", file=sys.stderr)
