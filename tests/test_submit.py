@@ -1,14 +1,17 @@
 """How `oak submit` turns a planned run into a SLURM job, without a cluster (tests/test_cluster.py submits for real)."""
 
+import os
 from pathlib import Path
 
 import pytest
-from params_files import PARAMS
+from params_files import PARAMS, params_file
 
 from oak.cluster.jobs import Job, _job
-from oak.cluster.slurm import sbatch_options, script
+from oak.cli import main
+from oak.cluster.slurm import SUBMITTED_FILE, sbatch_options, script
 from oak.config.load import load_config
 from oak.errors import OakError
+from oak.files import write_json
 from oak.studies.plan import Run
 from oak.tracking.tracker import Tracker
 
@@ -52,3 +55,27 @@ def test_a_run_on_several_nodes_refuses_an_sqlite_store() -> None:
     config = load_config(PARAMS, ["trainer.num_nodes=2", "tracking.uri=sqlite:///mlflow.db"])
     with pytest.raises(OakError, match=r"a run on 2 nodes cannot log to an SQLite file; start `oak server`"):
         Tracker(config)
+
+
+@pytest.mark.parametrize("verb", [["submit"], ["repro"], ["plan", "demo"]])
+def test_no_pipeline_command_starts_while_the_last_submissions_jobs_are_in_the_queue(
+    verb: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    # they would run those jobs' stages a second time, or change the plan the jobs record their outputs against
+    (tmp_path / ".dvc").mkdir()
+    params_file(tmp_path)
+    submitted = {"train@r18": {"job_id": "12", "log": "logs/slurm/train@r18.log"}, "evaluate@r18": {"job_id": "13", "log": "x"}}
+    write_json(tmp_path / "logs" / "slurm" / SUBMITTED_FILE, submitted)
+    squeue = tmp_path / "bin" / "squeue"  # the queue, as SLURM's squeue prints it: job 12 has ended, 13 waits
+    squeue.parent.mkdir()
+    squeue.write_text("#!/bin/sh\necho '13 PENDING'\n")
+    squeue.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{squeue.parent}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.chdir(tmp_path)
+    assert main(verb) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"oak {verb[0]}: error: 1 job(s) of the last `oak submit` are queued or running (SLURM ids 13; `oak status` lists them): "
+        f"wait for them to end, or scancel them, before `oak {verb[0]}`"
+    )
+    files = {str(path.relative_to(tmp_path)) for path in tmp_path.rglob("*") if path.is_file() and not {".dvc", "recipes"} & set(path.parts)}
+    assert files == {"bin/squeue", "logs/slurm/submitted.json", "params.yaml"}  # no plan, job script or stage log

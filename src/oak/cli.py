@@ -14,7 +14,7 @@ from oak.bench.commands import add_bench_commands
 from oak.config.load import PROFILES, load_config
 from oak.errors import OakError
 from oak.layout import PARAMS_FILE
-from oak.process import exit_without_collecting, imports_kept_from_the_collector, kill_leftover_workers, release_imports, repository_lock
+from oak.process import exit_without_collecting, imports_kept_from_the_collector, kill_leftover_workers, release_imports
 from oak.report.compare import compare  # imports DVC only when it runs
 
 
@@ -86,11 +86,12 @@ def _evaluate(config: DictConfig, args: argparse.Namespace) -> None:
 
 
 def _plan(config: DictConfig, args: argparse.Namespace) -> None:
+    from oak.cluster.slurm import pipeline_changes
     from oak.files import write_atomic
     from oak.studies.plan import PLAN_FILE, Run, check_settings, plan_rows, planned_profile, render_plan
     from oak.studies.study import load_studies
 
-    with repository_lock("oak plan"):  # not under a running `oak repro`, whose stages read the plan
+    with pipeline_changes("oak plan", config):  # not while stages that read the plan run
         studies, profile = load_studies(), args.profile or planned_profile()
         planned = plan_rows(studies, profile)
         check_settings(planned, args.params)

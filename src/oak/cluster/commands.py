@@ -11,11 +11,10 @@ from omegaconf import DictConfig
 
 from oak.cluster.jobs import Job, out_of_date_jobs, out_of_date_stages
 from oak.cluster.local import reproduce
-from oak.cluster.slurm import sbatch_options, submit_jobs
+from oak.cluster.slurm import pipeline_changes, sbatch_options, submit_jobs
 from oak.cluster.status import job_statuses, render
 from oak.errors import OakError
 from oak.layout import PLAN_FILE, Layout
-from oak.process import repository_lock
 from oak.studies.plan import current_runs, plan_runs
 from oak.studies.study import load_studies
 from oak.tracking.tracker import Tracker
@@ -26,7 +25,7 @@ def submit(config: DictConfig, params: Path, profile: str | None, overrides: lis
     if overrides:
         raise OakError(f"{' '.join(overrides)}: the jobs run dvc.yaml's commands as they are; set it in params.yaml or a study")
     # one at a time, and not beside an `oak repro` running the same stages; a dry run only looks
-    with nullcontext() if dry_run else repository_lock("oak submit"):
+    with nullcontext() if dry_run else pipeline_changes("oak submit", config):
         planned, _ = current_runs()  # the plan must say what the studies say
         if profile and profile != planned:
             raise OakError(f"{PLAN_FILE} plans the {planned} profile; run `oak plan {profile}` first (dvc.yaml's stages come from it)")
@@ -50,7 +49,7 @@ def repro(config: DictConfig, overrides: list[str], *, jobs: int) -> None:
         raise OakError(f"{' '.join(overrides)}: the stages run dvc.yaml's commands as they are; set it in params.yaml or a study")
     if jobs < 1:
         raise OakError(f"--jobs {jobs}: run at least 1 stage at a time")
-    with repository_lock("oak repro"):  # a second one would truncate this one's logs and run its stages again
+    with pipeline_changes("oak repro", config):  # a second one would truncate this one's logs and run its stages again
         stages = out_of_date_stages(Path.cwd())
         if not stages:
             print("every stage is up to date")

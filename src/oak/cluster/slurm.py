@@ -5,12 +5,16 @@ Each script runs the stage's command, then records its outputs in dvc.lock and D
 together (set `core.hardlink_lock` on NFS), so no job waits for another's training, and a failed
 command leaves its stage out of date. A job is requeued on preemption (`--requeue`); run again, its
 training resumes from the run's last checkpoint in the same MLflow run. The job's environment is
-the submitter's (`--export=ALL`), so credentials travel in variables, never in a file.
+the submitter's (`--export=ALL`), so credentials travel in variables, never in a file. While the jobs
+of the last submission are in the queue, `oak submit`, `oak repro` and `oak plan` refuse to start.
 """
 
 import json
 import shlex
+import shutil
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +23,8 @@ from omegaconf import DictConfig
 from oak.cluster.jobs import Job
 from oak.errors import OakError
 from oak.files import write_atomic, write_json
+from oak.layout import Layout
+from oak.process import repository_lock
 
 SUBMITTED_FILE = "submitted.json"  # in the log folder: stage -> job id and log, from the last `oak submit`
 
@@ -92,6 +98,32 @@ def read_submitted(logs: Path) -> list[Submitted]:
     if not path.exists():
         raise OakError(f"{path}: no jobs submitted from this repository yet; `oak submit` submits them")
     return [Submitted(stage, entry["job_id"], entry["log"]) for stage, entry in json.loads(path.read_text()).items()]
+
+
+@contextmanager
+def pipeline_changes(command: str, config: DictConfig) -> Iterator[None]:
+    """Held while `command` changes what this repository's pipeline runs or records: not beside another
+    such command (oak.process.repository_lock), nor while jobs of the last `oak submit` are in the queue,
+    which would then run their stages a second time or record their outputs against another plan."""
+    with repository_lock(command):
+        queued = _jobs_in_queue(Layout.of(config).jobs)
+        if queued:
+            ids = ", ".join(job.job_id for job in queued)
+            raise OakError(
+                f"{len(queued)} job(s) of the last `oak submit` are queued or running (SLURM ids {ids}; `oak status` lists them): "
+                f"wait for them to end, or scancel them, before `{command}`"
+            )
+        yield
+
+
+def _jobs_in_queue(logs: Path) -> list[Submitted]:
+    """The jobs of the last `oak submit` the queue still holds, queued or running. None where no SLURM
+    command answers: no job of this repository can be running from here."""
+    if not (logs / SUBMITTED_FILE).exists() or shutil.which("squeue") is None:
+        return []
+    submitted = read_submitted(logs)
+    queue = queue_states([job.job_id for job in submitted])
+    return [job for job in submitted if job.job_id in queue]
 
 
 def queue_states(job_ids: list[str]) -> dict[str, str]:
