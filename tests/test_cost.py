@@ -24,6 +24,7 @@ def test_a_run_is_timed_as_its_recipe_trains_and_written_after_each_run(tmp_path
     measured = result["runs"]["resnet18"]
     assert measured | {"images_per_second": None} == {
         "model": "resnet18",
+        "recipe": "resnet_he2016",
         "image_size": 32,
         "batch_size": 2,
         "precision": "32-true",  # the recipe's 16-mixed is a GPU setting
@@ -33,6 +34,7 @@ def test_a_run_is_timed_as_its_recipe_trains_and_written_after_each_run(tmp_path
     }
     assert measured["images_per_second"] > 0
     assert json.loads(out.read_text()) == result
+    assert (result["device_kind"], result["batch_size_cap"]) == ("cpu", 2)  # what a reader compares the batch and precision with
 
 
 def test_hours_are_epochs_times_imagenet_over_throughput() -> None:
@@ -61,12 +63,29 @@ def test_each_study_costs_the_sum_of_its_distinct_runs_on_each_device() -> None:
 
 def test_the_committed_device_measurements_are_runs_of_the_imagenet_plan() -> None:
     planned = {run.name: run for run in plan_rows(STUDIES, "imagenet").values() if not isinstance(run, str)}
-    devices = read_devices(REPO / "metrics" / "devices")
+    devices = read_devices(REPO / "metrics" / "devices", planned, REPO / "params.yaml")
     assert devices["nvidia-h200"]["device"] == "NVIDIA H200"
-    assert set(devices["x86-64-2-threads"]["runs"]) == set(planned)  # this machine's measures every run
+    cpu = devices["x86-64-2-threads"]
+    assert set(cpu["runs"]) | set(cpu["stale"]) == set(planned)  # this machine's measures every run
     for device, measurement in devices.items():
         for name, measured in measurement["runs"].items():
             assert measured["model"] == planned[name].model, (device, name)
+
+
+def test_a_measurement_taken_with_other_settings_than_the_plans_is_named_and_not_counted(tmp_path: Path) -> None:
+    planned = {run.name: run for run in plan_rows(STUDIES, "imagenet").values() if not isinstance(run, str)}
+    settings = load_config(REPO / "params.yaml", ["recipe=resnet_he2016"])
+    entry = {"model": "plain18", "image_size": 224, "batch_size": settings.train.batch_size, "precision": settings.trainer.precision}
+    entry |= {"channels_last": settings.train.channels_last, "epochs": settings.train.epochs, "images_per_second": 1000.0}
+    runs = {"plain18": entry, "plain34": entry | {"model": "plain34", "epochs": 30}}
+    (tmp_path / "gpu").mkdir()
+    (tmp_path / "gpu" / "cost.json").write_text(json.dumps({"device": "GPU", "device_kind": "cuda", "torch": "2", "runs": runs}))
+    [measurement] = read_devices(tmp_path, planned, REPO / "params.yaml").values()
+    assert set(measurement["runs"]) == {"plain18"}
+    assert measurement["stale"] == {"plain34": [f"epochs 30 -> {settings.train.epochs}"]}
+    table = cost_table(STUDIES, plan_rows(STUDIES, "imagenet"), {"gpu": measurement})
+    assert "Table 1" in {row[0] for row in table.rows} and "≥" in {row[0]: row for row in table.rows}["Table 1"][3]
+    assert f"`plain34` (epochs 30 -> {settings.train.epochs})" in " ".join(table.notes)
 
 
 def test_the_papers_top1_is_set_against_each_runs_measured_speed() -> None:

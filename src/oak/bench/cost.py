@@ -62,7 +62,7 @@ def measure_run(config: DictConfig, model: str, *, device: torch.device, batch_s
 
     On a CPU the precision is 32-bit: mixed precision is a GPU recipe's setting.
     """
-    batch = min(batch_size or config.train.batch_size, config.train.batch_size)
+    batch = recipe_batch = min(batch_size or config.train.batch_size, config.train.batch_size)
     precision = config.trainer.precision if device.type == "cuda" else "32-true"
     while True:
         try:
@@ -75,8 +75,10 @@ def measure_run(config: DictConfig, model: str, *, device: torch.device, batch_s
             torch.cuda.empty_cache()
     return {
         "model": model,
+        "recipe": config.recipe,
         "image_size": config.train.image_size,
         "batch_size": batch,
+        **({"batch_limited_by": "memory"} if batch < recipe_batch else {}),
         "precision": precision,
         "channels_last": config.train.channels_last,
         "epochs": config.train.epochs,
@@ -105,7 +107,9 @@ def bench_cost(
     report shows a dash for the others). With `update`, the runs already in `out` are kept.
     """
     kept = json.loads(out.read_text())["runs"] if update and out.exists() else {}
-    result = {"device": device_name(device), "torch": torch.__version__, "steps": steps, "warmup": warmup, "runs": kept}
+    # what a reader compares each entry's settings with (oak.studies.binding): where the device, or the cap, sets them
+    result = {"device": device_name(device), "device_kind": device.type, "batch_size_cap": batch_size, "torch": torch.__version__}
+    result |= {"steps": steps, "warmup": warmup, "runs": kept}
     for name, (model, config) in runs.items():
         result["runs"][name] = measure_run(config, model, device=device, batch_size=batch_size, steps=steps, warmup=warmup)
         print(f"{name}: {result['runs'][name]}", flush=True)

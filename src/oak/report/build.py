@@ -28,7 +28,7 @@ from oak.report.paper import calculation_table, g1_table, seed_mean, study_table
 from oak.report.results import result_rows, results_outputs
 from oak.report.scaling import scaling_panels
 from oak.report.tables import Table, table_files, to_markdown
-from oak.studies.plan import Run, current_runs, plan_rows, run_config
+from oak.studies.plan import Run, current_runs, plan_rows, plan_runs, run_config
 from oak.studies.study import METRICS, Study, load_studies
 from oak.tracking.tracker import Tracker
 from oak.training.curves import read_curves
@@ -108,7 +108,7 @@ def read_inputs(layout: Layout) -> Inputs:
         timings={run.name: read_metrics(layout.timings("train", run.repeats()[0].name)) for run in runs},
         imagenet=imagenet,
         paper_sizes=evaluation_sizes(imagenet),
-        devices=read_devices(layout.devices),
+        devices=read_devices(layout.devices, plan_runs(studies, "imagenet"), PARAMS_FILE),
         curves={run.name: read_curves(layout.curves(run.repeats()[0].name)) for run in runs},
     )
 

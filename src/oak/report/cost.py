@@ -2,7 +2,8 @@
 
 `oak bench cost` writes metrics/devices/<device>/cost.json on each device (each run's training images/s at
 its recipe's resolution, batch and precision); a run costs epochs x ImageNet's training images /
-images/s, and a study the sum of its distinct runs.
+images/s, and a study the sum of its distinct runs. A measurement counts only while it was taken with the
+settings the plan gives its run now (oak.studies.binding); the tables name the others as stale.
 """
 
 import json
@@ -11,15 +12,26 @@ from pathlib import Path
 
 from oak.report.paper import DASH
 from oak.report.tables import Table
-from oak.studies.plan import Run, row_key
+from oak.studies.binding import cost_differences, cost_settings
+from oak.studies.plan import Run, row_key, run_config
 from oak.studies.study import Study
 
 IMAGENET_TRAIN_IMAGES = 1_281_167  # ILSVRC-2012's training set (Russakovsky et al. 2015, Table 2)
 
 
-def read_devices(folder: Path) -> dict[str, dict]:
-    """Each device's measurement, by its folder's name (`nvidia-h200`)."""
-    return {path.parent.name: json.loads(path.read_text()) for path in sorted(folder.glob("*/cost.json"))}
+def read_devices(folder: Path, runs: dict[str, Run], params: Path) -> dict[str, dict]:
+    """Each device's measurement, by its folder's name (`nvidia-h200`), keeping in `runs` only the entries taken with
+    the settings `runs` (the imagenet plan) gives their run now; the others go to `stale`, with how they differ."""
+    planned = {name: cost_settings(run_config(params, run), run.model) for name, run in runs.items()}
+    devices = {}
+    for path in sorted(folder.glob("*/cost.json")):
+        measurement = json.loads(path.read_text())
+        current, stale = {}, {}
+        for name, entry in measurement["runs"].items():
+            differences = cost_differences(entry, planned[name], measurement) if name in planned else ["no longer planned"]
+            (stale if differences else current)[name] = differences or entry
+        devices[path.parent.name] = measurement | {"runs": current, "stale": stale}
+    return devices
 
 
 def run_hours(measured: dict) -> float:
@@ -62,8 +74,20 @@ def cost_table(studies: list[Study], planned: dict[str, Run | str], devices: dic
         "Data-parallel training on N devices divides these hours by at most N.",
         f"{DASH}: no run of the study measured on that device, ≥: some not measured; "
         "`oak bench cost --model MODEL` there adds a run's measurement.",
+        *_stale_notes(devices),
     ]
     return Table("Cost to reproduce each study (ImageNet, imagenet profile)", headings, rows, notes)
+
+
+def _stale_notes(devices: dict[str, dict]) -> list[str]:
+    """One note per device whose file holds measurements taken with other settings than the plan's, which count nowhere."""
+    return [
+        f"Not counted on {m['device']}, measured with other settings than the plan gives the run now (measured -> planned): "
+        + "; ".join(f"`{name}` ({', '.join(differences)})" for name, differences in sorted(m["stale"].items()))
+        + "."
+        for m in devices.values()
+        if m.get("stale")
+    ]
 
 
 def cost_runs_table(planned: dict[str, Run | str], devices: dict[str, dict]) -> Table:
@@ -86,6 +110,7 @@ def cost_runs_table(planned: dict[str, Run | str], devices: dict[str, dict]) -> 
         + ".",
         "The batch in brackets is the one timed: the recipe's per-device batch, or less where it did not fit in the GPU's memory "
         "or to bound the time on a CPU (at most 2 there, in 32-bit precision).",
+        *_stale_notes(devices),
     ]
     return Table("Cost to reproduce, per run (ImageNet, imagenet profile)", headings, rows, notes)
 

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from oak.errors import OakError
 from oak.files import write_json
+from oak.studies.binding import settings_fingerprint
 from oak.studies.plan import Run, run_config
 
 PROCESSES = 2  # DDP ranks, gloo on the CPU
@@ -55,6 +56,7 @@ class SmokeResult:
     peak_memory_mb: int | None  # the largest process's resident memory
     status: str  # ok, or the error
     batch_note: str = ""
+    fingerprint: str = ""  # the run's settings as planned (oak.studies.binding); empty in entries made before it was recorded
 
 
 def make_data(folder: Path) -> Path:
@@ -93,7 +95,8 @@ def smoke_run(run: Run, params: Path, shards: Path, work: Path) -> SmokeResult:
     mixes = bool(recipe.mixup_alpha or recipe.cutmix_alpha)
     batch, note = smoke_batch(run.model, recipe.image_size, recipe.batch_size, mixes)
     result = SmokeResult(
-        run.name, run.model, run.recipe, recipe.image_size, config.trainer.precision, recipe.batch_size, batch, 0, None, None, "", note
+        run.name, run.model, run.recipe, recipe.image_size, config.trainer.precision, recipe.batch_size, batch, 0, None, None, "", note,
+        settings_fingerprint(config, run.model),
     )
     folder = work / run.name
     overrides = [
@@ -232,6 +235,29 @@ def _last_error(log: Path) -> str:
     lines = [line.strip() for line in log.read_text().splitlines() if line.strip()]
     errors = [line for line in lines if re.search(r"(Error|Exception|error):", line)]
     return (errors or lines or ["no output"])[-1][:300]
+
+
+def uncovered_runs(record: Path, runs: dict[str, Run], params: Path) -> dict[str, str]:
+    """The planned runs the smoke record does not vouch for, each with why: no entry, not ok, or other settings.
+
+    An entry vouches for a run while it was taken with the settings the plan gives the run now: the same
+    fingerprint, or, for entries made before fingerprints were recorded, the same model, recipe, resolution,
+    precision and per-device batch (what those entries hold).
+    """
+    entries = {entry["run"]: entry for entry in json.loads(record.read_text())["runs"]} if record.exists() else {}
+    uncovered = {}
+    for name, run in runs.items():
+        config, entry = run_config(params, run), entries.get(name)
+        planned = (run.model, run.recipe, config.train.image_size, config.trainer.precision, config.train.batch_size)
+        if entry is None:
+            uncovered[name] = "never smoke-tested"
+        elif entry["status"] != "ok":
+            uncovered[name] = f"failed: {entry['status']}"
+        elif entry.get("fingerprint") and entry["fingerprint"] != settings_fingerprint(config, run.model):
+            uncovered[name] = "tested with other settings than the plan gives it now"
+        elif (entry["model"], entry["recipe"], entry["image_size"], entry["precision"], entry["recipe_batch"]) != planned:
+            uncovered[name] = "tested with another model, recipe, resolution, precision or batch than the plan gives it now"
+    return uncovered
 
 
 def lightest_per_recipe(runs: list[Run], params: Path) -> list[Run]:
