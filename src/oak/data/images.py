@@ -8,10 +8,16 @@ What will happen to an image is usually known from its first bytes and its last 
 (`planned_kind`): the frame header gives the size and the colour components, the end marker
 shows the file is not cut short. Only files that this cheap check cannot settle are opened with
 Pillow (`convert_image`).
+
+No image of more than MAX_PIXELS is stored: a small file can declare a picture that takes
+gigabytes to decode (a decompression bomb). Both checks refuse one from its header, before
+decoding, so whatever reads the shards later (`oak verify`, Pillow in the loader, torchvision on
+the device) decodes every image in bounded memory and Pillow never warns of one.
 """
 
 import io
 import struct
+import warnings
 from dataclasses import dataclass
 
 from PIL import Image, UnidentifiedImageError
@@ -31,8 +37,34 @@ COMMON_FRAMES = {0xC0, 0xC1, 0xC2}
 SEGMENTS_BEFORE_FRAME = {*range(0xE0, 0xF0), 0xFE, 0xDB, 0xC4, 0xDD, 0xCC}
 
 
+# Pillow's default Image.MAX_IMAGE_PIXELS: above it Pillow warns of a decompression bomb, above
+# twice it refuses the file. 268 MB decoded as RGB; ImageNet's largest images are far smaller.
+MAX_PIXELS = 89_478_485
+
+
 class BadImage(Exception):
     """The bytes cannot become a sample; the message says why."""
+
+
+def check_pixels(width: int, height: int) -> None:
+    if width * height > MAX_PIXELS:
+        raise BadImage(f"{width}x{height} pixels, more than the {MAX_PIXELS:,} Oak decodes (a decompression bomb?)")
+
+
+def open_image(data: bytes) -> Image.Image:
+    """Pillow's image of `data`, its header read; BadImage when it declares more than MAX_PIXELS."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the same limit, checked below with the size
+        try:
+            image = Image.open(io.BytesIO(data))
+        except Image.DecompressionBombError:  # Pillow refuses twice its limit before telling the size
+            raise BadImage(f"over {2 * MAX_PIXELS:,} pixels, more than the {MAX_PIXELS:,} Oak decodes (a decompression bomb?)") from None
+    try:
+        check_pixels(*image.size)  # also when Pillow's own limit was raised or switched off
+    except BadImage:
+        image.close()
+        raise
+    return image
 
 
 @dataclass(frozen=True)
@@ -71,7 +103,7 @@ def convert_image(data: bytes, conversion: Conversion) -> tuple[bytes | None, st
     if not data:
         raise BadImage("zero-byte file")
     try:
-        with Image.open(io.BytesIO(data)) as image:
+        with open_image(data) as image:
             is_rgb_jpeg = image.format == "JPEG" and image.mode == "RGB"
             target = _target_size(image.size, conversion)
             if target is None:
@@ -88,11 +120,15 @@ def convert_image(data: bytes, conversion: Conversion) -> tuple[bytes | None, st
 
 def planned_kind(head: bytes, tail: bytes, conversion: Conversion) -> str | None:
     """What `convert_image` will do with a file, from its first bytes and its last two; None
-    when these cannot tell (not an RGB JPEG, no end marker, frame header further in): ask Pillow."""
+    when these cannot tell (not an RGB JPEG, no end marker, frame header further in): ask Pillow.
+    BadImage when the frame header declares more than MAX_PIXELS."""
     frame = jpeg_frame(head)
-    if frame is None or tail != JPEG_END:
+    if frame is None:
         return None
     width, height, components = frame
+    check_pixels(width, height)
+    if tail != JPEG_END:
+        return None
     if components != 3:  # grayscale or CMYK: re-encoded, and rare enough to check by decoding
         return None
     return KEPT if _target_size((width, height), conversion) is None else RESIZED
@@ -162,11 +198,16 @@ def _encode(image: Image.Image, quality: int) -> bytes:
     return buffer.getvalue()
 
 
-def decodes_to_rgb(data: bytes) -> bool:
-    """Whether `data` is a JPEG whose full decode gives 3-channel RGB (what `oak verify` demands)."""
+def stored_image_problem(data: bytes) -> str | None:
+    """What keeps `data` from being a stored image (a JPEG of at most MAX_PIXELS whose full decode
+    gives 3-channel RGB: what `oak verify` demands), or None."""
     try:
-        with Image.open(io.BytesIO(data)) as image:
+        with open_image(data) as image:
             image.load()
-            return image.format == "JPEG" and image.mode == "RGB"
+            if image.format == "JPEG" and image.mode == "RGB":
+                return None
+    except BadImage as error:
+        return str(error)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
-        return False
+        pass
+    return "image does not decode to RGB JPEG"

@@ -5,13 +5,13 @@ import multiprocessing
 import tarfile
 from pathlib import Path, PurePosixPath
 
-from oak.data.images import decodes_to_rgb
+from oak.data.images import stored_image_problem
 from oak.data.info import read_info
 from oak.errors import OakError
 
 
 def verify_shards(folder: Path, *, workers: int = 1) -> dict[str, int]:
-    """Check each shard's sha256, sample count, labels and that every image decodes to RGB.
+    """Check each shard's sha256, sample count, labels and that every image decodes to RGB, within MAX_PIXELS.
 
     Returns how many shards and samples were checked; raises an OakError naming each bad shard.
     """
@@ -52,8 +52,8 @@ def shard_problem(task: tuple[Path, str, int, int]) -> str | None:
             return f"sample {key!r} holds {sorted(fields)}, expected cls and jpg"
         if not fields["cls"].decode().isdigit() or int(fields["cls"]) >= num_classes:
             return f"sample {key!r}: class {fields['cls'].decode()!r} is not an index below {num_classes}"
-        if not decodes_to_rgb(fields["jpg"]):
-            return f"sample {key!r}: image does not decode to RGB JPEG"
+        if problem := stored_image_problem(fields["jpg"]):
+            return f"sample {key!r}: {problem}"
     return None
 
 
