@@ -8,6 +8,7 @@ becomes of its bytes.
 """
 
 import os
+import stat
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -59,7 +60,7 @@ def check_batch(task: tuple[str, list[Item], Conversion]) -> list[Outcome]:
 def check_item(root: str, item: Item, conversion: Conversion) -> Outcome:
     """An item's outcome from its first bytes and its last two; the whole file goes to Pillow
     only when those cannot tell."""
-    fd = os.open(os.path.join(root, item.file), os.O_RDONLY)
+    fd = _open_regular(root, item)
     try:
         head = _read_exactly(fd, item, item.offset, min(item.size, HEAD_BYTES))
         tail = _read_exactly(fd, item, item.offset + item.size - 2, 2) if item.size >= 2 else b""
@@ -95,11 +96,21 @@ def accepted_samples(listing: Listing, split: str, outcomes: list[Outcome]) -> l
 
 def read_item(root: str, item: Item | Stored) -> bytes:
     """All the bytes of an item, from the source file (or archive) it lies in."""
-    fd = os.open(os.path.join(root, item.file), os.O_RDONLY)
+    fd = _open_regular(root, item)
     try:
         return _read_exactly(fd, item, item.offset, item.size)
     finally:
         os.close(fd)
+
+
+def _open_regular(root: str, item: Item | Stored) -> int:
+    """A descriptor of the file an item lies in, which must still be a regular file, as the listing
+    found it. Opened without blocking: a FIFO put in its place since would block the open forever."""
+    fd = os.open(os.path.join(root, item.file), os.O_RDONLY | os.O_NONBLOCK)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OakError(f"{item.origin}: no longer a regular file; the source changed during the run, run again")
+    return fd
 
 
 def _read_exactly(fd: int, item: Item | Stored, offset: int, size: int) -> bytes:

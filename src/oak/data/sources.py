@@ -6,11 +6,14 @@ else the official archive beside it:
 - val: `val/<wnid>/*.JPEG`; or a flat `val/*.JPEG`, or `ILSVRC2012_img_val.tar`, both labelled by
   `ILSVRC2012_devkit_t12.tar.gz` or else `LOC_val_solution.csv` (Kaggle) in the same folder.
 Listing reads names only (and, for an archive, streams it once for its layout and MD5); the
-images' contents are checked later, in parallel.
+images' contents are checked later, in parallel. Only regular files are read: a FIFO, socket,
+device or folder where an image belongs, a broken link, and a link (file or class folder) that
+leads out of the source or its split folder are problems, listed like bad images.
 """
 
 import hashlib
 import os
+import stat
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,15 +88,28 @@ def source_stamp(source: Source) -> str:
     start = len(str(source.root)) + 1  # inputs lie in the root: their paths relative to it, by slicing
     for path in source.inputs:
         for file in sorted(_files_under(str(path))):  # strings, not Paths: a million files take seconds, not a minute
-            stat = os.stat(file)
-            digest.update(f"{file[start:]}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+            status = _status(file)
+            digest.update(f"{file[start:]}\0{status.st_size}\0{status.st_mtime_ns}\n".encode())
     return digest.hexdigest()
 
 
 def _files_under(path: str) -> list[str]:
+    """The input file, or what the listing reads of a split folder: its entries and those of its
+    sub-folders (class folders, links to them included), no deeper."""
     if os.path.isfile(path):
         return [path]
-    return [os.path.join(folder, name) for folder, _, names in os.walk(path) for name in names]
+    files = []
+    for entry in os.scandir(path):
+        files += [inner.path for inner in os.scandir(entry.path)] if entry.is_dir() else [entry.path]
+    return files
+
+
+def _status(path: str) -> os.stat_result:
+    """What a link leads to; the link itself when it leads nowhere (the listing rejects it)."""
+    try:
+        return os.stat(path)
+    except OSError:
+        return os.lstat(path)
 
 
 def list_source(source: Source, progress: Callable[[str, int], Callable[[int], object]]) -> Listing:
@@ -126,10 +142,14 @@ def list_source(source: Source, progress: Callable[[str, int], Callable[[int], o
         problems += [Problem("val", f"{VAL_ARCHIVE}:{b.name}", b.reason, None, True) for b in bad]
         val_entries = [(labels.get(_stem(m.name)), f"{VAL_ARCHIVE}:{m.name}", m.name, VAL_ARCHIVE, m.offset, m.size) for m in members]
     elif labels:
-        val_entries = [
-            (labels.get(_stem(e.name)), f"val/{e.name}", e.name, f"val/{e.name}", 0, e.stat().st_size)
-            for e in sorted(os.scandir(source.val), key=lambda entry: entry.name)
-        ]
+        trees = _trees(source.root, source.val)
+        val_entries = []
+        for entry in sorted(os.scandir(source.val), key=lambda entry: entry.name):
+            where, wnid = f"val/{entry.name}", labels.get(_stem(entry.name))
+            if not left_by_an_os(entry.name) and (reason := _unreadable(entry, trees)):
+                problems.append(Problem("val", where, reason, wnid, True))
+            else:
+                val_entries.append((wnid, where, entry.name, where, 0, _size(entry)))
     else:
         val_entries = _tree_entries(source.root, source.val, "val", problems)
     left_by_os: list[tuple[str, str]] = []
@@ -164,6 +184,7 @@ def _tree_entries(root: Path, split_dir: Path, split: str, problems: list[Proble
     if not any(entry.is_dir() for entry in split_dir.iterdir()):
         problems.append(Problem(split, split, "no class folders", None, False))
     prefix = split_dir.relative_to(root).as_posix()
+    trees = _trees(root, split_dir)
     for entry in sorted(os.scandir(split_dir), key=lambda entry: entry.name):
         where = f"{prefix}/{entry.name}"
         if left_by_an_os(entry.name):
@@ -172,14 +193,68 @@ def _tree_entries(root: Path, split_dir: Path, split: str, problems: list[Proble
             problems.append(Problem(split, where, "stray file where class folders belong", None, True))
         elif not WNID_PATTERN.fullmatch(entry.name):
             problems.append(Problem(split, where, "folder name is not a WordNet ID (n########)", None, False))
+        elif reason := _outside(entry, trees):
+            problems.append(Problem(split, where, reason, entry.name, False))
         else:
             files = sorted(os.scandir(entry.path), key=lambda file: file.name)
             if not files:
                 problems.append(Problem(split, where, "empty class folder; remove it or add its images", entry.name, False))
             for file in files:
                 relative = f"{where}/{file.name}"
-                entries.append((entry.name, relative, file.name, relative, 0, file.stat().st_size))
+                if not left_by_an_os(file.name) and (reason := _unreadable(file, trees)):
+                    problems.append(Problem(split, relative, reason, entry.name, True))
+                else:
+                    entries.append((entry.name, relative, file.name, relative, 0, _size(file)))
     return entries
+
+
+def _trees(root: Path, split_dir: Path) -> tuple[Path, ...]:
+    """Where links in a split folder may lead: within the source, or within the split folder (itself perhaps a link)."""
+    return (root.resolve(), split_dir.resolve())
+
+
+KINDS = (
+    (stat.S_ISDIR, "a folder"),
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a device"),
+    (stat.S_ISBLK, "a device"),
+)
+
+
+def _unreadable(entry: os.DirEntry, trees: tuple[Path, ...]) -> str | None:
+    """Why an entry where an image belongs is not read, or None: it is a regular file, or a link to one
+    within `trees`. Decided from metadata alone: nothing is opened (opening a FIFO blocks)."""
+    if entry.is_file(follow_symlinks=False):  # the common case, known from the folder listing without a system call
+        return None
+    if reason := _outside(entry, trees):
+        return reason
+    try:
+        mode = entry.stat().st_mode
+    except OSError:
+        return "a link that leads nowhere"
+    if stat.S_ISREG(mode):
+        return None
+    kind = next((name for test, name in KINDS if test(mode)), "a special file")
+    return f"{kind}, not a regular file: only regular files are read"
+
+
+def _outside(entry: os.DirEntry, trees: tuple[Path, ...]) -> str | None:
+    """Why a link is not followed (it leads out of `trees`), or None."""
+    if not entry.is_symlink():
+        return None
+    target = Path(os.path.realpath(entry.path))
+    if any(target.is_relative_to(tree) for tree in trees):
+        return None
+    return f"link to {target}, outside the source: links are followed only within it"
+
+
+def _size(entry: os.DirEntry) -> int:
+    """The size of what an entry is or leads to; 0 for OS litter that leads nowhere (never read)."""
+    try:
+        return entry.stat().st_size
+    except OSError:
+        return 0
 
 
 def _class_folders(split_dir: Path) -> set[str]:
