@@ -64,3 +64,28 @@ def test_too_many_classes_is_refused(tmp_path: Path) -> None:
     with pytest.raises(OakError, match="demo.classes=11"):
         write_demo(tmp_path / "demo", **{**TINY_DEMO, "classes": 11})
     assert not (tmp_path / "demo").exists()
+
+
+def test_a_demo_set_is_replaced_but_a_folder_oak_did_not_write_is_refused_and_kept(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    small = {**TINY_DEMO, "train_per_class": 2, "val_per_class": 1}
+    write_demo(tmp_path / "demo", **small)
+    write_demo(tmp_path / "demo", **{**small, "seed": 1})  # its own set: replaced
+    write_demo(tmp_path / "other", **{**small, "seed": 1})
+    assert files(tmp_path / "demo") == files(tmp_path / "other")
+    (tmp_path / "demo" / "train" / "notes.txt").write_text("mine")
+    (tmp_path / "thesis").mkdir()
+    (tmp_path / "thesis" / "thesis.txt").write_text("four years of work")
+    before = files(tmp_path)
+    with pytest.raises(OakError, match=r"demo: holds 'train/notes.txt', which Oak does not write there"):
+        write_demo(tmp_path / "demo", **small)
+    with pytest.raises(OakError, match=r"thesis: holds 'thesis.txt', .* not a demo set of `oak demo-data` \(those hold a dataset.json"):
+        write_demo(tmp_path / "thesis", **small)
+    (tmp_path / "fresh.tmp").mkdir()  # where a demo set is built before it is renamed into place
+    (tmp_path / "fresh.tmp" / "draft.txt").write_text("a draft")
+    before = files(tmp_path)
+    with pytest.raises(OakError, match=r"fresh.tmp: holds 'draft.txt'"):
+        write_demo(tmp_path / "fresh", **small)
+    monkeypatch.chdir(tmp_path / "thesis")
+    with pytest.raises(OakError, match=r"\.: is or contains the current folder"):
+        write_demo(Path("."), **small)
+    assert files(tmp_path) == before

@@ -9,7 +9,7 @@ the pictures have nothing to do with those classes' meaning, and the set is mark
 import io
 import json
 import math
-import shutil
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,7 +18,9 @@ from PIL import Image, ImageDraw
 
 from oak.data.imagenet import IMAGENET_1K_WNIDS
 from oak.data.sources import DATASET_FILE
+from oak.data.staging import refuse_enclosing, remove_written, written_entries
 from oak.errors import OakError
+from oak.files import write_json
 
 SUPERSAMPLE = 2  # draw at twice the size, then downsample: anti-aliased edges
 JPEG_QUALITY = 90
@@ -157,16 +159,35 @@ def render(kind: str, size: int, rng: np.random.Generator) -> Image.Image:
     return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
 
 
+NAME = "oak-demo"
+# Every path a demo tree holds, relative to it (a folder's with a trailing slash).
+DEMO_ENTRY = re.compile(rf"{re.escape(DATASET_FILE)}|(train|val)/((?P<wnid>n\d{{8}})/((?P=wnid)_\d+\.JPEG)?)?")
+
+
 def write_demo(out: Path, *, classes: int, train_per_class: int, val_per_class: int, image_size: int, seed: int) -> dict:
-    """Write the demo set to `out` (replacing it) and return its description.
+    """Write the demo set to `out` (replacing a demo set there, refusing anything else) and return its description.
 
     The set is built in a sibling temp folder and renamed into place, so `out` is either absent
     or complete. The same arguments give the same bytes.
     """
     wnids = demo_wnids(classes)
     kinds = list(KINDS)[:classes]
+    refuse_enclosing(out, {})
     staging = out.with_name(out.name + ".tmp")
-    shutil.rmtree(staging, ignore_errors=True)
+    for folder in (out, staging):  # what is not a demo set is refused before anything is written
+        written_entries(folder, *_demo_entries(folder))
+    remove_written(staging, *_demo_entries(staging))
+    description = {
+        "name": NAME,
+        "synthetic": True,
+        "description": "Synthetic shapes, textures and layouts labelled with ImageNet-1k WordNet IDs; not ImageNet images.",
+        "seed": seed,
+        "image_size": image_size,
+        "classes": dict(zip(wnids, kinds)),
+        "train_per_class": train_per_class,
+        "val_per_class": val_per_class,
+    }
+    write_json(staging / DATASET_FILE, description)  # first: what shows a killed run's folder is Oak's
     for split_index, (split, per_class) in enumerate((("train", train_per_class), ("val", val_per_class))):
         for class_index, (wnid, kind) in enumerate(zip(wnids, kinds)):
             folder = staging / split / wnid
@@ -176,17 +197,20 @@ def write_demo(out: Path, *, classes: int, train_per_class: int, val_per_class: 
                 buffer = io.BytesIO()
                 render(kind, image_size, rng).save(buffer, format="JPEG", quality=JPEG_QUALITY)
                 (folder / f"{wnid}_{n}.JPEG").write_bytes(buffer.getvalue())
-    description = {
-        "name": "oak-demo",
-        "synthetic": True,
-        "description": "Synthetic shapes, textures and layouts labelled with ImageNet-1k WordNet IDs; not ImageNet images.",
-        "seed": seed,
-        "image_size": image_size,
-        "classes": dict(zip(wnids, kinds)),
-        "train_per_class": train_per_class,
-        "val_per_class": val_per_class,
-    }
-    (staging / DATASET_FILE).write_text(json.dumps(description, indent=2) + "\n")
-    shutil.rmtree(out, ignore_errors=True)
+    remove_written(out, *_demo_entries(out))
     staging.rename(out)
     return description
+
+
+def _demo_entries(folder: Path) -> tuple[Callable[[str], object], str]:
+    """What a demo set (or one a killed run left half written) may hold, and what to call it: without
+    the description that `write_demo` writes first, nothing at all."""
+    path, description = folder / DATASET_FILE, None
+    if path.is_file():  # not read otherwise: a FIFO would block the read
+        try:
+            description = json.loads(path.read_bytes())
+        except (OSError, ValueError):  # unreadable, or not JSON
+            pass
+    if isinstance(description, dict) and description.get("name") == NAME and description.get("synthetic") is True:
+        return DEMO_ENTRY.fullmatch, "a demo set of `oak demo-data`"
+    return (lambda entry: False), f"a demo set of `oak demo-data` (those hold a {DATASET_FILE} naming {NAME})"

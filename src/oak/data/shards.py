@@ -18,7 +18,8 @@ A bad input stops the run after step 1 or 2, before any shard is written, unless
 converted are decoded) stops the run there, naming it; only complete shards are kept.
 Finished shards are reused by a rerun with the same inputs and settings (a fingerprint in the
 staging folder says so), so a killed run resumes. At the end the finished folder is renamed to
-OUT, which is therefore either absent or complete.
+OUT, which is therefore either absent or complete. An OUT (or OUT.tmp) that Oak did not write is
+refused before any work and never touched (see oak.data.staging).
 
 This module runs the steps and writes the shards (step 3). The others have modules of their own:
 listing in oak.data.sources (the result: oak.data.listing), checking in oak.data.check, the
@@ -41,7 +42,7 @@ from oak.data.listing import Problem, select_classes
 from oak.data.manifest import check_md5, counts, rejected_table, shard_info, split_info
 from oak.data.parallel import advancing, image_progress, worker_map
 from oak.data.sources import SPLITS, find_source
-from oak.data.staging import open_staging, staged_listing, work_fingerprint
+from oak.data.staging import check_output, open_staging, remove_staging, replace_output, staged_listing, staging_folder, work_fingerprint
 from oak.data.tar import BLOCK, TarWriter
 from oak.errors import OakError
 from oak.files import file_sha256
@@ -62,14 +63,15 @@ def prepare_shards(
     on_bad: str = "fail",
     strict_md5: bool = False,
 ) -> ShardInfo:
-    """Convert `source` into shards in `out` (replaced) and return the info written.
+    """Convert `source` into shards in `out` (replaced, when a shard folder Oak wrote) and return the info written.
 
     Training samples are shuffled across classes with `seed`, so no shard holds a single class;
     validation keeps the listing order. The output does not depend on `workers`.
     """
     _check_settings(samples_per_shard, workers, on_bad, classes)
+    check_output(out, source)
+    staging = staging_folder(out)
     found = find_source(source)
-    staging = out.with_name(out.name + ".tmp")
     fingerprint = work_fingerprint(found, classes, samples_per_shard, seed, conversion)
     if found.has_archive:  # indexing an archive is a full read: keep its result for a rerun
         open_staging(staging, fingerprint)
@@ -93,9 +95,8 @@ def prepare_shards(
                 info["counts"][split] = counts(split, listing, outcomes[split], problems)
             (shards / REJECTED_FILE).write_text(rejected_table(problems))
             (shards / SHARD_INFO_FILE).write_text(json.dumps(info, indent=2) + "\n")
-    shutil.rmtree(out, ignore_errors=True)
-    shards.rename(out)
-    shutil.rmtree(staging)
+    replace_output(shards, out)
+    remove_staging(staging)
     return ShardInfo.from_dict(info)
 
 
