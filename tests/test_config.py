@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+import tracemalloc
 from pathlib import Path
 
 import pytest
@@ -135,3 +136,66 @@ def test_oak_config_keeps_logins_out_of_what_it_prints(capsys: pytest.CaptureFix
     assert main(["config", "tracking.uri=http://ann:s3cret@127.0.0.1:5000"]) == 0
     printed = capsys.readouterr().out
     assert "s3cret" not in printed and "tracking.uri: http://" in printed
+
+
+def alias_bomb(levels: int) -> str:
+    """"Billion laughs": each level a list of nine aliases of the one before, 9**levels values once expanded."""
+    lines = ['l0: &l0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    lines += [f"l{n}: &l{n} [{', '.join([f'*l{n - 1}'] * 9)}]" for n in range(1, levels + 1)]
+    return "\n".join(lines) + "\n"
+
+
+def test_an_alias_bomb_in_params_yaml_is_refused_before_it_is_expanded(tmp_path: Path) -> None:
+    params = write(tmp_path, PARAMS.read_text() + alias_bomb(9))
+    tracemalloc.start()
+    try:
+        with pytest.raises(OakError, match=r"params.yaml: over 10,000 values with its aliases expanded \(at line \d+\)"):
+            load_config(params)
+        assert tracemalloc.get_traced_memory()[1] < 20e6  # bytes: the 9**9 values were never built
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("train.mean=" + alias_bomb(6).replace("\n", ", ").join("{}"), r"train.mean: over 10,000 values with its aliases expanded"),
+        ("train.mean=&a [*a]", r"train.mean: the value anchored at line 1 holds an alias of itself, an endless value"),
+        ("train.mean=" + "[" * 40 + "]" * 40, r"train.mean: nested more than 32 levels deep at line 1; flatten it"),
+        ("train.mean=" + "[" * 500 + "]" * 500, r"train.mean: nested more than 32 levels deep; flatten it"),
+        ("train.mean={a: 1, a: 2}", r"train.mean: key 'a' is written twice in the mapping at line 1; keep one"),
+        ("report.title=${oc.env:HOME}", r"report.title: '\$\{oc.env:HOME\}' at line 1: Oak resolves no interpolations"),
+        ("train.mean=[1,", r"train.mean: not valid YAML at line 1 \(expected the node content"),
+    ],
+)
+def test_a_command_line_value_beyond_what_oak_reads_is_one_error_naming_its_key(override: str, message: str) -> None:
+    with pytest.raises(OakError, match=r"^command line: " + message) as refused:
+        load_config(PARAMS, [override])
+    assert "\n" not in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    ("written", "instead", "message"),
+    [
+        ("  shuffle_buffer: 1000\n", "  shuffle_buffer: 1000\n  shuffle_buffer: 10\n", r"key 'shuffle_buffer' is written twice in the mapping"),
+        ("title: Oak results", "title: ${tracking.uri}", r"'\$\{tracking.uri\}' at line \d+: Oak resolves no interpolations"),
+        ('launch: ""', "launch: &x [*x]", r"the value anchored at line \d+ holds an alias of itself"),
+        ('launch: ""', "launch: &x " + "[" * 30 + "]" * 30 + "\nunused: [[[*x]]]", r"nested more than 32 levels deep by an alias of line"),
+    ],
+)
+def test_a_params_file_oak_would_read_wrongly_is_one_error_naming_it(tmp_path: Path, written: str, instead: str, message: str) -> None:
+    with pytest.raises(OakError, match=r"params.yaml: " + message):
+        load_config(write(tmp_path, PARAMS.read_text().replace(written, instead)))
+
+
+def test_a_params_file_over_the_size_bound_is_refused_unread(tmp_path: Path) -> None:
+    params = write(tmp_path, PARAMS.read_text() + "# padding\n" * 30_000)
+    with pytest.raises(OakError, match=r"params.yaml: 303,\d{3} bytes, over the 262,144 Oak reads from a settings or study file"):
+        load_config(params)
+
+
+def test_anchors_and_aliases_within_the_bounds_load_as_yaml_reads_them(tmp_path: Path) -> None:
+    text = PARAMS.read_text().replace("\nseed: 0\n", "\nseed: &seed 7\n", 1).replace("  seed: 0\n", "  seed: *seed\n", 1)
+    params_file(tmp_path).write_text(text)  # beside the recipes
+    config = load_config(tmp_path / "params.yaml", ["train.mean=[&m 0.5, *m, *m]"])
+    assert (config.seed, config.demo.seed, list(config.train.mean)) == (7, 7, [0.5, 0.5, 0.5])

@@ -180,6 +180,23 @@ def test_two_rows_of_one_label_stop_the_plan_naming_the_file_and_label(tmp_path:
         load_studies(studies_in(tmp_path, bad=STUDY + rows))
 
 
+def test_an_alias_bomb_in_a_study_stops_the_plan_naming_the_file_before_it_is_expanded(tmp_path: Path) -> None:
+    levels = ["  - &l0 [" + ", ".join(["lol"] * 9) + "]"] + [f"  - &l{n} [{', '.join([f'*l{n - 1}'] * 9)}]" for n in range(1, 10)]
+    folder = studies_in(tmp_path, bad=STUDY.replace("rows:", "laughs:\n" + "\n".join(levels) + "\nrows: []"))
+    with pytest.raises(OakError, match=r"bad.yaml: over 10,000 values with its aliases expanded"):
+        load_studies(folder)
+
+
+def test_a_plan_file_without_a_profile_is_one_error_saying_to_regenerate_it(tmp_path: Path) -> None:
+    plan = tmp_path / "plan.yaml"
+    plan.write_text("- a list, not a plan\n")
+    with pytest.raises(OakError, match=r"plan.yaml: expected a mapping"):
+        planned_profile(plan)
+    plan.write_text("runs: {}\n")
+    with pytest.raises(OakError, match=r"plan.yaml: no profile among demo, imagenet, published; run `oak plan`"):
+        planned_profile(plan)
+
+
 def test_a_scaling_figures_rows_name_their_lines(tmp_path: Path) -> None:
     folder = studies_in(tmp_path, bad=STUDY.replace("rows:", "scaling: Fig. 4\nrows:") + "  - {label: A, model: resnet18}\n")
     with pytest.raises(OakError, match=r"bad.yaml: row 'A': no `series`: in a study with a scaling figure"):

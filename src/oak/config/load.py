@@ -7,6 +7,7 @@ value of the wrong type or a key left without a value is one error naming the ke
 """
 
 import copy
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -113,20 +114,85 @@ def flatten(config: DictConfig) -> dict[str, Any]:
     return flat
 
 
+# What Oak reads from a YAML document (params.yaml, a recipe, a study, the plan, a command line's value), checked on
+# the parsed nodes before any value is built. An alias is one node there however often it is used: building its
+# copies is what makes a "billion laughs" file (aliases of aliases) fill the memory. The shipped files are far inside
+# (the largest, fig4_depth_width.yaml: 13 kB, 1,079 nodes, 8 levels); OmegaConf takes about 1.5 s per 10,000 nodes here.
+MAX_YAML_BYTES = 256 * 1024
+MAX_YAML_NODES = 10_000  # scalars, sequences and mappings, each alias counted as the node it copies
+MAX_YAML_DEPTH = 32  # levels of nesting, aliases expanded
+
+
 def read_yaml(path: Path) -> DictConfig:
-    """A YAML mapping (safe_load: no tags that build objects), or one error naming the file and line."""
-    try:
-        content = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark else ""
-        problem = f" ({error.problem})" if getattr(error, "problem", None) else ""
-        raise OakError(f"{path}: not valid YAML{where}{problem}; fix the syntax") from None
+    """A YAML mapping (safe: no tags that build objects) within the bounds above, or one error naming the file."""
+    size = path.stat().st_size
+    if size > MAX_YAML_BYTES:
+        raise OakError(f"{path}: {size:,} bytes, over the {MAX_YAML_BYTES:,} Oak reads from a settings or study file; shorten it")
+    content = parse_yaml(path.read_text(), str(path))
     if content is None:
         content = {}
     if not isinstance(content, dict):
         raise OakError(f"{path}: expected a mapping of settings at the top level")
     return OmegaConf.create(content)
+
+
+def parse_yaml(text: str, source: str) -> Any:
+    """`text` as YAML (safe_load's types), refused in one line naming `source` beyond the bounds above, where a
+    mapping repeats a key (YAML keeps the last value and drops the others silently) or a value is an interpolation."""
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _check_extent(node, source, depth=1, extents={})
+        return loader.construct_document(node)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        problem = f" ({error.problem})" if getattr(error, "problem", None) else ""
+        raise OakError(f"{source}: not valid YAML{where}{problem}; fix the syntax") from None
+    except RecursionError:  # the parser's own recursion, on brackets nested hundreds deep
+        raise OakError(f"{source}: nested more than {MAX_YAML_DEPTH} levels deep; flatten it") from None
+    finally:
+        loader.dispose()
+
+
+def _check_extent(node: yaml.Node, source: str, depth: int, extents: dict[int, tuple[int, int] | None]) -> tuple[int, int]:
+    """(nodes, levels) of `node` with its aliases expanded, each node visited once (`extents`, by id: None while
+    its children are being visited, so an alias inside the node it names is found)."""
+    line = node.start_mark.line + 1
+    if depth > MAX_YAML_DEPTH:
+        raise OakError(f"{source}: nested more than {MAX_YAML_DEPTH} levels deep at line {line}; flatten it")
+    if id(node) in extents:
+        extent = extents[id(node)]
+        if extent is None:
+            raise OakError(f"{source}: the value anchored at line {line} holds an alias of itself, an endless value; remove that alias")
+        if depth + extent[1] - 1 > MAX_YAML_DEPTH:
+            raise OakError(f"{source}: nested more than {MAX_YAML_DEPTH} levels deep by an alias of line {line}; flatten it")
+        return extent
+    extents[id(node)] = None
+    children: list[yaml.Node] = []
+    if isinstance(node, yaml.MappingNode):
+        keys = [key.value for key, _ in node.value if isinstance(key, yaml.ScalarNode) and key.value != "<<"]  # <<: a merge
+        repeated = next((key for key, count in Counter(keys).items() if count > 1), None)
+        if repeated is not None:
+            raise OakError(f"{source}: key {repeated!r} is written twice in the mapping at line {line}; keep one")
+        children = [part for pair in node.value for part in pair]
+    elif isinstance(node, yaml.SequenceNode):
+        children = node.value
+    elif "${" in node.value:  # OmegaConf would resolve it when read: environment variables, or strings doubling per reference
+        raise OakError(f"{source}: {node.value!r} at line {line}: Oak resolves no interpolations (${{...}}); write the value itself")
+    nodes, levels = 1, 1
+    for child in children:
+        child_nodes, child_levels = _check_extent(child, source, depth + 1, extents)
+        nodes, levels = nodes + child_nodes, max(levels, child_levels + 1)
+        if nodes > MAX_YAML_NODES:
+            raise OakError(
+                f"{source}: over {MAX_YAML_NODES:,} values with its aliases expanded (at line {line}), more than Oak reads "
+                "from one document; write fewer values or aliases"
+            )
+    extents[id(node)] = nodes, levels
+    return nodes, levels
 
 
 def _read_recipe(path: Path) -> DictConfig:
@@ -142,8 +208,10 @@ def _read_recipe(path: Path) -> DictConfig:
 
 def _parse_overrides(overrides: Sequence[str], source: str) -> DictConfig:
     for item in overrides:
-        if "=" not in item:
+        key, equals, value = item.partition("=")
+        if not equals:
             raise OakError(f"{source}: {item!r}: expected key=value, e.g. train.epochs=3")
+        parse_yaml(value, f"{source}: {key}")  # bounded and checked before OmegaConf builds the value
     try:
         return OmegaConf.from_dotlist(list(overrides))
     except OmegaConfBaseException as error:

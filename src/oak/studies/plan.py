@@ -19,7 +19,7 @@ from pathlib import Path
 import yaml
 from omegaconf import DictConfig, OmegaConf
 
-from oak.config.load import PROFILES, flatten, load_config
+from oak.config.load import PROFILES, flatten, load_config, read_yaml
 from oak.errors import OakError
 from oak.layout import PLAN_FILE, STUDIES_DIR, check_run_name
 from oak.studies.study import Row, Study, load_studies, run_spec
@@ -121,7 +121,10 @@ def planned_profile(path: Path = PLAN_FILE) -> str:
     """The profile of the plan file, or `demo` when there is none yet."""
     if not path.exists():
         return "demo"
-    return yaml.safe_load(path.read_text())["profile"]
+    profile = read_yaml(path).get("profile")
+    if profile not in PROFILES:
+        raise OakError(f"{path}: no profile among {', '.join(PROFILES)}; run `oak plan` (or `make repro`) to regenerate it")
+    return profile
 
 
 def current_runs(path: Path = PLAN_FILE, studies_dir: Path = STUDIES_DIR) -> tuple[str, dict[str, Run | str]]:
