@@ -9,12 +9,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from imagenet_fixtures import WNIDS, jpeg, val_images, val_truth, write_kaggle_labels, write_tree
+from imagenet_fixtures import WNIDS, jpeg, val_images, val_truth, write_archives, write_kaggle_labels, write_tree
 
 from oak.data.check import check_item
 from oak.data.images import Conversion
+from oak.data.info import read_info
 from oak.data.listing import Item
-from oak.data.shards import prepare_shards
+from oak.data.shards import ensure_shard, prepare_shards
+from oak.data.sources import find_source
+from oak.data.staging import staged_listing
+from oak.data.verify import verify_shards
 from oak.errors import OakError
 from oak.layout import REJECTED_FILE
 
@@ -105,3 +109,42 @@ def test_a_fifo_swapped_in_after_listing_stops_the_run_without_blocking(tmp_path
     item = Item("swapped", WNIDS[0], "train/swapped.JPEG", "swapped.JPEG", 0, 1000)
     with pytest.raises(OakError, match="train/swapped.JPEG: no longer a regular file; the source changed"):
         check_item(str(tmp_path), item, Conversion())
+
+
+@pytest.mark.parametrize(
+    "arrange, named",
+    [
+        (os.mkfifo, "dataset.json: not a regular file"),
+        (lambda path: path.write_text("{'name': 'mine'"), r"dataset.json: not JSON \(Expecting"),
+        (lambda path: path.write_text("[]"), "dataset.json: expected a JSON object"),
+    ],
+)
+def test_a_dataset_description_that_is_a_fifo_or_no_json_object_is_one_error_before_any_work(
+    arrange, named: str, tmp_path: Path, deadline: None
+) -> None:
+    source = write_tree(tmp_path / "tree")
+    arrange(source / "dataset.json")
+    with pytest.raises(OakError, match=named):
+        prepare(source, tmp_path / "shards")
+    assert sorted(os.listdir(tmp_path)) == ["tree"]
+
+
+def test_fifos_in_place_of_oaks_own_work_files_are_replaced_not_read(tmp_path: Path, deadline: None) -> None:
+    source = find_source(write_archives(tmp_path / "imagenet"))
+    (tmp_path / "staging" / "work").mkdir(parents=True)
+    os.mkfifo(tmp_path / "staging" / "work" / "listing.json")
+    assert staged_listing(source, tmp_path / "staging").classes == sorted(WNIDS)
+    assert (tmp_path / "staging" / "work" / "listing.json").is_file()
+    os.mkfifo(tmp_path / "train-000000.tar")
+    ensure_shard((str(source.root), tmp_path / "train-000000.tar", [], Conversion()))
+    assert (tmp_path / "train-000000.tar").is_file()
+
+
+def test_verify_names_a_fifo_in_place_of_a_shard(shards: Path, tmp_path: Path, deadline: None) -> None:
+    folder = tmp_path / "shards"
+    shutil.copytree(shards, folder)
+    first = read_info(folder).splits["val"].filenames[0]
+    (folder / first).unlink()
+    os.mkfifo(folder / first)
+    with pytest.raises(OakError, match=f"{first}: not a regular file"):
+        verify_shards(folder)

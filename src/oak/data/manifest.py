@@ -7,6 +7,7 @@ The rejected list has a row per problem: its split, the item, and why it was lef
 """
 
 import json
+import os
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -33,12 +34,26 @@ def check_md5(computed: dict[str, str], strict: bool) -> dict:
     return archives
 
 
+def read_dataset(source: Path) -> dict:
+    """The source's own description (`dataset.json`, a JSON object), or {} when it has none."""
+    path = source / DATASET_FILE
+    if not os.path.lexists(path):
+        return {}
+    if not path.is_file():  # not read: a FIFO would block the read
+        raise OakError(f"{path}: not a regular file; remove it or put the set's description (a JSON object) there")
+    try:
+        dataset = json.loads(path.read_bytes())
+    except ValueError as error:
+        raise OakError(f"{path}: not JSON ({error}); fix it or remove it") from None
+    if not isinstance(dataset, dict):
+        raise OakError(f"{path}: expected a JSON object (name, synthetic, description, ...)")
+    return dataset
+
+
 def shard_info(
-    source: Path, found: Source, listing: Listing, archives: dict, conversion: Conversion, samples_per_shard: int, seed: int
+    source: Path, dataset: dict, found: Source, listing: Listing, archives: dict, conversion: Conversion, samples_per_shard: int, seed: int
 ) -> dict:
     """The info file without its splits and counts, which are added as each split is written."""
-    dataset_file = source / DATASET_FILE
-    dataset = json.loads(dataset_file.read_text()) if dataset_file.exists() else {}
     return {
         "name": dataset.get("name", source.name),
         "dataset": dataset,

@@ -39,7 +39,7 @@ from oak.data.check import Stored, accepted_samples, bad_images, check_images, r
 from oak.data.images import KEPT, BadImage, Conversion, convert_image, reuse_image_memory
 from oak.data.info import ShardInfo
 from oak.data.listing import Problem, select_classes
-from oak.data.manifest import check_md5, counts, rejected_table, shard_info, split_info
+from oak.data.manifest import check_md5, counts, read_dataset, rejected_table, shard_info, split_info
 from oak.data.parallel import advancing, image_progress, worker_map
 from oak.data.sources import SPLITS, find_source
 from oak.data.staging import check_output, open_staging, remove_staging, replace_output, staged_listing, staging_folder, work_fingerprint
@@ -72,6 +72,7 @@ def prepare_shards(
     check_output(out, source)
     staging = staging_folder(out)
     found = find_source(source)
+    dataset = read_dataset(source)
     fingerprint = work_fingerprint(found, classes, samples_per_shard, seed, conversion)
     if found.has_archive:  # indexing an archive is a full read: keep its result for a rerun
         open_staging(staging, fingerprint)
@@ -89,7 +90,7 @@ def prepare_shards(
         with _running_out_of_space_said(shards, stored):
             open_staging(staging, fingerprint)
             shards.mkdir(exist_ok=True)
-            info = shard_info(source, found, listing, archives, conversion, samples_per_shard, seed)
+            info = shard_info(source, dataset, found, listing, archives, conversion, samples_per_shard, seed)
             for split in SPLITS:
                 info["splits"][split] = _write_split(split, stored[split], shards, root, conversion, samples_per_shard, parallel_map)
                 info["counts"][split] = counts(split, listing, outcomes[split], problems)
@@ -159,7 +160,7 @@ def ensure_shard(task: tuple[str, Path, list[Stored], Conversion]) -> str:
     name always means a whole shard.
     """
     root, path, samples, conversion = task
-    if path.exists():
+    if path.is_file():  # a FIFO in its place would block the read: replaced below
         return file_sha256(path)
     partial = path.with_name(path.name + ".partial")
     try:

@@ -167,7 +167,7 @@ def staged_listing(source: Source, staging: Path) -> Listing:
     if not source.has_archive:
         return list_source(source, byte_progress)
     saved = staging / "work" / "listing.json"
-    if saved.exists():
+    if saved.is_file():  # a FIFO in its place would block the read: replaced below
         return Listing.from_json(saved.read_text())
     listing = list_source(source, byte_progress)
     write_atomic(saved, listing.to_json())

@@ -39,6 +39,8 @@ def shard_problem(task: tuple[Path, str, int, int]) -> str | None:
     path, digest, length, num_classes = task
     if not path.exists():
         return "missing"
+    if not path.is_file():  # not read: a FIFO would block the read
+        return "not a regular file"
     if hashlib.sha256(path.read_bytes()).hexdigest() != digest:
         return "sha256 differs from the info file"
     try:
