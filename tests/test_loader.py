@@ -1,4 +1,5 @@
-"""Reading shards on many ranks and workers: disjoint, equal training batches, every val sample once."""
+"""Reading shards on many ranks and workers: an epoch is each training sample once in equal full batches per
+rank (but the remainder), a resumed epoch its untrained batches, evaluation every val sample once."""
 
 import shutil
 import tarfile
