@@ -1,9 +1,11 @@
 """The paper's tables and claims: study files, table cells beside the runs' metrics files, formats."""
 
 import json
+import re
 from pathlib import Path
 
 import pytest
+from params_files import PARAMS
 
 from oak.errors import OakError
 from oak.models.scaled import EFFICIENTNET_B0_SCALINGS
@@ -350,3 +352,31 @@ def test_point_labels_never_overlap_even_where_points_crowd() -> None:
     assert not [(a, b) for i, a in enumerate(boxes) for b in boxes[i + 1 :] if a.overlaps(b)]
     # none cut off at the edge, nor crossing the frame into a neighbouring panel
     assert all(axes.bbox.x0 <= box.x0 and box.x1 <= axes.bbox.x1 and axes.bbox.y0 <= box.y0 and box.y1 <= axes.bbox.y1 for box in boxes)
+
+
+def test_a_report_input_cut_short_is_one_error_line_naming_the_file(tmp_path: Path) -> None:
+    from oak.layout import Layout
+    from oak.report.build import read_facts, read_g1s, read_metrics
+    from oak.report.cost import read_devices
+
+    layout = Layout(*(tmp_path / name for name in ("demo", "shards", "models", "metrics", "reports", "logs", "weights")))
+    readers = {
+        layout.facts: lambda: read_facts(layout.facts),
+        layout.eval_metrics("resnet18"): lambda: read_metrics(layout.eval_metrics("resnet18")),
+        layout.bench("g1"): lambda: read_g1s(layout),
+        layout.devices / "nvidia-h200" / "cost.json": lambda: read_devices(layout.devices, {}, PARAMS),
+    }
+    for path, read in readers.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text('{"top1": 0.5, "to')  # as a copy onto a full disk leaves it
+        with pytest.raises(OakError, match=rf"^{re.escape(str(path))}: not valid JSON, cut short or damaged \("):
+            read()
+
+
+def test_a_runs_curves_cut_short_stop_the_report_naming_the_file(tmp_path: Path) -> None:
+    from oak.report.build import read_run_curves
+
+    path = tmp_path / "resnet18.csv"
+    path.write_text("epoch,val/top1,step\n0,0.5,10\n1,0.6")
+    with pytest.raises(OakError, match=rf"^{path}: not a curves file, cut short or damaged; run `dvc repro`"):
+        read_run_curves(path)

@@ -6,7 +6,6 @@ Inputs are files DVC tracks: the metrics files and training curves of the runs, 
 when measured, `metrics/bench/g1.json`, and the measurements of other devices in metrics/devices/.
 """
 
-import json
 import statistics
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,7 +17,7 @@ from omegaconf import DictConfig
 from oak.config.load import PARAMS_FILE
 from oak.data.info import ShardInfo, read_info
 from oak.errors import OakError
-from oak.files import write_atomic
+from oak.files import read_json, replace_folder
 from oak.layout import Layout
 from oak.report.claims import claims_table, comparison_claims, published_claims, table_claims
 from oak.report.cost import common_setting, cost_runs_table, cost_table, paper_speed_accuracy, read_devices, study_runs
@@ -78,8 +77,7 @@ def write_report(config: DictConfig) -> list[Path]:
     outputs[layout.reports / "claims.md"] = to_markdown(claims_table(claims))
     device_names = {slug: measurement["device"] for slug, measurement in inputs.devices.items()}
     outputs[layout.reports / "README.md"] = index(tables, inputs.studies, device_names, inputs.profile, inputs.data_label)
-    for path, content in outputs.items():
-        write_atomic(path, content)
+    replace_folder(layout.reports, outputs)  # a kill leaves the previous report or this one, never a mix of both
     Tracker(config).log_report(inputs.info, list(outputs))
     return list(outputs)
 
@@ -103,33 +101,40 @@ def read_inputs(layout: Layout) -> Inputs:
         runs=runs,
         g1s=read_g1s(layout),
         measured={run.name: seed_mean([read_metrics(layout.eval_metrics(seed.name)) for seed in run.repeats()]) for run in runs},
-        published={key: json.loads(path.read_text()) for key, path in released.items() if path.exists()},
+        published={key: read_metrics(path) for key, path in released.items() if path.exists()},
         trained={run.name: read_metrics(layout.train_metrics(run.repeats()[0].name)) for run in runs},
         timings={run.name: read_metrics(layout.timings("train", run.repeats()[0].name)) for run in runs},
         imagenet=imagenet,
         paper_sizes=evaluation_sizes(imagenet),
         devices=read_devices(layout.devices, plan_runs(studies, "imagenet"), PARAMS_FILE),
-        curves={run.name: read_curves(layout.curves(run.repeats()[0].name)) for run in runs},
+        curves={run.name: read_run_curves(layout.curves(run.repeats()[0].name)) for run in runs},
     )
 
 
 def read_facts(path: Path) -> dict[str, dict]:
-    if not path.exists():
-        raise OakError(f"{path}: model facts not found; run `oak models --write` (or `dvc repro facts`)")
-    return json.loads(path.read_text())
+    return read_json(path, "run `oak models --write` (or `dvc repro facts`)")
 
 
 def read_metrics(path: Path) -> dict:
+    return read_json(path, "run `dvc repro` (or `oak train` and `oak evaluate`) for this model")
+
+
+def read_run_curves(path: Path) -> list[dict[str, float]]:
+    """A run's curves, as its training wrote them: a missing file or a row cut short is an error naming it."""
     if not path.exists():
-        raise OakError(f"{path}: metrics file not found; run `dvc repro` (or `oak train` and `oak evaluate`) for this model")
-    return json.loads(path.read_text())
+        raise OakError(f"{path}: curves not found; run `dvc repro` (or `oak train`) for this model")
+    try:
+        return read_curves(path)
+    except (TypeError, ValueError):  # a cell that is not a number; one missing from a row cut short reads as None
+        raise OakError(f"{path}: not a curves file, cut short or damaged; run `dvc repro` (or `oak train`) for this model") from None
 
 
 def read_g1s(layout: Layout) -> dict[str, dict]:
     """Table 4's measurements by table name: this machine's (the bench-g1 stage), then other devices' (`table4-<device>-<batch>`)."""
-    here = {"table4": json.loads(layout.bench("g1").read_text())} if layout.bench("g1").exists() else {}
+    measured = "measured by `oak bench g1`: run it again (here, `dvc repro bench-g1`), or restore the file from git"
+    here = {"table4": read_json(layout.bench("g1"), measured)} if layout.bench("g1").exists() else {}
     elsewhere = {f"table4-{path.parent.name}-{path.stem.removeprefix('g1-')}": path for path in sorted(layout.devices.glob("*/g1-*.json"))}
-    return here | {name: json.loads(path.read_text()) for name, path in elsewhere.items()}
+    return here | {name: read_json(path, measured) for name, path in elsewhere.items()}
 
 
 def report_tables(inputs: Inputs) -> dict[str, Table]:

@@ -6,10 +6,10 @@ images/s, and a study the sum of its distinct runs. A measurement counts only wh
 settings the plan gives its run now (oak.studies.binding); the tables name the others as stale.
 """
 
-import json
 from collections import Counter
 from pathlib import Path
 
+from oak.files import read_json
 from oak.report.paper import DASH
 from oak.report.tables import Table
 from oak.studies.binding import cost_differences, cost_settings
@@ -25,7 +25,7 @@ def read_devices(folder: Path, runs: dict[str, Run], params: Path) -> dict[str, 
     planned = {name: cost_settings(run_config(params, run), run.model) for name, run in runs.items()}
     devices = {}
     for path in sorted(folder.glob("*/cost.json")):
-        measurement = json.loads(path.read_text())
+        measurement = read_json(path, "measured by `oak bench cost` on that device: measure it again there, or restore the file from git")
         current, stale = {}, {}
         for name, entry in measurement["runs"].items():
             differences = cost_differences(entry, planned[name], measurement) if name in planned else ["no longer planned"]
