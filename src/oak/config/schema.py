@@ -102,7 +102,7 @@ class TrainConfig:
     # decode_jpeg, nvJPEG on a GPU, see oak.data.on_device), or auto: device on a GPU unless the recipe has auto_augment
     decode: str = "auto"
     # Loader workers per device; None: the node's cores (SLURM's allocation, else this process's) shared by its
-    # devices, less one each. The order of the training samples depends on this count (each worker shuffles a piece of the epoch of its own).
+    # devices, less one each. The order of the training samples depends on this count (each worker shuffles its own piece of the epoch).
     num_workers: int | None = None
     shuffle_buffer: int = MISSING
 
