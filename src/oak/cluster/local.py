@@ -34,8 +34,9 @@ def reproduce(stages: list[StaleStage], *, jobs: int, logs: Path, dvc: str) -> i
     byte for byte as recorded), and skipped.
 
     After a failure no stage starts; the running ones finish. Raises naming the failed stages. On
-    Ctrl-C or SIGTERM the running stages are stopped, their commands included: DVC records nothing
-    for them, and the next run starts them again (a training resumes from its last checkpoint).
+    Ctrl-C or SIGTERM the running stages are stopped, their commands included, and their watchdogs stop
+    them if this process is killed outright: DVC records nothing for them, and the next run starts them
+    again (a training resumes from its last checkpoint).
     """
     logs.mkdir(parents=True, exist_ok=True)
     waiting, succeeded, failed, unchanged = list(stages), set(), [], 0
@@ -83,8 +84,8 @@ def _start(stage: StaleStage, log: Path, dvc: str) -> subprocess.Popen:
 
 @contextmanager
 def _stopped_on_exit(running: dict[subprocess.Popen, tuple[StaleStage, float]]) -> Iterator[None]:
-    """SIGTERM interrupts as Ctrl-C does; either way the running stages are stopped before this process
-    ends (their watchdogs would stop them anyway, but this process waits for them, and says so)."""
+    """SIGTERM interrupts as Ctrl-C does; either way this process stops the running stages and waits
+    for them to end."""
     previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         yield
