@@ -85,7 +85,7 @@ def test_overrides_may_follow_a_verbs_options(capsys: pytest.CaptureFixture) -> 
     from oak.cli import main
 
     assert main(["models", "--model", "resnet18", "--json", "train.epochs=0"]) == 2
-    assert capsys.readouterr().err.strip() == "oak models: error: train.epochs=0: train at least 1 epoch"  # the override was read
+    assert capsys.readouterr().err.strip() == "oak models: error: train.epochs=0: use 1 or more"  # the override was read
 
 
 def test_main_called_in_process_leaves_the_garbage_collector_as_it_found_it() -> None:
@@ -177,7 +177,7 @@ def test_a_command_line_value_beyond_what_oak_reads_is_one_error_naming_its_key(
 @pytest.mark.parametrize(
     ("written", "instead", "message"),
     [
-        ("  shuffle_buffer: 1000\n", "  shuffle_buffer: 1000\n  shuffle_buffer: 10\n", r"key 'shuffle_buffer' is written twice in the mapping"),
+        ("  shuffle_buffer: 1000\n", "  shuffle_buffer: 1000\n  shuffle_buffer: 10\n", r"key 'shuffle_buffer' is written twice"),
         ("title: Oak results", "title: ${tracking.uri}", r"'\$\{tracking.uri\}' at line \d+: Oak resolves no interpolations"),
         ('launch: ""', "launch: &x [*x]", r"the value anchored at line \d+ holds an alias of itself"),
         ('launch: ""', "launch: &x " + "[" * 30 + "]" * 30 + "\nunused: [[[*x]]]", r"nested more than 32 levels deep by an alias of line"),
@@ -199,3 +199,51 @@ def test_anchors_and_aliases_within_the_bounds_load_as_yaml_reads_them(tmp_path:
     params_file(tmp_path).write_text(text)  # beside the recipes
     config = load_config(tmp_path / "params.yaml", ["train.mean=[&m 0.5, *m, *m]"])
     assert (config.seed, config.demo.seed, list(config.train.mean)) == (7, 7, [0.5, 0.5, 0.5])
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("train.lr=-0.1", r"train.lr=-0.1: use a value above 0$"),
+        ("train.lr=nan", r"train.lr=nan: use a value above 0$"),
+        ("train.image_size=0", r"train.image_size=0: use 1 or more$"),
+        ("train.drop_rate=1.5", r"train.drop_rate=1.5: use a value from 0 to below 1$"),
+        ("trainer.accumulate_grad_batches=0", r"trainer.accumulate_grad_batches=0: use 1 or more$"),
+        ("train.batch_size=0", r"train.batch_size=0: use 1 or more$"),
+        ("seed=-1", r"seed=-1: use a value from 0 to 4,294,967,295$"),
+        ("seed=4294967296", r"seed=4294967296: use a value from 0 to 4,294,967,295$"),
+        ("train.std=[0,0,0]", r"train.std=\[0.0, 0.0, 0.0\]: use a value above 0 and at most 1 \(the images are divided by it\)$"),
+        ("trainer.limit_train_batches=0", r"trainer.limit_train_batches=0: use a count of batches \(1 or more\) or a fraction"),
+        ("prepare.classes=0", r"prepare.classes=0: use null \(all\), a count of 1 or more, or a list of WordNet IDs$"),
+    ],
+)
+def test_a_number_outside_its_settings_range_is_refused_as_the_config_loads(override: str, message: str) -> None:
+    with pytest.raises(OakError, match="^" + message):
+        load_config(PARAMS, [override])
+
+
+def test_nesterov_sgd_without_momentum_is_refused_and_plain_sgd_is_named() -> None:
+    with pytest.raises(OakError, match=r"^train.momentum=0: train.optimizer=sgd is Nesterov SGD.*use train.optimizer=momentum"):
+        load_config(PARAMS, ["train.optimizer=sgd", "train.momentum=0"])
+    assert load_config(PARAMS, ["train.optimizer=momentum", "train.momentum=0"]).train.momentum == 0
+
+
+def test_every_numeric_setting_of_the_schema_has_a_range() -> None:
+    """A numeric key added to the schema without a range would take any value, and crash later."""
+    from dataclasses import fields, is_dataclass
+    from typing import Any
+
+    from oak.config.checks import RANGES
+    from oak.config.schema import OakConfig
+
+    def numeric_keys(schema: type, prefix: str = "") -> set[str]:
+        keys: set[str] = set()
+        for item in fields(schema):
+            if is_dataclass(item.type):
+                keys |= numeric_keys(item.type, f"{prefix}{item.name}.")
+            elif item.type is Any or any(kind in str(item.type) for kind in ("int", "float")):
+                keys.add(prefix + item.name)
+        return keys
+
+    checked_otherwise = {"train.eval_crops", "trainer.devices", "trainer.limit_train_batches", "prepare.classes"}  # sets of values
+    assert numeric_keys(OakConfig) - checked_otherwise == set(RANGES)

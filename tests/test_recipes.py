@@ -231,8 +231,8 @@ def test_ten_crop_evaluation_averages_the_softmax_of_the_corners_centre_and_mirr
     [
         ("train.eval_crops=5", r"train.eval_crops=5: use 1 \(centre crop\) or 10"),
         ("train.interpolation=lanczos", r"train.interpolation=lanczos: use one of bilinear, bicubic"),
-        ("train.epochs=0", r"train.epochs=0: train at least 1 epoch"),
-        ("train.batch_size=0", r"train.batch_size=0: use a batch of at least 1"),
+        ("train.epochs=0", r"train.epochs=0: use 1 or more$"),
+        ("train.batch_size=0", r"train.batch_size=0: use 1 or more$"),
         ("train.schedule=linear", r"train.schedule=linear: use one of cosine, step, poly"),
         ("train.eval_crops=abc", r"key 'train.eval_crops'"),
         ("train.eval_crop=10", r"unknown key 'train.eval_crop'"),
@@ -241,8 +241,8 @@ def test_ten_crop_evaluation_averages_the_softmax_of_the_corners_centre_and_mirr
         ("train.optimizer=bogus", r"train.optimizer=bogus: use a timm optimizer name"),
         ("train.auto_augment=bogus", r"train.auto_augment=bogus: use a timm policy"),
         ("train.auto_augment=rand-x9", r"train.auto_augment=rand-x9: use a timm policy"),
-        ("train.lr_batch_size=0", r"train.lr_batch_size=0: the batch the lr is for"),
-        ("train.cpu_threads=0", r"train.cpu_threads=0: use 1 or more threads, or null \(one per core\)"),
+        ("train.lr_batch_size=0", r"train.lr_batch_size=0: use 1 or more \(the global batch the lr is for; null: the lr as given\)"),
+        ("train.cpu_threads=0", r"train.cpu_threads=0: use 1 or more \(threads; null: one per core\)"),
     ],
 )
 def test_an_evaluation_or_recipe_setting_that_cannot_work_is_one_clear_error(override: str, message: str) -> None:

@@ -3,7 +3,8 @@
 Each value is written once. params.yaml holds the value of every key marked MISSING below (the
 repository's settings, which dvc.yaml reads and `dvc exp run -S` changes); the schema holds the
 defaults of the recipe keys (`train.*` and `trainer.*` below with a value), which a recipe in
-pipelines/recipes/ sets where its paper says otherwise. A test keeps the two apart.
+pipelines/recipes/ sets where its paper says otherwise. A test keeps the two apart. The range of every
+numeric key is in oak.config.checks (RANGES), checked as the settings load; a test keeps it complete.
 """
 
 from dataclasses import dataclass, field

@@ -13,6 +13,7 @@ the checkpoint's `state_dict` under `ema.module.` (what `oak.training.weights` e
 import inspect
 import math
 import time
+from pathlib import Path
 
 import lightning as L
 import torch
@@ -165,10 +166,33 @@ class Classifier(L.LightningModule):
         self.epoch_lr.update(self.trainer.optimizers[0].param_groups[0]["lr"])
         self.log("lr", self.epoch_lr, on_step=False, on_epoch=True)
         mixed_images, mixed_targets = self.augmented(images, targets)
-        outputs = self.net(self._images(mixed_images))
+        try:
+            outputs = self.net(self._images(mixed_images))
+        except ValueError as error:  # torch's words for a BatchNorm over a single value per channel
+            if "Expected more than 1 value per channel when training" not in str(error):
+                raise
+            raise OakError(
+                f"{self._run()}: train.batch_size={self.recipe.batch_size}: a BatchNorm layer of the network sees a single value "
+                f"per channel in training (one image per device, a 1x1 feature map at {images.shape[-1]} px); "
+                "use a batch of 2 or more images per device"
+            ) from None
         loss = self.training_loss(outputs, mixed_targets)
+        self._check_finite(loss)
         self._log_metrics("train", _main_logits(outputs).detach(), targets, loss)  # accuracy against the unmixed labels
         return loss
+
+    def _check_finite(self, loss: torch.Tensor) -> None:
+        """Stop at the first NaN or infinite loss: the weights are lost from there on, and the run would otherwise go on
+        to its last epoch and exit 0 with NaN metrics. (One check per step; Lightning's detect_anomaly checks every
+        operator, many times slower.)"""
+        if not torch.isfinite(loss):
+            raise OakError(
+                f"{self._run()}: the training loss is {loss.item()} at step {self.global_step} (epoch {self.current_epoch}); "
+                "try a lower train.lr, a longer train.warmup_epochs or trainer.gradient_clip_val, or check the data"
+            )
+
+    def _run(self) -> str:
+        return Path(self.trainer.default_root_dir).name  # the run's checkpoint folder, named after it (oak.layout)
 
     def augmented(self, images: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The batch as the network trains on it: timm's random erasing (per image, normal noise on the
