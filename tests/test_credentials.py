@@ -115,3 +115,17 @@ def test_urls_lose_their_login_and_secret_looking_keys_their_value() -> None:
     config = redact_config(OmegaConf.create({"tracking": {"uri": "http://u:p@h"}, "auth": {"api_key": "k", "tokens": ["a"]}, "lr": 0.1}))
     assert config == {"tracking": {"uri": f"http://{REDACTED}@h"}, "auth": {"api_key": REDACTED, "tokens": REDACTED}, "lr": 0.1}
     assert flatten(config)["auth.api_key"] == REDACTED
+
+
+def test_basic_auth_without_an_admin_password_is_one_line_saying_what_to_set(tmp_path: Path) -> None:
+    env = {name: value for name, value in os.environ.items() if name != "MLFLOW_AUTH_ADMIN_PASSWORD"}
+    env["PATH"] = f"{BIN}{os.pathsep}{os.environ['PATH']}"
+    done = subprocess.run(
+        [sys.executable, "-m", "oak.cli", "--params", str(PARAMS), "server", "--basic-auth", "--port", str(free_port())],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr[-3000:]
+    [line] = done.stderr.strip().splitlines()
+    assert line.startswith("oak server: error: --basic-auth: MLflow Authentication needs a password to create the admin user 'admin', ")
+    assert "Set the MLFLOW_AUTH_ADMIN_PASSWORD environment variable" in line
+    assert "mlflow server" not in done.stdout  # stopped before the server's command

@@ -2,8 +2,12 @@
 
 import os
 import secrets
+import warnings
 
-from oak.tracking.store import follow_moved_store
+from mlflow.exceptions import MlflowException
+
+from oak.errors import OakError
+from oak.tracking.store import open_client
 from oak.tracking.tracker import DEFAULT_TRACKING_URI
 
 
@@ -19,8 +23,11 @@ def server_command(
 
 
 def serve(*, host: str, port: int, basic_auth: bool) -> None:
-    """Replace this process with the server."""
-    follow_moved_store(DEFAULT_TRACKING_URI)
+    """Replace this process with the server, once its stores open: a store or login that cannot be set up
+    is one line here, not MLflow's traceback from the server."""
+    if basic_auth:
+        _bootstrap_admin()  # first: a refused start creates no runs store
+    open_client(DEFAULT_TRACKING_URI)  # created or migrated by one process at a time, moved with the checkout
     command = server_command(host=host, port=port)
     if basic_auth:
         command += ["--app-name", "basic-auth"]
@@ -31,3 +38,16 @@ def serve(*, host: str, port: int, basic_auth: bool) -> None:
             print("oak server: a new MLFLOW_FLASK_SERVER_SECRET_KEY for this start (set one to keep browser logins across restarts)")
     print(" ".join(command), flush=True)
     os.execvp(command[0], command)
+
+
+def _bootstrap_admin() -> None:
+    """The users' store and its admin, made as MLflow's basic-auth app makes them at its start (it refuses
+    to start without an admin password the first time, a too short one, or the password it once shipped)."""
+    with warnings.catch_warnings():  # its web stack's deprecation notices: not the user's to act on
+        warnings.simplefilter("ignore")
+        from mlflow.server.auth import bootstrap_admin_user  # reads MLflow's auth settings as it imports
+
+    try:
+        bootstrap_admin_user()
+    except MlflowException as error:
+        raise OakError(f"--basic-auth: {error.message}") from None
