@@ -1,15 +1,22 @@
 """Tracking against a real `mlflow server` on 127.0.0.1: what a run holds, and how runs end."""
 
+import contextlib
+import http.server
 import json
 import os
+import select
 import shutil
 import signal
 import socket
+import socketserver
+import sqlite3
 import subprocess
 import sys
 import threading
 import time
+import urllib.parse
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -324,3 +331,220 @@ def test_runs_started_at_once_in_a_new_experiment_all_land_in_it_with_their_data
     runs = runs_of(server, "started-at-once")
     assert sorted(run.info.run_name for run in runs) == [f"r{index}" for index in range(starters)]
     assert all(run.inputs.dataset_inputs[0].dataset.digest == "0123456789abcdef" for run in runs)
+
+
+def open_at_once(uri: str, barrier, results) -> None:
+    """In a process of its own: check the login of `uri` (opening its store) with the others."""
+    from oak.tracking.logger import check_login
+
+    barrier.wait()
+    try:
+        check_login(uri)
+        results.put("opened")
+    except Exception as error:  # noqa: BLE001 - reported to the test, whatever it is
+        results.put(f"{type(error).__name__}: {str(error).splitlines()[0]}")
+
+
+@pytest.mark.slow  # three processes creating a store, one after the other
+def test_oak_commands_opening_a_new_sqlite_store_at_once_all_open_it(tmp_path: Path) -> None:
+    """Two `oak train` started together on a fresh clone: MLflow creates a store's tables as its first
+    client opens it, and two creations at once failed half-way ("duplicate column name: step")."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")  # MLflow is imported already: the processes start at once
+    starters = 3
+    barrier, results = context.Barrier(starters), context.Queue()
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    processes = [context.Process(target=open_at_once, args=(uri, barrier, results)) for _ in range(starters)]
+    for process in processes:
+        process.start()
+    outcomes = [results.get(timeout=300) for _ in processes]
+    for process in processes:
+        process.join(timeout=60)
+    assert outcomes == ["opened"] * starters
+
+
+def sqlite_of_something_else(path: Path) -> None:
+    with contextlib.closing(sqlite3.connect(path)) as db, db:
+        db.execute("CREATE TABLE notes (text TEXT)")
+
+
+@pytest.mark.parametrize(
+    ("make", "reason"),
+    [
+        (lambda path: path.write_bytes(b"<html>a page saved as the store</html>\n" * 50), "not an MLflow store (file is not a database)"),
+        (sqlite_of_something_else, "an SQLite database without MLflow's tables, not an MLflow store"),
+    ],
+)
+def test_a_store_file_that_is_no_mlflow_store_is_one_error_naming_it_and_stays_as_it_was(tmp_path: Path, make, reason: str) -> None:
+    from oak.errors import OakError
+    from oak.tracking.logger import check_login
+
+    store = tmp_path / "mlflow.db"
+    make(store)
+    before = store.read_bytes()
+    with pytest.raises(OakError) as raised:
+        check_login(f"sqlite:///{store}")
+    assert str(raised.value) == (
+        f"{store}: {reason}; move it aside (the next `oak` command starts a new store there) or set tracking.uri to the store you meant"
+    )
+    assert store.read_bytes() == before
+
+
+@contextlib.contextmanager
+def web_server(status: int) -> Iterator[str]:
+    """A real HTTP server on 127.0.0.1 that answers every request with `status` and an HTML page, as a
+    web server or a proxy does: no MLflow behind it."""
+
+    class Page(http.server.BaseHTTPRequestHandler):
+        def answer(self) -> None:
+            page = b"<!DOCTYPE html><html><body><h1>Welcome</h1>" + b"<p>nothing to see here</p>" * 100 + b"</body></html>"
+            self.send_response(status)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(page)))
+            self.end_headers()
+            self.wfile.write(page)
+
+        do_GET = do_POST = answer
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), Page) as server:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        try:
+            yield f"http://127.0.0.1:{server.server_address[1]}"
+        finally:
+            server.shutdown()
+
+
+def test_an_address_that_answers_but_not_as_mlflow_stops_the_command_with_one_line() -> None:
+    from oak.errors import OakError
+    from oak.tracking.logger import check_login
+
+    with web_server(404) as address, pytest.raises(OakError) as raised:
+        check_login(address)
+    assert str(raised.value) == (
+        f"{address} answers (HTTP 404, not MLflow's JSON) but is not an MLflow tracking server: "
+        "set tracking.uri (or MLFLOW_TRACKING_URI) to the server's address"
+    )
+
+
+def test_a_server_answering_503_while_it_restarts_is_an_outage_not_a_wrong_address() -> None:
+    from oak.tracking.logger import check_login
+
+    with web_server(503) as address:
+        check_login(address)  # no error: runs wait for the server
+
+
+def test_a_page_a_server_answers_in_the_middle_of_a_run_stays_out_of_the_log(caplog: pytest.LogCaptureFixture) -> None:
+    from oak.tracking.logger import BufferedMlflowLogger
+
+    with web_server(404) as address:
+        logger = BufferedMlflowLogger(tracking_uri=address, experiment="e", run_name="r", tags={}, patience_seconds=0)
+        logger.log_metrics({"train/loss": 1.0}, step=0)
+        logger.close()
+    warnings = [record.getMessage() for record in caplog.records if record.name == "oak.tracking.logger"]
+    assert warnings[0] == (
+        "MLflow: tracking server unreachable (API request to endpoint /api/2.0/mlflow/experiments/get-by-name failed with "
+        "error code 404 != 200); the run's data is kept and sent when it answers"
+    )
+    assert not [warning for warning in warnings if "<" in warning]
+
+
+def test_what_a_run_still_holds_back_when_its_stage_ends_is_named_and_never_called_up_to_date(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from oak.tracking.logger import BufferedMlflowLogger
+
+    uri = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    (tmp_path / "config.yaml").write_text("a: 1\n")
+    logger = BufferedMlflowLogger(tracking_uri=uri, experiment="e", run_name="resnet18", tags={"stage": "train"}, patience_seconds=1)
+    logger.log_hyperparams({"lr": 0.1, "epochs": 2})
+    logger.log_metrics({"train/loss": 1.0, "val/top1": 0.5}, step=0)
+    started = time.monotonic()
+    logger.finalize("success")  # Lightning's end of fit: no wait there, the stage writes its results next
+    assert time.monotonic() - started < 5
+    logger.log_metrics({"train/seconds": 12.5}, step=0)  # what a stage logs after fit, inside the pause between tries
+    logger.log_artifact(tmp_path / "config.yaml")
+    logger.close()
+    messages = [record.getMessage() for record in caplog.records if record.name == "oak.tracking.logger"]
+    assert messages[-1] == (
+        f"MLflow: the tracking server stayed unreachable for 1 s; run resnet18 at {uri} lacks the run itself; "
+        "3 metric points (train/loss, train/seconds, val/top1); 1 artifacts (config.yaml); 2 params; 1 tags; its status FINISHED "
+        "(the files on disk hold the results)"
+    )
+    assert not [message for message in messages if "up to date" in message]
+
+
+def test_an_evaluation_writes_its_results_before_it_waits_for_an_absent_tracking_server(
+    tmp_path: Path, shards: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A kill while the stage waits for the server must not lose a result already computed."""
+    from safetensors.torch import save_file
+
+    from oak.models import create_model
+
+    save_file(create_model(MODEL, num_classes=4).state_dict(), tmp_path / "weights.safetensors")
+    config = server_config(tmp_path, shards, f"http://127.0.0.1:{free_port()}", "absent", "tracking.patience_seconds=2")
+    evaluate(config, MODEL, tmp_path / "weights.safetensors")
+    written = Layout.of(config).weights_metrics(MODEL).stat().st_mtime
+    given_up = [record for record in caplog.records if record.name == "oak.tracking.logger"][-1]
+    assert written < given_up.created - 1  # on disk before the 2 s of waiting began
+    assert "stayed unreachable for 2 s" in given_up.getMessage()
+    assert "eval/top1" in given_up.getMessage() and f"1 artifacts ({MODEL}.json)" in given_up.getMessage()
+
+
+@contextlib.contextmanager
+def relay(port: int, upstream: str) -> Iterator[None]:
+    """127.0.0.1:`port` carried to the `upstream` server while open: the address of a server that comes back."""
+    target = urllib.parse.urlsplit(upstream)
+
+    class Pipe(socketserver.BaseRequestHandler):
+        def handle(self) -> None:
+            with socket.create_connection((target.hostname, target.port)) as far:
+                while True:
+                    for source in select.select([self.request, far], [], [])[0]:
+                        data = source.recv(65536)
+                        if not data:
+                            return
+                        (far if source is self.request else self.request).sendall(data)
+
+    class Relay(socketserver.ThreadingTCPServer):
+        allow_reuse_address = daemon_threads = True
+
+    with Relay(("127.0.0.1", port), Pipe) as carrier:
+        threading.Thread(target=carrier.serve_forever, daemon=True).start()
+        try:
+            yield
+        finally:
+            carrier.shutdown()
+
+
+@pytest.mark.slow  # a process of its own
+def test_what_a_run_logs_after_it_ends_reaches_a_server_that_comes_back_before_the_process_exits(tmp_path: Path, server: str) -> None:
+    """The server is away when training ends and comes back within the stage's patience: the training's
+    time and artifacts, logged after Lightning ended the run, inside the pause between tries, arrive too."""
+    port = free_port()
+    uri = f"http://127.0.0.1:{port}"
+    (tmp_path / "config.yaml").write_text("a: 1\n")
+    stage = f"""
+from oak.tracking.logger import BufferedMlflowLogger
+logger = BufferedMlflowLogger(tracking_uri={uri!r}, experiment="after-the-end", run_name="r", tags={{}}, patience_seconds=300)
+logger.log_metrics({{"train/loss": 1.0}}, step=0)
+logger.finalize("success")
+logger.log_metrics({{"train/seconds": 12.5}}, step=0)
+logger.log_artifact({str(tmp_path / "config.yaml")!r})
+"""
+    with open(tmp_path / "train.log", "wb") as log:
+        process = subprocess.Popen([sys.executable, "-c", stage], stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 120
+    while "tracking server unreachable" not in output(tmp_path):
+        assert process.poll() is None and time.monotonic() < deadline, output(tmp_path)
+        time.sleep(0.5)
+    with relay(port, server):
+        assert process.wait(timeout=300) == 0, output(tmp_path)
+    [run] = runs_of(server, "after-the-end")
+    assert run.info.status == "FINISHED" and set(run.data.metrics) == {"train/loss", "train/seconds"}
+    assert [artifact.path for artifact in MlflowClient(server).list_artifacts(run.info.run_id)] == ["config.yaml"]
+    assert output(tmp_path).count("run r is up to date") == 1

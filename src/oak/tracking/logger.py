@@ -2,21 +2,26 @@
 
 Everything a run receives (tags, params, metric points, artifacts, its end status) is queued
 here and delivered in order. A delivery that fails because the server cannot be reached leaves
-the queue as it was, warns once, and is tried again at the next log call after a pause, and
-patiently when the run ends. After a failure, and in a resumed run, the points the server already
-holds are looked up, and any point logged again at a (key, step) it holds is left out, so each
-arrives once: a resumed training replays the steps after its checkpoint, and with them the
-metrics of an epoch that ended before the stop.
+the queue as it was, warns once, and is tried again at the next log call after a pause. The
+patient wait for an absent server comes last, in `close`: the stage calls it once its results are
+on disk (Lightning's `finalize` comes before a stage writes them, and a stage logs its files and
+times after it), and the process calls it at exit for whatever is still queued then. What stays
+undelivered is named in a warning, never reported as up to date. After a failure, and in a resumed
+run, the points the server already holds are looked up, and any point logged again at a (key,
+step) it holds is left out, so each arrives once: a resumed training replays the steps after its
+checkpoint, and with them the metrics of an epoch that ended before the stop.
 
 An evaluation adds to its training's finished run: it leaves the run's status alone (a failed
 evaluation does not make the training FAILED) and looks up only the points it sent itself, so a
 re-evaluation's value becomes the run's latest, as in the DVC metrics.
 """
 
+import atexit
 import contextlib
 import functools
 import logging
 import os
+import re
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -26,12 +31,12 @@ from lightning.pytorch.loggers.logger import Logger
 from lightning.pytorch.utilities import rank_zero_only
 from mlflow import MlflowClient
 from mlflow.entities import DatasetInput, Metric, Param, RunTag
-from mlflow.exceptions import MlflowException
+from mlflow.exceptions import MlflowException, RestException
 from requests.exceptions import RequestException
 
 from oak.errors import OakError
 from oak.tracking.redaction import redact_text, without_login
-from oak.tracking.store import follow_moved_store, local_artifact_location
+from oak.tracking.store import local_artifact_location, open_client
 from oak.tracking.ui import VIEW_TAG, experiment_tags, run_page_link, runs_table_link, runs_view
 
 log = logging.getLogger(__name__)
@@ -78,15 +83,44 @@ def is_unreachable(error: Exception) -> bool:
     return False
 
 
+# MLflow's client words for an answer that is not MLflow's JSON. The statuses of a server, or a proxy in
+# front of it, while it restarts (502, 503, ...) never come as such: MLflow's retries take them, and with
+# none left say "failed with exception", an outage.
+NOT_JSON_STATUS = re.compile(r"API request to endpoint \S+ failed with error code (\d+) != \d+\. Response body")
+NOT_JSON_OK = "API request to endpoint was successful but the response body was not in a valid JSON format"
+
+
+def foreign_answer(error: Exception) -> str | None:
+    """What an address answered that no MLflow tracking server answers ("HTTP 404, not MLflow's JSON"); None for any other error."""
+    if isinstance(error, RestException):  # JSON: MLflow's always names its error code
+        return None if "error_code" in error.json else "JSON without MLflow's error code"
+    status = NOT_JSON_STATUS.match(str(error)) if isinstance(error, MlflowException) else None
+    if status and int(status[1]) not in REFUSALS:
+        return f"HTTP {status[1]}, not MLflow's JSON"
+    return "HTTP 200, not MLflow's JSON" if str(error).startswith(NOT_JSON_OK) else None
+
+
+def described(error: Exception) -> str:
+    """The error's first line, without the page a server answered with and without credentials."""
+    line = (str(error).splitlines() or [type(error).__name__])[0]
+    return redact_text(line.split(". Response body:")[0])
+
+
 @rank_zero_only
 def check_login(tracking_uri: str) -> None:
-    """One request before any work: a refused login stops here, not after training (an absent server does not: runs wait for it)."""
+    """One request before any work: a refused login or an address that is no MLflow server stops here, not
+    after training (an absent server does not: runs wait for it)."""
     try:
         with quick_requests():
-            MlflowClient(tracking_uri).search_experiments(max_results=1)
+            open_client(tracking_uri).search_experiments(max_results=1)
     except Exception as error:
         if is_refused(error):
             raise refusal(tracking_uri, error) from None
+        if answer := foreign_answer(error):
+            raise OakError(
+                f"{redact_text(tracking_uri)} answers ({answer}) but is not an MLflow tracking server: "
+                "set tracking.uri (or MLFLOW_TRACKING_URI) to the server's address"
+            ) from None
         if not is_unreachable(error):
             raise
 
@@ -125,6 +159,7 @@ class BufferedMlflowLogger(Logger):
         self._since_ms = int(time.time() * 1000) if self.evaluation else 0  # the held points that count
         self._next_try = 0.0
         self._warned = False
+        atexit.register(self._close_at_exit)
 
     @property
     def name(self) -> str:
@@ -136,10 +171,8 @@ class BufferedMlflowLogger(Logger):
 
     @functools.cached_property
     def client(self) -> MlflowClient:
-        # Made on first use, so on rank 0 only: ranks started at once (torchrun, srun) would otherwise
-        # all create a new SQLite store's tables at the same moment ("table ... already exists").
-        follow_moved_store(self.tracking_uri)
-        return MlflowClient(self.tracking_uri)
+        # Made on first use, so on rank 0 only: the other ranks have no run to open the store for.
+        return open_client(self.tracking_uri)
 
     @property
     def pending(self) -> int:
@@ -179,24 +212,66 @@ class BufferedMlflowLogger(Logger):
 
     @rank_zero_only
     def finalize(self, status: str) -> None:
+        """Lightning's end of a fit or test: the run's end status joins the queue (`close` waits for the server)."""
         # "finished" comes only from Lightning's SLURM requeue handler: the job is about to be stopped
         # and requeued, and the requeued job continues this run, so it stays RUNNING.
         ended = {"success": "FINISHED", "finished": self._status, "failed": "KILLED" if self.interrupted else "FAILED"}
         self._status = None if self.evaluation else ended.get(status, status)
-        if not self.deliver(patience=self.patience_seconds):
-            log.warning(
-                "MLflow: %d metric points of run %s could not be delivered within %.0f s; they are lost to MLflow, "
-                "the DVC metrics files hold the results",
-                self.pending,
-                self.run_name,
-                self.patience_seconds,
-            )
+        self.deliver()
 
-    def deliver(self, patience: float = 0.0) -> bool:
-        """Send what is queued; False if the server stayed unreachable for `patience` seconds."""
-        deadline = time.monotonic() + patience
+    @rank_zero_only
+    def close(self) -> None:
+        """Deliver everything queued, waiting up to `patience_seconds` for an absent server; what stays
+        undelivered is named in a warning. Call it once the stage's results are on disk."""
+        atexit.unregister(self._close_at_exit)
+        if not self.undelivered():
+            return
+        try:
+            delivered = self.deliver(patience=self.patience_seconds)
+        except KeyboardInterrupt:
+            self._warn_undelivered("Ctrl-C stopped the wait for the tracking server")
+            raise
+        if not delivered:
+            self._warn_undelivered(f"the tracking server stayed unreachable for {self.patience_seconds:.0f} s")
+
+    def _close_at_exit(self) -> None:
+        """`close` for what a stage queued after its last call of it, or that an error left (a FAILED status)."""
+        try:
+            self.close()
+        except KeyboardInterrupt:
+            pass  # `close` named what was left; the process is ending anyway
+        except Exception as error:  # raised here, it would be a traceback after the command's last line
+            self._warn_undelivered(described(error))
+
+    def undelivered(self) -> list[str]:
+        """What the server has not received, by kind, with the names of metrics and artifacts; empty when nothing is queued."""
+        metrics = ", ".join(sorted({point.key for point in self._metrics}))
+        artifacts = ", ".join(os.path.basename(path) for path in self._artifacts)
+        parts = [
+            *([f"{len(self._metrics)} metric points ({metrics})"] if self._metrics else []),
+            *([f"{len(self._artifacts)} artifacts ({artifacts})"] if self._artifacts else []),
+            *([f"{len(self._params)} params"] if self._params else []),
+            *([f"{len(self._tags)} tags"] if self._tags else []),
+            *([f"{len(self._datasets)} dataset inputs"] if self._datasets else []),
+            *([f"its status {self._status}"] if self._status else []),
+        ]
+        return ["the run itself", *parts] if parts and self.run_id is None else parts
+
+    def _warn_undelivered(self, why: str) -> None:
+        log.warning(
+            "MLflow: %s; run %s at %s lacks %s (the files on disk hold the results)",
+            why,
+            self.run_name,
+            redact_text(self.tracking_uri),
+            "; ".join(self.undelivered()),
+        )
+
+    def deliver(self, patience: float | None = None) -> bool:
+        """Send what is queued; True once nothing is left. Without `patience`, only when the pause after a
+        failure is over; with it, now, and every few seconds for up to `patience` seconds."""
+        deadline = time.monotonic() + (patience or 0.0)
         while True:
-            if patience or time.monotonic() >= self._next_try:
+            if patience is not None or time.monotonic() >= self._next_try:
                 try:
                     with quick_requests():
                         self._send()
@@ -213,7 +288,7 @@ class BufferedMlflowLogger(Logger):
                     self._next_try = time.monotonic() + self.retry_seconds
                     if not self._warned:
                         log.warning(
-                            "MLflow: tracking server unreachable (%s); metrics are kept and sent when it answers", redact_text(str(error))
+                            "MLflow: tracking server unreachable (%s); the run's data is kept and sent when it answers", described(error)
                         )
                         self._warned = True
             if time.monotonic() >= deadline:

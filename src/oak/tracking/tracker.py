@@ -17,7 +17,6 @@ from pathlib import Path
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.utilities import rank_zero_only
 from lightning.pytorch.utilities.exceptions import SIGTERMException
-from mlflow import MlflowClient
 from mlflow.entities import Dataset, DatasetInput, InputTag
 from mlflow.exceptions import MlflowException
 from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
@@ -36,6 +35,7 @@ from oak.tracking.logger import (
     refusal,
 )
 from oak.tracking.redaction import redact_config, redact_text
+from oak.tracking.store import open_client
 from oak.tracking.ui import run_page_link
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
@@ -126,7 +126,7 @@ class Tracker:
             return f"run {run_id} in {self.shown_uri}"
         try:
             with quick_requests():
-                experiment_id = MlflowClient(self.uri).get_run(run_id).info.experiment_id
+                experiment_id = open_client(self.uri).get_run(run_id).info.experiment_id
         except Exception:  # the server is away or lost the run: the id still says which
             return f"run {run_id} at {self.shown_uri}"
         return run_page_link(self.shown_uri, experiment_id, run_id)
@@ -136,7 +136,7 @@ class Tracker:
         """`run_id` when the store holds that run (or cannot be asked now), else None; None on ranks but 0."""
         try:
             with quick_requests():
-                MlflowClient(self.uri).get_run(run_id)
+                open_client(self.uri).get_run(run_id)
         except MlflowException as error:
             if is_refused(error):
                 raise refusal(self.uri, error) from None
@@ -150,7 +150,7 @@ class Tracker:
         A SIGKILL gives MLflow no chance to end its run; runs of other hosts are left alone, as this
         host cannot tell whether they still live.
         """
-        client = MlflowClient(self.uri)
+        client = open_client(self.uri)
         host = socket.gethostname().replace("'", "")
         try:
             with quick_requests():
@@ -185,6 +185,7 @@ class Tracker:
         for path in paths:
             logger.log_artifact(path)
         logger.finalize("success")
+        logger.close()
         return logger.run_id
 
 

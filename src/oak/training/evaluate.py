@@ -35,8 +35,8 @@ def evaluate(config: DictConfig, model: str, weights: Path | None = None, *, run
     """
     run = run or model
     check_model_name(model)
-    if weights is not None and weights.is_dir():
-        raise OakError(f"{weights}: a folder, not a weights file; give the checkpoint, state_dict or .safetensors file itself")
+    if weights is not None and weights.exists() and not weights.is_file():
+        raise OakError(f"{weights}: not a file (a folder, pipe or device); give the checkpoint, state_dict or .safetensors file itself")
     use_cpu_threads(config.train)
     tracker = Tracker(config)
     tracker.check_login()
@@ -103,4 +103,5 @@ def evaluate(config: DictConfig, model: str, weights: Path | None = None, *, run
     logger.log_dataset(dataset_input(config, info, context="evaluation"))
     logger.set_tags({"stage": "train,evaluate" if run_id else "evaluate"} | ({"weights": published or str(weights)} if weights else {}))
     logger.log_artifact(out)
+    logger.close()  # the wait for an absent tracking server comes after the results are on disk
     return metrics
