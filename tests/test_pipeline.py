@@ -94,7 +94,7 @@ def first_repro(repo: Path) -> str:
 
 
 def test_repro_runs_every_stage_and_writes_every_output(repo: Path, first_repro: str) -> None:
-    expected = {"demo-data", "prepare", "facts", "bench-g1", "report"} | {f"{stage}@{m}" for stage in ("train", "evaluate") for m in MODELS}
+    expected = {"demo-data", "prepare", "facts", "bench-g1", "report", "sync"} | {f"{stage}@{m}" for stage in ("train", "evaluate") for m in MODELS}
     assert stages_run(first_repro) == expected
     for model in MODELS:
         assert (repo / "models" / model / "last.ckpt").exists()
@@ -145,8 +145,16 @@ def test_a_retraining_that_gives_the_same_weights_keeps_their_evaluation(repo: P
     evaluations = {model: (repo / "metrics" / "eval" / f"{model}.json").read_text() for model in MODELS}
     for model in MODELS:
         shutil.rmtree(repo / "models" / model)
-    assert stages_run(run(["dvc", "repro"], repo)) == {"report"} | {f"train@{model}" for model in MODELS}
+    assert stages_run(run(["dvc", "repro"], repo)) == {"report", "sync"} | {f"train@{model}" for model in MODELS}
     assert {model: (repo / "metrics" / "eval" / f"{model}.json").read_text() for model in MODELS} == evaluations
+    # MLflow still shows every result: the sync stage gives each new training's run the evaluation DVC kept
+    client = MlflowClient(f"sqlite:///{repo / 'mlflow.db'}")
+    for model in MODELS:
+        run_id = json.loads((repo / "models" / model / "run.json").read_text())["run_id"]
+        mirrored = client.get_run(run_id).data
+        assert mirrored.metrics["eval/top1"] == pytest.approx(json.loads(evaluations[model])["top1"])
+        assert mirrored.tags["oak.source.eval"].startswith(f"DVC record: metrics/eval/{model}.json (md5 ")
+        assert mirrored.tags["oak.source.train"] == "computed here"
 
 
 def test_oak_repro_with_two_jobs_reproduces_what_dvc_repro_did(repo: Path, first_repro: str) -> None:
@@ -156,7 +164,7 @@ def test_oak_repro_with_two_jobs_reproduces_what_dvc_repro_did(repo: Path, first
     output = run(["oak", "repro", "--jobs", "2"], repo)
     finished = {line.rsplit(" in ", 1)[0] for line in output.splitlines()}
     assert {f"train@{model}: done" for model in MODELS} | {f"evaluate@{model}: unchanged, skipped" for model in MODELS} <= finished
-    assert f"{2 * len(MODELS) + 1} stages: {len(MODELS) + 1} ran, {len(MODELS)} unchanged" in output
+    assert f"{2 * len(MODELS) + 2} stages: {len(MODELS) + 2} ran, {len(MODELS)} unchanged" in output
     # one compute thread per training (the demo recipe's train.cpu_threads): the same weights as `dvc repro`'s, evaluations kept
     assert {model: (repo / "metrics" / "eval" / f"{model}.json").read_text() for model in MODELS} == evaluations
     assert "Data and pipelines are up to date." in run(["dvc", "status"], repo)
@@ -165,7 +173,7 @@ def test_oak_repro_with_two_jobs_reproduces_what_dvc_repro_did(repo: Path, first
 def test_changing_the_epochs_reruns_training_downstream_only(repo: Path, first_repro: str) -> None:
     set_params(repo, {"train": {"epochs": 2}})
     rerun = stages_run(run(["dvc", "repro"], repo))
-    assert rerun == {"report"} | {f"{stage}@{m}" for stage in ("train", "evaluate") for m in MODELS}
+    assert rerun == {"report", "sync"} | {f"{stage}@{m}" for stage in ("train", "evaluate") for m in MODELS}
     assert json.loads((repo / "metrics" / "train" / f"{MODELS[0]}.json").read_text())["epochs"] == 2
 
 
@@ -181,7 +189,7 @@ def test_changing_one_runs_settings_in_its_study_reruns_that_run_and_the_report(
         study.read_text().replace("60.552, series: [both]}", "60.552, series: [both], profiles: {demo: {settings: {train: {hflip: 0.0}}}}}")
     )
     run(["oak", "plan"], repo)
-    assert stages_run(run(["dvc", "repro"], repo)) == {"train@shufflenet_v2_x0_5", "evaluate@shufflenet_v2_x0_5", "report"}
+    assert stages_run(run(["dvc", "repro"], repo)) == {"train@shufflenet_v2_x0_5", "evaluate@shufflenet_v2_x0_5", "report", "sync"}
     assert "hflip: 0.0" in (repo / "models" / "shufflenet_v2_x0_5" / "config.yaml").read_text()
 
 
@@ -196,7 +204,7 @@ rows:
 """
     )
     run(["oak", "plan"], repo)
-    assert stages_run(run(["dvc", "repro"], repo)) == {"train@resnet18-ls", "evaluate@resnet18-ls", "report"}
+    assert stages_run(run(["dvc", "repro"], repo)) == {"train@resnet18-ls", "evaluate@resnet18-ls", "report", "sync"}
     assert "`resnet18-ls`" in (repo / "reports" / "tables" / "smoothing.md").read_text()
     client = MlflowClient(f"sqlite:///{repo / 'mlflow.db'}")
     [ls_run] = client.search_runs([client.get_experiment_by_name("oak-demo").experiment_id], "tags.run = 'resnet18-ls'")
@@ -215,7 +223,7 @@ rows:
     )
     run(["oak", "plan"], repo)
     seeds = {"resnet18-seeded-seed0", "resnet18-seeded-seed1"}
-    assert stages_run(run(["dvc", "repro"], repo)) == {f"{stage}@{name}" for stage in ("train", "evaluate") for name in seeds} | {"report"}
+    assert stages_run(run(["dvc", "repro"], repo)) == {f"{stage}@{name}" for stage in ("train", "evaluate") for name in seeds} | {"report", "sync"}
     top1 = [json.loads((repo / "metrics" / "eval" / f"{name}.json").read_text())["top1"] for name in sorted(seeds)]
     row = (repo / "reports" / "tables" / "seeded.md").read_text().split("| ResNet-18 |")[1].split("\n")[0]
     assert f"{100 * sum(top1) / 2:.2f} ± " in row and "(mean of 2 seeds, sd " in row

@@ -217,3 +217,17 @@ def test_a_second_oak_repro_refuses_naming_the_first_and_leaves_its_logs_alone(r
         "wait for it to end or stop it first"
     )
     assert log.read_text().startswith(written) and "Running stage 'sleeper'" in written
+
+
+def test_the_entries_dvc_lock_keeps_of_stages_no_longer_declared_go_and_the_end_says_where_results_are(repo: Path) -> None:
+    # DVC keeps a foreach item's entry after the item is gone (a run the studies no longer plan)
+    (repo / "dvc.yaml").write_text(RUNS_PIPELINE)
+    assert oak_repro(repo).returncode == 0
+    (repo / "dvc.yaml").write_text(RUNS_PIPELINE.replace("[a, b]", "[a]"))
+    result = oak_repro(repo)
+    assert result.returncode == 0, result.stderr
+    assert "dvc.lock: dropped 2 entries of stages the pipeline no longer has (evaluate@b, train@b)" in result.stdout
+    lock = (repo / "dvc.lock").read_text()
+    assert "train@a" in lock and "evaluate@a" in lock and "@b" not in lock
+    assert "Data and pipelines are up to date." in dvc(repo, "status")
+    assert result.stdout.splitlines()[-1].startswith("results: reports/README.md (tables, figures, claims); MLflow")

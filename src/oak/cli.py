@@ -188,7 +188,7 @@ def _sync(config: DictConfig, args: argparse.Namespace) -> None:
     from oak.layout import Layout
     from oak.studies.plan import current_runs, plan_runs, run_config
     from oak.studies.study import load_studies
-    from oak.tracking.mirror import sync_record
+    from oak.tracking.mirror import results_view, sync_record
     from oak.tracking.tracker import experiment_name
 
     profile, _ = current_runs()  # the plan must say what the studies say
@@ -196,8 +196,9 @@ def _sync(config: DictConfig, args: argparse.Namespace) -> None:
     info = read_info(Layout.of(config).shards)  # the runs' dataset, as their stages tag it
     configs = {name: run_config(args.params, run, args.overrides) for name, run in runs.items()}
     summary = sync_record(config, {name: run.model for name, run in runs.items()}, info, configs)
-    write_json(Layout.of(config).logs / "mlflow-sync.json", summary.stamp())
+    write_json(Layout.of(config).mirror_stamp, summary.stamp())
     print(summary.line(experiment_name(config)))
+    print(results_view(config))
 
 
 def _server(config: DictConfig, args: argparse.Namespace) -> None:

@@ -60,6 +60,11 @@ class Layout:
     def repro_logs(self) -> Path:
         return self.logs / "repro"
 
+    @property
+    def mirror_stamp(self) -> Path:
+        """What `oak sync` brought this machine's MLflow store to: the sync stage's output, never committed."""
+        return self.logs / "mlflow-sync.json"
+
     def run_folder(self, run: str) -> Path:
         return self.checkpoints / check_run_name(run)
 

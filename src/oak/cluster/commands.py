@@ -11,12 +11,14 @@ from omegaconf import DictConfig
 
 from oak.cluster.jobs import Job, out_of_date_jobs, out_of_date_stages
 from oak.cluster.local import reproduce
+from oak.cluster.lock import prune_lock
 from oak.cluster.slurm import pipeline_changes, sbatch_options, submit_jobs
 from oak.cluster.status import job_statuses, render
 from oak.errors import OakError
 from oak.layout import PLAN_FILE, Layout
 from oak.studies.plan import current_runs, plan_runs
 from oak.studies.study import load_studies
+from oak.tracking.mirror import results_view
 from oak.tracking.tracker import Tracker
 
 
@@ -49,18 +51,23 @@ def repro(config: DictConfig, overrides: list[str], *, jobs: int) -> None:
         raise OakError(f"{' '.join(overrides)}: the stages run dvc.yaml's commands as they are; set it in params.yaml or a study")
     if jobs < 1:
         raise OakError(f"--jobs {jobs}: run at least 1 stage at a time")
+    layout = Layout.of(config)
     with pipeline_changes("oak repro", config):  # a second one would truncate this one's logs and run its stages again
         stages = out_of_date_stages(Path.cwd())
         if not stages:
             print("every stage is up to date")
-            return
-        # The store before any stage: stages starting together on a fresh clone would race to create an
-        # SQLite store's tables (MLflow's migrations failed so with 3 at once), and a refused login stops here.
-        Tracker(config).check_login()
-        start = time.perf_counter()
-        unchanged = reproduce(stages, jobs=jobs, logs=Layout.of(config).repro_logs, dvc=str(_bin_dir() / "dvc"))
-        seconds = time.perf_counter() - start
-    print(f"{len(stages)} stages: {len(stages) - unchanged} ran, {unchanged} unchanged, in {seconds:.0f} s, {jobs} at a time")
+        else:
+            # The store before any stage: stages starting together on a fresh clone would race to create an
+            # SQLite store's tables (MLflow's migrations failed so with 3 at once), and a refused login stops here.
+            Tracker(config).check_login()
+            start = time.perf_counter()
+            unchanged = reproduce(stages, jobs=jobs, logs=layout.repro_logs, dvc=str(_bin_dir() / "dvc"))
+            seconds = time.perf_counter() - start
+            print(f"{len(stages)} stages: {len(stages) - unchanged} ran, {unchanged} unchanged, in {seconds:.0f} s, {jobs} at a time")
+        pruned = prune_lock(Path.cwd())
+    if pruned:
+        print(f"dvc.lock: dropped {len(pruned)} entries of stages the pipeline no longer has ({', '.join(pruned)})")
+    print(f"results: {layout.reports / 'README.md'} (tables, figures, claims); {results_view(config)}")
 
 
 def status(config: DictConfig) -> None:

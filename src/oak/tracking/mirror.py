@@ -30,6 +30,8 @@ from oak.errors import OakError
 from oak.layout import RESOLVED_CONFIG_FILE, RUN_FILE, Layout
 from oak.tracking.logger import BufferedMlflowLogger, is_refused, is_unreachable, quick_requests, refusal
 from oak.tracking.tracker import Tracker, dataset_input, git_state, run_params, run_tags
+from oak.tracking.store import store_file
+from oak.tracking.ui import runs_table_link
 
 RECORD_TAG = "oak.record"
 SOURCE_TAG = "oak.source.{part}"
@@ -121,6 +123,25 @@ def sync_record(config: DictConfig, runs: dict[str, str], info: ShardInfo, confi
             raise OakError(f"tracking {tracker.shown_uri} is unreachable: MLflow misses DVC's record until `oak sync` runs again") from None
         raise
     return summary
+
+
+def results_view(config: DictConfig) -> str:
+    """Where to look at the runs in MLflow: the results view's address (after `oak server` for a local store)."""
+    tracker = Tracker(config)
+    served = tracker.uri.startswith(("http://", "https://"))
+    server = tracker.shown_uri if served else "http://127.0.0.1:5000"
+    store = store_file(tracker.uri)
+    if store is not None and not store.exists():  # asking would create it
+        return f"MLflow ({tracker.shown_uri}) holds no runs yet"
+    try:
+        with quick_requests():
+            experiment = MlflowClient(tracker.uri).get_experiment_by_name(tracker.experiment)
+    except MlflowException:
+        experiment = None
+    if experiment is None:
+        return f"MLflow ({tracker.shown_uri}) holds no runs of {tracker.experiment} yet"
+    link = runs_table_link(server, experiment.experiment_id)
+    return f"MLflow's results view: {link}" if served else f"MLflow's results view: `oak server`, then {link}"
 
 
 def _runs_by_name(client: MlflowClient, experiment: str) -> dict[str, list]:
