@@ -1,6 +1,7 @@
 """A run's name, from the command line or a study, names files and folders only inside their own folder:
 anything else is one error line, before any file is touched."""
 
+import os
 from pathlib import Path
 
 import pytest
@@ -70,8 +71,14 @@ def test_oak_evaluate_with_a_run_name_reaching_outside_its_folder_is_one_error_l
     assert list(tmp_path.iterdir()) == []  # no metrics, no tracking store
 
 
-def test_oak_evaluate_with_a_folder_as_weights_is_one_error_line_naming_it(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    assert oak(tmp_path, "evaluate", "resnet18", "--weights", str(tmp_path)) == 2
+@pytest.mark.parametrize("kind", ["folder", "pipe"])  # a pipe with no writer would block the read for ever
+def test_oak_evaluate_with_weights_that_are_not_a_file_is_one_error_line_naming_them(
+    kind: str, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    weights = tmp_path / "weights"
+    weights.mkdir() if kind == "folder" else os.mkfifo(weights)
+    assert oak(tmp_path, "evaluate", "resnet18", "--weights", str(weights)) == 2
     assert capsys.readouterr().err == (
-        f"oak evaluate: error: {tmp_path}: a folder, not a weights file; give the checkpoint, state_dict or .safetensors file itself\n"
+        f"oak evaluate: error: {weights}: not a file (a folder, pipe or device); "
+        "give the checkpoint, state_dict or .safetensors file itself\n"
     )

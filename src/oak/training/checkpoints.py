@@ -89,12 +89,12 @@ class LastCheckpoint(Callback):
         training's replaces the previous training's checkpoint, record, config and curves."""
         if self.fresh:
             # the record goes first: at no instant does it vouch for a checkpoint of another training
-            for name in (RUN_FILE, RESOLVED_CONFIG_FILE, CURVES_FILE):
+            for name in (RUN_FILE, CHECKPOINT_FILE, RESOLVED_CONFIG_FILE, CURVES_FILE):
                 (self.out / name).unlink(missing_ok=True)
-        partial.replace(self.path)
         self.curves.path = self.out / CURVES_FILE
         self.curves.save()
         write_json(self.out / RUN_FILE, self.run_record)
+        partial.replace(self.path)  # last: the checkpoint is never in the folder without its record and curves
 
 
 def drop_requeue_checkpoints(out: Path) -> None:
