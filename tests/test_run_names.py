@@ -21,7 +21,8 @@ OUTSIDE = ["../victim", "/tmp/victim", ".", "..", "", "a/b", "a\\b", ".hidden", 
 
 @pytest.mark.parametrize("name", OUTSIDE)
 def test_every_path_made_from_a_run_name_refuses_one_that_is_not_a_plain_lower_case_name(name: str) -> None:
-    for path_of in (LAYOUT.run_folder, LAYOUT.train_metrics, LAYOUT.curves, LAYOUT.eval_metrics, LAYOUT.weights_metrics, LAYOUT.published_metrics):
+    paths = (LAYOUT.run_folder, LAYOUT.train_metrics, LAYOUT.curves, LAYOUT.eval_metrics, LAYOUT.weights_metrics, LAYOUT.published_metrics)
+    for path_of in paths:
         with pytest.raises(OakError, match=r"^run name .*: use lower-case letters, digits, '-' and '_'"):
             path_of(name)
     with pytest.raises(OakError, match=r"^run name "):
