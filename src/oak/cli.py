@@ -230,7 +230,9 @@ def parser() -> argparse.ArgumentParser:
         if takes_model:
             sub.add_argument("model", help="a model name, e.g. resnet18")
             sub.add_argument(
-                "--run", help="the run's name, for its files and MLflow run (default: the model; `oak plan` names the studies')"
+                "--run",
+                help="the run's name, for its files and MLflow run: lower-case letters, digits, '-' and '_' "
+                "(default: the model; `oak plan` names the studies')",
             )
         if takes_folder:
             sub.add_argument("folder", type=Path, help="a shard folder written by `oak prepare`")
