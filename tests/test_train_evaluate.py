@@ -129,7 +129,7 @@ def test_given_weights_evaluate_to_the_same_numbers_as_the_checkpoint(trained, t
     config, _, eval_metrics = trained
     from safetensors.torch import save_file
 
-    from oak.training.weights import network_state, read_state_dict
+    from oak.models.weights import network_state, read_state_dict
 
     state = network_state(read_state_dict(Layout.of(config).run_folder(MODEL) / CHECKPOINT_FILE))
     torch.save({f"module.{k}": v for k, v in state.items()}, tmp_path / "ddp_state_dict.pt")

@@ -14,9 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from oak.data.sources import SPLITS
 from oak.errors import OakError
 from oak.layout import SHARD_INFO_FILE
+
+SPLITS = ("train", "val")  # a shard set's splits, in the order `oak prepare` writes them
 
 SHARD_NAME = re.compile(r"(?P<split>train|val)-\d{6}\.tar")  # how `oak prepare` names a shard: `train-000000.tar`
 

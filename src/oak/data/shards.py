@@ -37,11 +37,11 @@ from pathlib import Path
 
 from oak.data.check import Stored, accepted_samples, bad_images, check_images, read_item
 from oak.data.images import KEPT, BadImage, Conversion, convert_image, reuse_image_memory
-from oak.data.info import ShardInfo
+from oak.data.info import SPLITS, ShardInfo
 from oak.data.listing import Problem, select_classes
 from oak.data.manifest import check_md5, counts, read_dataset, rejected_table, shard_info, split_info
 from oak.data.parallel import advancing, image_progress, worker_map
-from oak.data.sources import SPLITS, find_source
+from oak.data.sources import find_source
 from oak.data.staging import check_output, open_staging, remove_staging, replace_output, staged_listing, staging_folder, work_fingerprint
 from oak.data.tar import BLOCK, TarWriter
 from oak.errors import OakError

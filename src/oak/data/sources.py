@@ -30,10 +30,10 @@ from oak.data.archives import (
     read_kaggle_labels,
 )
 from oak.data.imagenet import WNID_PATTERN
+from oak.data.info import SPLITS
 from oak.data.listing import Item, Listing, Problem
 from oak.errors import OakError
 
-SPLITS = ("train", "val")
 DATASET_FILE = "dataset.json"  # an optional description of the set beside its splits (the demo writes one)
 IMAGE_SUFFIXES = {".jpeg", ".jpg", ".png"}
 

@@ -20,7 +20,7 @@ from torch import nn
 
 from oak.data.imagenet import IMAGENET_1K_WNIDS
 from oak.errors import OakError
-from oak.training.weights import load_weights
+from oak.models.weights import load_weights
 
 LIBRARIES = ("timm", "torchvision")
 

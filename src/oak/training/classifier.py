@@ -7,7 +7,7 @@ label smoothing, an auxiliary classifier's loss and the EMA of the weights.
 
 The EMA copy is deliberately not a submodule: DDP would take its parameters for the network's,
 find them unused by the loss and stop. It is moved to the device when fitting starts and travels in
-the checkpoint's `state_dict` under `ema.module.` (what `oak.training.weights` evaluates).
+the checkpoint's `state_dict` under `ema.module.` (what `oak.models.weights` evaluates).
 """
 
 import inspect

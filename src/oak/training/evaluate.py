@@ -17,7 +17,7 @@ from oak.models.published import ImageNetClasses, Published, load_published
 from oak.tracking.tracker import Tracker, dataset_input, run_params
 from oak.training.classifier import Classifier
 from oak.training.setup import build_net, datamodule_for, use_cpu_threads
-from oak.training.weights import load_weights
+from oak.models.weights import load_weights
 
 
 def preprocessing_layer(published: str) -> tuple[str, list[str]]:
