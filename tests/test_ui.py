@@ -1,5 +1,6 @@
 """What a user sees in MLflow's UI after `oak train` and `oak evaluate`, in a real headless Chromium."""
 
+import json
 import re
 import shutil
 import time
@@ -94,3 +95,41 @@ def test_comparing_two_runs_shows_their_model_and_family_differing(server_with_r
     families = {tuple(sorted(row)) for row in re.findall(r"^family (\S+) (\S+)$", text, re.MULTILINE)}
     assert models == {tuple(MODELS)} and families == {("large-scale", "lightweight")}
     assert not re.search(r"^paths\.", text, re.MULTILINE)  # settings that never change a result are not params
+
+
+@pytest.fixture(scope="module")
+def server_with_the_record(tmp_path_factory: pytest.TempPathFactory, shards: Path) -> Iterator[tuple[str, str, dict[str, float]]]:
+    """A real `mlflow server` that saw no stage run, as on a fresh clone where DVC found every evaluation up to date,
+    after `oak sync` of the committed record; its URL, experiment id and each run's committed top-1."""
+    from params_files import PARAMS
+    from test_mirror import committed_record
+
+    from oak.studies.plan import plan_runs, run_config
+    from oak.studies.study import load_studies
+    from oak.tracking.mirror import sync_record
+
+    folder, port = tmp_path_factory.mktemp("record"), free_port()
+    process = start_server(folder, port)
+    url = f"http://127.0.0.1:{port}"
+    config = OmegaConf.merge(tiny_config(folder, shards, "tracking.experiment=oak-record"), {"tracking": {"uri": url}})
+    runs = committed_record(folder / "metrics")
+    planned = plan_runs(load_studies(), "demo")
+    sync_record(config, runs, read_info(shards), {name: run_config(PARAMS, planned[name]) for name in runs})
+    top1 = {name: json.loads((folder / "metrics" / "eval" / f"{name}.json").read_text())["top1"] for name in runs}
+    yield url, MlflowClient(url).get_experiment_by_name("oak-record").experiment_id, top1
+    stop(process)
+
+
+def test_after_a_sync_the_results_view_shows_every_runs_top1_sorted(server_with_the_record, browser, tmp_path: Path) -> None:
+    url, experiment, top1 = server_with_the_record
+    browser.set_window_size(2200, 2600)  # every run's row on the page at once
+
+    def every_run_listed(text: str) -> bool:
+        return f"{len(top1)} matching runs" in text and text.count("oak-demo (synthetic)") == len(top1)
+
+    text = page_text_once(browser, runs_table_link(url, experiment), every_run_listed, tmp_path / "record.png")
+    lines = text.splitlines()
+    # The names column comes first; then each row's cells: its dataset, a duration, eval/top1, eval/top5, model, ...
+    rows = [at for at, line in enumerate(lines) if line.startswith("oak-demo (synthetic)")]
+    shown = [float(next(cell for cell in lines[at + 1 :] if re.fullmatch(r"[0-9.]+", cell))) for at in rows]
+    assert shown == pytest.approx(sorted(top1.values(), reverse=True), abs=5e-4), (shown, text)  # every run's top-1, best first
