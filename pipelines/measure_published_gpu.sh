@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # How long the published profile takes on one GPU (issue 16), in one call on a machine with a CUDA
 # GPU and no network: every planned published run's `oak evaluate --published`, as dvc.yaml runs it,
-# on 2,000 generated ImageNet-sized JPEGs (oak.data.fullsize), with randomly initialised weights of
+# on 2,000 generated ImageNet-sized JPEGs (oak.preparing.fullsize), with randomly initialised weights of
 # each architecture saved under the names the real files have (the speed does not depend on the
 # values). Start-up costs count in the 2,000 images, so the hours for 50,000 err long. Writes $OUT/metrics/devices/<gpu>/published.json: per run its images/s and the hours its
 # 50,000 validation images would take, and their sum; plus each run's log.
@@ -20,7 +20,7 @@ import torch
 import torchvision
 from safetensors.torch import save_file
 
-from oak.data.fullsize import fullsize_shards
+from oak.preparing.fullsize import fullsize_shards
 from oak.models.published import Published
 from oak.studies.plan import plan_runs
 from oak.studies.study import load_studies

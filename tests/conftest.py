@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from oak.data.demo import write_demo
-from oak.data.shards import prepare_shards
+from oak.preparing.demo import write_demo
+from oak.preparing.shards import prepare_shards
 
 TINY_DEMO = dict(classes=4, train_per_class=10, val_per_class=5, image_size=40, seed=0)
 

@@ -12,9 +12,9 @@ import pytest
 from imagenet_fixtures import WNIDS, jpeg, png, write_tree
 from test_resume_verify import rewrite_first_image
 
-from oak.data.images import MAX_PIXELS, Conversion, stored_image_problem
-from oak.data.shards import prepare_shards
-from oak.data.verify import verify_shards
+from oak.preparing.images import MAX_PIXELS, Conversion, stored_image_problem
+from oak.preparing.shards import prepare_shards
+from oak.preparing.verify import verify_shards
 from oak.errors import OakError
 from oak.layout import REJECTED_FILE, SHARD_INFO_FILE
 

@@ -8,7 +8,7 @@ import pytest
 from conftest import TINY_DEMO
 from PIL import Image
 
-from oak.data.demo import DATASET_FILE, write_demo
+from oak.preparing.demo import DATASET_FILE, write_demo
 from oak.data.imagenet import IMAGENET_1K_WNIDS
 from oak.errors import OakError
 

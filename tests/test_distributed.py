@@ -10,7 +10,7 @@ import pytest
 from mlflow import MlflowClient
 from params_files import PARAMS
 
-from oak.data.shards import prepare_shards
+from oak.preparing.shards import prepare_shards
 
 pytestmark = pytest.mark.slow  # 2-process DDP trainings
 

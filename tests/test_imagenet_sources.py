@@ -25,9 +25,9 @@ from imagenet_fixtures import (
 )
 from PIL import Image
 
-from oak.data.images import HEAD_BYTES, Conversion, convert_image, planned_kind
+from oak.preparing.images import HEAD_BYTES, Conversion, convert_image, planned_kind
 from oak.data.info import read_info
-from oak.data.shards import prepare_shards
+from oak.preparing.shards import prepare_shards
 from oak.errors import OakError
 from oak.layout import REJECTED_FILE
 

@@ -11,8 +11,8 @@ import torch
 from torch.utils.data import DataLoader
 
 from oak.data.info import read_info
-from oak.data.loader import EvalBatches, TrainBatches, shards_of
-from oak.data.shards import prepare_shards
+from oak.loading.loader import EvalBatches, TrainBatches, shards_of
+from oak.preparing.shards import prepare_shards
 from oak.errors import OakError
 
 BATCH = 3
@@ -182,7 +182,7 @@ def test_a_damaged_or_missing_shard_stops_reading_naming_it_and_oak_verify(
 def test_a_shard_with_fewer_samples_than_listed_stops_reading(many_shards: Path, tmp_path: Path) -> None:
     import hashlib
 
-    from oak.data.loader import Shard, _shard_samples
+    from oak.loading.loader import Shard, _shard_samples
 
     shard = broken_copy(many_shards, tmp_path, "val", truncate_at_a_sample_boundary)
     listed = read_info(shard.parent).splits["val"].shard_lengths[0]

@@ -11,7 +11,7 @@ from imagenet_fixtures import write_tree
 from params_files import PARAMS
 
 from oak.cli import main
-from oak.data.shards import prepare_shards
+from oak.preparing.shards import prepare_shards
 from oak.errors import OakError
 
 

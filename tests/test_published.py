@@ -17,7 +17,7 @@ from PIL import Image
 from safetensors.torch import load_file, save_file
 from test_pipeline import SHRINK, copy_repository
 
-from oak.data.transforms import eval_transform
+from oak.loading.transforms import eval_transform
 from oak.errors import OakError
 from oak.models.published import Published, load_published
 from oak.report.claims import FAILS, HOLDS, published_claims

@@ -17,9 +17,9 @@ from params_files import PARAMS
 from PIL import Image
 
 from oak.cli import main
-from oak.data.demo import write_demo
-from oak.data.shards import prepare_shards
-from oak.data.verify import verify_shards
+from oak.preparing.demo import write_demo
+from oak.preparing.shards import prepare_shards
+from oak.preparing.verify import verify_shards
 from oak.errors import OakError
 from oak.layout import SHARD_INFO_FILE
 

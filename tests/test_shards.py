@@ -14,7 +14,7 @@ from conftest import TINY_DEMO
 from PIL import Image
 
 from oak.data.info import read_info
-from oak.data.shards import prepare_shards
+from oak.preparing.shards import prepare_shards
 from oak.errors import OakError
 from oak.layout import SHARD_INFO_FILE
 

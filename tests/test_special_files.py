@@ -11,14 +11,14 @@ from pathlib import Path
 import pytest
 from imagenet_fixtures import WNIDS, jpeg, val_images, val_truth, write_archives, write_kaggle_labels, write_tree
 
-from oak.data.check import check_item
-from oak.data.images import Conversion
+from oak.preparing.check import check_item
+from oak.preparing.images import Conversion
 from oak.data.info import read_info
-from oak.data.listing import Item
-from oak.data.shards import ensure_shard, prepare_shards
-from oak.data.sources import find_source
-from oak.data.staging import staged_listing
-from oak.data.verify import verify_shards
+from oak.preparing.listing import Item
+from oak.preparing.shards import ensure_shard, prepare_shards
+from oak.preparing.sources import find_source
+from oak.preparing.staging import staged_listing
+from oak.preparing.verify import verify_shards
 from oak.errors import OakError
 from oak.layout import REJECTED_FILE
 

@@ -19,7 +19,7 @@ from oak.report.compare import compare  # imports DVC only when it runs
 
 
 def _demo_data(config: DictConfig, args: argparse.Namespace) -> None:
-    from oak.data.demo import write_demo
+    from oak.preparing.demo import write_demo
 
     demo = config.demo
     description = write_demo(
@@ -36,8 +36,8 @@ def _demo_data(config: DictConfig, args: argparse.Namespace) -> None:
 def _prepare(config: DictConfig, args: argparse.Namespace) -> None:
     from omegaconf import OmegaConf
 
-    from oak.data.images import Conversion
-    from oak.data.shards import prepare_shards
+    from oak.preparing.images import Conversion
+    from oak.preparing.shards import prepare_shards
 
     source, out = Path(args.source or config.data.source), Path(args.out or config.paths.shards)
     settings = config.prepare
@@ -63,7 +63,7 @@ def _prepare(config: DictConfig, args: argparse.Namespace) -> None:
 
 
 def _verify(config: DictConfig, args: argparse.Namespace) -> None:
-    from oak.data.verify import verify_shards
+    from oak.preparing.verify import verify_shards
 
     checked = verify_shards(args.folder, workers=config.prepare.workers)
     print(f"{args.folder}: {checked['shards']} shards and {checked['samples']} samples verified")

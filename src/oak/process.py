@@ -52,7 +52,7 @@ def release_imports() -> None:
 
 
 def kill_leftover_workers() -> None:
-    """Loader workers ignore SIGTERM (see oak.data.loader): any an error left running are killed here, or
+    """Loader workers ignore SIGTERM (see oak.loading.loader): any an error left running are killed here, or
     Python's exit, which stops them with SIGTERM and waits, would wait for good."""
     for child in multiprocessing.active_children():
         child.kill()

@@ -88,8 +88,8 @@ def megabytes(files: list[Path]) -> float:
 PREPARE_SCRIPT = """
 import json, resource, sys, time
 from pathlib import Path
-from oak.data.images import Conversion
-from oak.data.shards import prepare_shards
+from oak.preparing.images import Conversion
+from oak.preparing.shards import prepare_shards
 source, out, mode, side, workers = sys.argv[1:]
 start = time.perf_counter()
 prepare_shards(Path(source), Path(out), samples_per_shard=256, seed=0, workers=int(workers),

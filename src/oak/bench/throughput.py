@@ -3,7 +3,7 @@ the model alone, measured in one run.
 
 For each model, at the given resolution and precision, with the ResNet recipe's augmentation (He et
 al. 2016 as pipelines/recipes/resnet_he2016.yaml gives it: random-resized crops, flips, colour
-jitter 0.4), on generated ImageNet-sized JPEGs (oak.data.fullsize):
+jitter 0.4), on generated ImageNet-sized JPEGs (oak.preparing.fullsize):
 - model_only: the training step (forward, loss, backward, update) on a batch already on the device,
   the ceiling (oak.bench.cost.training_throughput);
 - end_to_end: `oak train` decoding on the device (train.decode=device), images/s of its last epoch as
@@ -24,7 +24,7 @@ import torch
 from oak.bench.cost import training_throughput
 from oak.bench.infer import device_name
 from oak.config.load import load_config
-from oak.data.fullsize import fullsize_shards
+from oak.preparing.fullsize import fullsize_shards
 from oak.errors import OakError
 from oak.files import write_json
 

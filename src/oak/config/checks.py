@@ -54,7 +54,7 @@ BELOW_ONE = Range(0, 1, open=("high",))
 # is written: a value outside crashes later with a traceback, or trains to NaN.
 RANGES: dict[str, Range] = {
     "seed": Range(0, SEEDS - 1),
-    "demo.classes": Range(2),  # the most is the number of kinds of picture, which oak.data.demo checks
+    "demo.classes": Range(2),  # the most is the number of kinds of picture, which oak.preparing.demo checks
     "demo.train_per_class": COUNT,
     "demo.val_per_class": COUNT,
     "demo.image_size": COUNT,

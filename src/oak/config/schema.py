@@ -100,7 +100,7 @@ class TrainConfig:
     compile: bool = False  # torch.compile the network
     checkpoint_every_n_steps: int | None = None  # besides every epoch: for long epochs on preemptible nodes
     # Where JPEGs are decoded and augmented: loader (Pillow, in the loader workers), device (torchvision's
-    # decode_jpeg, nvJPEG on a GPU, see oak.data.on_device), or auto: device on a GPU unless the recipe has auto_augment
+    # decode_jpeg, nvJPEG on a GPU, see oak.loading.on_device), or auto: device on a GPU unless the recipe has auto_augment
     decode: str = "auto"
     # Loader workers per device; None: the node's cores (SLURM's allocation, else this process's) shared by its
     # devices, less one each. The order of the training samples depends on this count (each worker shuffles its own piece of the epoch).

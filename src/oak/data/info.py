@@ -1,6 +1,6 @@
 """A shard folder's `_info.json`, typed: what `oak prepare` wrote and every later stage reads.
 
-The file (written by oak.data.manifest) holds per split the shard files, their sample counts and sha256;
+The file (written by oak.preparing.manifest) holds per split the shard files, their sample counts and sha256;
 the class list; the dataset's own description; per split the counts of found, written and
 rejected inputs; and how the shards were made. Stages read it through `read_info`, never as JSON:
 a file that is not one Oak wrote (cut short, a key missing or of the wrong type, a shard name

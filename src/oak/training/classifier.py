@@ -262,7 +262,7 @@ class Classifier(L.LightningModule):
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
     def updates_per_epoch(self) -> int:
-        """Counted as oak.data.loader.TrainBatches deals the batches, not by Lightning's
+        """Counted as oak.loading.loader.TrainBatches deals the batches, not by Lightning's
         `estimated_stepping_batches`: that loads the training loader before a checkpoint's progress is
         restored, and Lightning then keeps that loader, which does not skip the batches already trained."""
         if self.train_samples is None:

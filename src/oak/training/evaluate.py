@@ -60,7 +60,7 @@ def evaluate(config: DictConfig, model: str, weights: Path | None = None, *, run
         logger.log_hyperparams(run_params(config, model, info) | ({"weights": published} if published else {}))
     trainer = L.Trainer(
         accelerator=config.trainer.accelerator,
-        devices=config.trainer.devices,  # with several, each sample is still counted once (see oak.data.loader)
+        devices=config.trainer.devices,  # with several, each sample is still counted once (see oak.loading.loader)
         num_nodes=config.trainer.num_nodes,
         strategy=config.trainer.strategy,
         precision=config.trainer.precision,

@@ -9,9 +9,9 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 from torch.utils.data import default_collate
 
-from oak.data import on_device
-from oak.data.datamodule import ShardDataModule
-from oak.data.transforms import DevicePixels, eval_transform, train_transform
+from oak.loading import on_device
+from oak.loading.datamodule import ShardDataModule
+from oak.loading.transforms import DevicePixels, eval_transform, train_transform
 from oak.models import create_model, set_batchnorm, zero_init_residual
 
 
@@ -38,7 +38,7 @@ def use_cpu_threads(recipe: DictConfig) -> None:
 
 def datamodule_for(config: DictConfig, *, batch_size: int, num_workers: int | None, eval_crops: int = 1) -> ShardDataModule:
     """The shards, with the recipe's augmentations and evaluation protocol, decoded in the loader
-    (oak.data.transforms) or on the device (oak.data.on_device) as `train.decode` says.
+    (oak.loading.transforms) or on the device (oak.loading.on_device) as `train.decode` says.
 
     Validation during training looks at the centre crop; `oak evaluate` passes the recipe's `eval_crops`.
     """

@@ -61,7 +61,7 @@ class SmokeResult:
 
 def make_data(folder: Path) -> Path:
     """A shard set of ImageNet-sized JPEGs: one training image per class (1000), and VAL_IMAGES to validate on."""
-    from oak.data.fullsize import fullsize_shards
+    from oak.preparing.fullsize import fullsize_shards
 
     # a validation shard for each rank
     return fullsize_shards(folder, train=dict.fromkeys(range(CLASSES), 1), val=dict.fromkeys(range(VAL_IMAGES), 1), samples_per_shard=4)

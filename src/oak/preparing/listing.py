@@ -1,6 +1,6 @@
 """A source's listing: every candidate sample and every problem its names reveal, before any image is read.
 
-`oak.data.sources` makes a listing from a source; `oak prepare` keeps it (as JSON, in its staging
+`oak.preparing.sources` makes a listing from a source; `oak prepare` keeps it (as JSON, in its staging
 folder) when making it meant reading an archive, restricts it to a class subset, then checks the
 images it lists.
 """

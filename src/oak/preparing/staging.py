@@ -19,11 +19,11 @@ from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
-from oak.data.images import Conversion
+from oak.preparing.images import Conversion
 from oak.data.info import read_info
-from oak.data.listing import Listing
-from oak.data.parallel import byte_progress
-from oak.data.sources import Source, list_source, source_stamp
+from oak.preparing.listing import Listing
+from oak.preparing.parallel import byte_progress
+from oak.preparing.sources import Source, list_source, source_stamp
 from oak.errors import OakError
 from oak.files import write_atomic
 from oak.layout import REJECTED_FILE, SHARD_INFO_FILE

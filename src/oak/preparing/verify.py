@@ -5,7 +5,7 @@ import multiprocessing
 import tarfile
 from pathlib import Path, PurePosixPath
 
-from oak.data.images import stored_image_problem
+from oak.preparing.images import stored_image_problem
 from oak.data.info import read_info
 from oak.errors import OakError
 

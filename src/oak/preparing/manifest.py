@@ -12,11 +12,11 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-from oak.data.archives import OFFICIAL_MD5
-from oak.data.check import BAD, Outcome
-from oak.data.images import Conversion
-from oak.data.listing import Listing, Problem
-from oak.data.sources import DATASET_FILE, Source
+from oak.preparing.archives import OFFICIAL_MD5
+from oak.preparing.check import BAD, Outcome
+from oak.preparing.images import Conversion
+from oak.preparing.listing import Listing, Problem
+from oak.preparing.sources import DATASET_FILE, Source
 from oak.errors import OakError
 
 

@@ -1,6 +1,6 @@
 """JPEGs decoded and augmented on the training device (nvJPEG on a GPU), planned in the loader workers.
 
-The loader path (oak.data.transforms) decodes with Pillow in the loader workers: at about 400-500
+The loader path (oak.loading.transforms) decodes with Pillow in the loader workers: at about 400-500
 full-size ImageNet JPEGs a core a second, a 16-core node cannot feed one H200. On this path the
 workers only read each JPEG's header and draw its random crop, flip and colour jitter with timm's
 and torchvision's own samplers, in the order and from the seeded generators the loader path uses,
@@ -64,7 +64,7 @@ def _interpolation(recipe: DictConfig) -> T.InterpolationMode:
 
 class TrainPlanner:
     """In a loader worker: a JPEG's bytes -> (bytes tensor, Plan), drawn as the loader path's
-    transform (oak.data.transforms.train_transform) draws them: crop, then flip, then colour jitter."""
+    transform (oak.loading.transforms.train_transform) draws them: crop, then flip, then colour jitter."""
 
     def __init__(self, recipe: DictConfig) -> None:
         primary, secondary, _ = create_transform(

@@ -8,9 +8,9 @@ sample is counted exactly once across ranks. The datasets yield whole batches, s
 are the exact batch counts Lightning plans with.
 
 A transform takes each sample's JPEG bytes. On the loader path it decodes them with Pillow and
-returns a uint8 tensor (oak.data.transforms); on the device path it only plans the augmentation and
-the batch goes to the device undecoded (oak.data.on_device). Either way the data module
-(oak.data.datamodule) turns the batch into normalised floats on the device.
+returns a uint8 tensor (oak.loading.transforms); on the device path it only plans the augmentation and
+the batch goes to the device undecoded (oak.loading.on_device). Either way the data module
+(oak.loading.datamodule) turns the batch into normalised floats on the device.
 """
 
 import hashlib

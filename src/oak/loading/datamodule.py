@@ -1,7 +1,7 @@
 """The Lightning data module over Oak's shards: its loaders, and each batch's last steps on the device.
 
-On the loader path (oak.data.transforms) a batch arrives as uint8 images; on the device path
-(oak.data.on_device) as undecoded JPEGs that the device decodes and augments. Either way the data
+On the loader path (oak.loading.transforms) a batch arrives as uint8 images; on the device path
+(oak.loading.on_device) as undecoded JPEGs that the device decodes and augments. Either way the data
 module turns the batch into normalised floats on the device.
 """
 
@@ -13,9 +13,9 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, IterableDataset
 
-from oak.data.loader import Batch, Collate, EvalBatches, Shard, TrainBatches, Transform, shards_of
-from oak.data.on_device import DeviceDecoder, JpegBatch
-from oak.data.transforms import DevicePixels
+from oak.loading.loader import Batch, Collate, EvalBatches, Shard, TrainBatches, Transform, shards_of
+from oak.loading.on_device import DeviceDecoder, JpegBatch
+from oak.loading.transforms import DevicePixels
 
 
 class ShardDataModule(L.LightningDataModule):

@@ -17,8 +17,8 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from oak.data.imagenet import IMAGENET_1K_WNIDS
-from oak.data.sources import DATASET_FILE
-from oak.data.staging import refuse_enclosing, remove_written, written_entries
+from oak.preparing.sources import DATASET_FILE
+from oak.preparing.staging import refuse_enclosing, remove_written, written_entries
 from oak.errors import OakError
 from oak.files import write_json
 

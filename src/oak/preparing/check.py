@@ -1,7 +1,7 @@
 """Step 2 of `oak prepare`: what each listed image will become, checked in parallel before any shard is written.
 
 An image's first bytes and its last two, read from where the listing says they lie (a file of the
-source, or a stretch of an archive), usually settle it (oak.data.images.planned_kind): kept as it
+source, or a stretch of an archive), usually settle it (oak.preparing.images.planned_kind): kept as it
 is, re-encoded to RGB, resized, or bad. Pillow opens only the images this cannot settle. The
 accepted images become the samples step 3 stores (`Stored`), each with its class index and what
 becomes of its bytes.
@@ -12,9 +12,9 @@ import stat
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from oak.data.images import HEAD_BYTES, BadImage, Conversion, convert_image, planned_kind
-from oak.data.listing import Item, Listing, Problem
-from oak.data.parallel import advancing, image_progress
+from oak.preparing.images import HEAD_BYTES, BadImage, Conversion, convert_image, planned_kind
+from oak.preparing.listing import Item, Listing, Problem
+from oak.preparing.parallel import advancing, image_progress
 from oak.errors import OakError
 
 CHECK_BATCH = 256  # images per task of step 2: enough that handing out a task costs little

@@ -9,7 +9,7 @@ import numpy as np
 from PIL import Image
 
 from oak.data.imagenet import IMAGENET_1K_WNIDS
-from oak.data.shards import prepare_shards
+from oak.preparing.shards import prepare_shards
 
 SIZE = (500, 375)
 

@@ -19,12 +19,12 @@ converted are decoded) stops the run there, naming it; only complete shards are 
 Finished shards are reused by a rerun with the same inputs and settings (a fingerprint in the
 staging folder says so), so a killed run resumes. At the end the finished folder is renamed to
 OUT, which is therefore either absent or complete. An OUT (or OUT.tmp) that Oak did not write is
-refused before any work and never touched (see oak.data.staging).
+refused before any work and never touched (see oak.preparing.staging).
 
 This module runs the steps and writes the shards (step 3). The others have modules of their own:
-listing in oak.data.sources (the result: oak.data.listing), checking in oak.data.check, the
-staging folder in oak.data.staging, the tar format in oak.data.tar, the info files in
-oak.data.manifest, worker processes and progress bars in oak.data.parallel.
+listing in oak.preparing.sources (the result: oak.preparing.listing), checking in oak.preparing.check, the
+staging folder in oak.preparing.staging, the tar format in oak.data.tar, the info files in
+oak.preparing.manifest, worker processes and progress bars in oak.preparing.parallel.
 """
 
 import errno
@@ -35,14 +35,14 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from oak.data.check import Stored, accepted_samples, bad_images, check_images, read_item
-from oak.data.images import KEPT, BadImage, Conversion, convert_image, reuse_image_memory
+from oak.preparing.check import Stored, accepted_samples, bad_images, check_images, read_item
+from oak.preparing.images import KEPT, BadImage, Conversion, convert_image, reuse_image_memory
 from oak.data.info import SPLITS, ShardInfo
-from oak.data.listing import Problem, select_classes
-from oak.data.manifest import check_md5, counts, read_dataset, rejected_table, shard_info, split_info
-from oak.data.parallel import advancing, image_progress, worker_map
-from oak.data.sources import find_source
-from oak.data.staging import check_output, open_staging, remove_staging, replace_output, staged_listing, staging_folder, work_fingerprint
+from oak.preparing.listing import Problem, select_classes
+from oak.preparing.manifest import check_md5, counts, read_dataset, rejected_table, shard_info, split_info
+from oak.preparing.parallel import advancing, image_progress, worker_map
+from oak.preparing.sources import find_source
+from oak.preparing.staging import check_output, open_staging, remove_staging, replace_output, staged_listing, staging_folder, work_fingerprint
 from oak.data.tar import BLOCK, TarWriter
 from oak.errors import OakError
 from oak.files import file_sha256

@@ -1,4 +1,4 @@
-"""What `oak prepare` reads: the forms a source takes, and how each is listed (see oak.data.listing).
+"""What `oak prepare` reads: the forms a source takes, and how each is listed (see oak.preparing.listing).
 
 A source is a folder. Per split, Oak takes the folder `train/` (or `val/`) when there is one,
 else the official archive beside it:
@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from oak.data.archives import (
+from oak.preparing.archives import (
     DEVKIT,
     KAGGLE_LABELS,
     TRAIN_ARCHIVE,
@@ -31,7 +31,7 @@ from oak.data.archives import (
 )
 from oak.data.imagenet import WNID_PATTERN
 from oak.data.info import SPLITS
-from oak.data.listing import Item, Listing, Problem
+from oak.preparing.listing import Item, Listing, Problem
 from oak.errors import OakError
 
 DATASET_FILE = "dataset.json"  # an optional description of the set beside its splits (the demo writes one)
