@@ -139,7 +139,7 @@ def test_oak_config_keeps_logins_out_of_what_it_prints(capsys: pytest.CaptureFix
 
 
 def alias_bomb(levels: int) -> str:
-    """"Billion laughs": each level a list of nine aliases of the one before, 9**levels values once expanded."""
+    """ "Billion laughs": each level a list of nine aliases of the one before, 9**levels values once expanded."""
     lines = ['l0: &l0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
     lines += [f"l{n}: &l{n} [{', '.join([f'*l{n - 1}'] * 9)}]" for n in range(1, levels + 1)]
     return "\n".join(lines) + "\n"

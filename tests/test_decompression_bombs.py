@@ -12,11 +12,11 @@ import pytest
 from imagenet_fixtures import WNIDS, jpeg, png, write_tree
 from test_resume_verify import rewrite_first_image
 
+from oak.errors import OakError
+from oak.layout import REJECTED_FILE, SHARD_INFO_FILE
 from oak.preparing.images import MAX_PIXELS, Conversion, stored_image_problem
 from oak.preparing.shards import prepare_shards
 from oak.preparing.verify import verify_shards
-from oak.errors import OakError
-from oak.layout import REJECTED_FILE, SHARD_INFO_FILE
 
 
 def prepare(source: Path, out: Path, **settings):

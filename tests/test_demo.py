@@ -8,9 +8,9 @@ import pytest
 from conftest import TINY_DEMO
 from PIL import Image
 
-from oak.preparing.demo import DATASET_FILE, write_demo
 from oak.data.imagenet import IMAGENET_1K_WNIDS
 from oak.errors import OakError
+from oak.preparing.demo import DATASET_FILE, write_demo
 
 
 def files(tree: Path) -> dict[str, bytes]:

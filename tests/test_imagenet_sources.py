@@ -25,11 +25,11 @@ from imagenet_fixtures import (
 )
 from PIL import Image
 
-from oak.preparing.images import HEAD_BYTES, Conversion, convert_image, planned_kind
 from oak.data.info import read_info
-from oak.preparing.shards import prepare_shards
 from oak.errors import OakError
 from oak.layout import REJECTED_FILE
+from oak.preparing.images import HEAD_BYTES, Conversion, convert_image, planned_kind
+from oak.preparing.shards import prepare_shards
 
 
 def prepare(source: Path, out: Path, **settings) -> dict:

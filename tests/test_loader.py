@@ -11,9 +11,9 @@ import torch
 from torch.utils.data import DataLoader
 
 from oak.data.info import read_info
+from oak.errors import OakError
 from oak.loading.loader import EvalBatches, TrainBatches, shards_of
 from oak.preparing.shards import prepare_shards
-from oak.errors import OakError
 
 BATCH = 3
 

@@ -12,9 +12,9 @@ from params_files import PARAMS
 from PIL import Image
 
 from oak.config.load import load_config
+from oak.errors import OakError
 from oak.loading import on_device
 from oak.loading.transforms import eval_transform, train_transform
-from oak.errors import OakError
 from oak.seeding import seed_cpu_generators
 from oak.training.setup import decodes_on_device
 

@@ -11,8 +11,8 @@ from imagenet_fixtures import write_tree
 from params_files import PARAMS
 
 from oak.cli import main
-from oak.preparing.shards import prepare_shards
 from oak.errors import OakError
+from oak.preparing.shards import prepare_shards
 
 
 def prepare(source: Path, out: Path, **settings):

@@ -94,7 +94,9 @@ def first_repro(repo: Path) -> str:
 
 
 def test_repro_runs_every_stage_and_writes_every_output(repo: Path, first_repro: str) -> None:
-    expected = {"demo-data", "prepare", "facts", "bench-g1", "report", "sync"} | {f"{stage}@{m}" for stage in ("train", "evaluate") for m in MODELS}
+    expected = {"demo-data", "prepare", "facts", "bench-g1", "report", "sync"} | {
+        f"{stage}@{m}" for stage in ("train", "evaluate") for m in MODELS
+    }
     assert stages_run(first_repro) == expected
     for model in MODELS:
         assert (repo / "models" / model / "last.ckpt").exists()
@@ -223,7 +225,10 @@ rows:
     )
     run(["oak", "plan"], repo)
     seeds = {"resnet18-seeded-seed0", "resnet18-seeded-seed1"}
-    assert stages_run(run(["dvc", "repro"], repo)) == {f"{stage}@{name}" for stage in ("train", "evaluate") for name in seeds} | {"report", "sync"}
+    assert stages_run(run(["dvc", "repro"], repo)) == {f"{stage}@{name}" for stage in ("train", "evaluate") for name in seeds} | {
+        "report",
+        "sync",
+    }
     top1 = [json.loads((repo / "metrics" / "eval" / f"{name}.json").read_text())["top1"] for name in sorted(seeds)]
     row = (repo / "reports" / "tables" / "seeded.md").read_text().split("| ResNet-18 |")[1].split("\n")[0]
     assert f"{100 * sum(top1) / 2:.2f} ± " in row and "(mean of 2 seeds, sd " in row

@@ -5,8 +5,9 @@ from pathlib import Path
 import pytest
 from params_files import params_file
 
+from oak.config.load import planned_profile
 from oak.errors import OakError
-from oak.studies.plan import PLAN_FILE, Run, check_settings, current_runs, plan_rows, plan_runs, planned_profile, render_plan, run_config
+from oak.studies.plan import PLAN_FILE, Run, check_settings, current_runs, plan_rows, plan_runs, render_plan, run_config
 from oak.studies.study import load_studies
 
 REPO = Path(__file__).resolve().parents[1]

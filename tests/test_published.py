@@ -17,8 +17,8 @@ from PIL import Image
 from safetensors.torch import load_file, save_file
 from test_pipeline import SHRINK, copy_repository
 
-from oak.loading.transforms import eval_transform
 from oak.errors import OakError
+from oak.loading.transforms import eval_transform
 from oak.models.published import Published, load_published
 from oak.report.claims import FAILS, HOLDS, published_claims
 from oak.studies.study import Row, Study

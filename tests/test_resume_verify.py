@@ -17,11 +17,11 @@ from params_files import PARAMS
 from PIL import Image
 
 from oak.cli import main
+from oak.errors import OakError
+from oak.layout import SHARD_INFO_FILE
 from oak.preparing.demo import write_demo
 from oak.preparing.shards import prepare_shards
 from oak.preparing.verify import verify_shards
-from oak.errors import OakError
-from oak.layout import SHARD_INFO_FILE
 
 PREPARE = ["samples_per_shard=2", "seed=3"]
 

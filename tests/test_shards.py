@@ -14,9 +14,9 @@ from conftest import TINY_DEMO
 from PIL import Image
 
 from oak.data.info import read_info
-from oak.preparing.shards import prepare_shards
 from oak.errors import OakError
 from oak.layout import SHARD_INFO_FILE
+from oak.preparing.shards import prepare_shards
 
 
 def samples(shards: Path, split: str) -> list[dict]:

@@ -11,16 +11,16 @@ from pathlib import Path
 import pytest
 from imagenet_fixtures import WNIDS, jpeg, val_images, val_truth, write_archives, write_kaggle_labels, write_tree
 
+from oak.data.info import read_info
+from oak.errors import OakError
+from oak.layout import REJECTED_FILE
 from oak.preparing.check import check_item
 from oak.preparing.images import Conversion
-from oak.data.info import read_info
 from oak.preparing.listing import Item
 from oak.preparing.shards import ensure_shard, prepare_shards
 from oak.preparing.sources import find_source
 from oak.preparing.staging import staged_listing
 from oak.preparing.verify import verify_shards
-from oak.errors import OakError
-from oak.layout import REJECTED_FILE
 
 
 def prepare(source: Path, out: Path, **settings):

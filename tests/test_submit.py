@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 from params_files import PARAMS, params_file
 
-from oak.cluster.jobs import Job, _job
 from oak.cli import main
+from oak.cluster.jobs import Job, _job
 from oak.cluster.slurm import SUBMITTED_FILE, sbatch_options, script
 from oak.config.load import load_config
 from oak.errors import OakError
@@ -77,5 +77,7 @@ def test_no_pipeline_command_starts_while_the_last_submissions_jobs_are_in_the_q
         f"oak {verb[0]}: error: 1 job(s) of the last `oak submit` are queued or running (SLURM ids 13; `oak status` lists them): "
         f"wait for them to end, or scancel them, before `oak {verb[0]}`"
     )
-    files = {str(path.relative_to(tmp_path)) for path in tmp_path.rglob("*") if path.is_file() and not {".dvc", "recipes"} & set(path.parts)}
+    files = {
+        str(path.relative_to(tmp_path)) for path in tmp_path.rglob("*") if path.is_file() and not {".dvc", "recipes"} & set(path.parts)
+    }
     assert files == {"bin/squeue", "logs/slurm/submitted.json", "params.yaml"}  # no plan, job script or stage log

@@ -15,7 +15,6 @@ from oak.config.load import PROFILES, load_config
 from oak.errors import OakError
 from oak.layout import PARAMS_FILE
 from oak.process import exit_without_collecting, imports_kept_from_the_collector, kill_leftover_workers, release_imports
-from oak.report.compare import compare  # imports DVC only when it runs
 
 
 def _demo_data(config: DictConfig, args: argparse.Namespace) -> None:
@@ -87,8 +86,9 @@ def _evaluate(config: DictConfig, args: argparse.Namespace) -> None:
 
 def _plan(config: DictConfig, args: argparse.Namespace) -> None:
     from oak.cluster.slurm import pipeline_changes
+    from oak.config.load import planned_profile
     from oak.files import write_atomic
-    from oak.studies.plan import PLAN_FILE, Run, check_settings, plan_rows, planned_profile, render_plan
+    from oak.studies.plan import PLAN_FILE, Run, check_settings, plan_rows, render_plan
     from oak.studies.study import load_studies
 
     with pipeline_changes("oak plan", config):  # not while stages that read the plan run
@@ -103,7 +103,8 @@ def _plan(config: DictConfig, args: argparse.Namespace) -> None:
 
 
 def _smoke(config: DictConfig, args: argparse.Namespace) -> None:
-    from oak.studies.plan import PLAN_FILE, plan_runs, planned_profile
+    from oak.config.load import planned_profile
+    from oak.studies.plan import PLAN_FILE, plan_runs
     from oak.studies.study import load_studies
     from oak.training.smoke import lightest_per_recipe, smoke
 
@@ -180,6 +181,12 @@ def _calc(config: DictConfig, args: argparse.Namespace) -> None:
     from oak.models.calculations import calculations_text
 
     print(calculations_text())
+
+
+def _compare(config: DictConfig, args: argparse.Namespace) -> None:
+    from oak.report.compare import compare
+
+    compare(config, args)
 
 
 def _sync(config: DictConfig, args: argparse.Namespace) -> None:
@@ -263,7 +270,7 @@ def parser() -> argparse.ArgumentParser:
     repro.add_argument("--jobs", type=int, default=1, help="stages running at once (default: %(default)s, as dvc repro)")
     verb("status", _status, "the jobs of the last `oak submit`: queued, running, done or failed, with logs and MLflow runs")
     verb("report", _report, "write the results table and figure")
-    comparing = verb("compare", compare, "DVC experiments side by side: the params that differ and each run's top-1")
+    comparing = verb("compare", _compare, "DVC experiments side by side: the params that differ and each run's top-1")
     comparing.add_argument("--metric", choices=["top1", "top5", "loss"], default="top1", help="(default: %(default)s)")
     models = verb("models", _models, "the model zoo and each model's architecture facts")
     models.add_argument("--model", action="append", help="only this model (repeatable); default: the whole zoo")
@@ -271,7 +278,11 @@ def parser() -> argparse.ArgumentParser:
     models.add_argument("--json", action="store_true", help="print JSON")
     models.add_argument("--write", action="store_true", help="write them to metrics/facts.json, which `oak report` reads")
     verb("calc", _calc, "the paper's calculations: Table 3 and EfficientNet's compound scaling")
-    verb("sync", _sync, "make MLflow hold DVC's record: every planned run's metrics, curves and evaluation, whether its stage ran here or not")
+    verb(
+        "sync",
+        _sync,
+        "make MLflow hold DVC's record: every planned run's metrics, curves and evaluation, whether its stage ran here or not",
+    )
     server = verb("server", _server, "serve the MLflow store (sqlite:///mlflow.db) and UI to a team")
     server.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s, this machine only)")
     server.add_argument("--port", type=int, default=5000)

@@ -50,7 +50,8 @@ def _write(config: DictConfig, measurement: str, result: dict) -> None:
 
 
 def _planned_models() -> list[str]:
-    from oak.studies.plan import plan_runs, planned_profile
+    from oak.config.load import planned_profile
+    from oak.studies.plan import plan_runs
     from oak.studies.study import load_studies
 
     return sorted({run.model for run in plan_runs(load_studies(), planned_profile()).values()})

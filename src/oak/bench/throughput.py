@@ -24,9 +24,9 @@ import torch
 from oak.bench.cost import training_throughput
 from oak.bench.infer import device_name
 from oak.config.load import load_config
-from oak.preparing.fullsize import fullsize_shards
 from oak.errors import OakError
 from oak.files import write_json
+from oak.preparing.fullsize import fullsize_shards
 
 RECIPE = "resnet_he2016"
 CLASSES = 100

@@ -24,12 +24,12 @@ from torch.utils.data import DataLoader
 from torchvision.datasets import ImageFolder
 
 from oak.config.load import load_config
-from oak.preparing.demo import write_demo
 from oak.data.info import read_info
 from oak.loading.loader import TrainBatches, shards_of
-from oak.preparing.shards import prepare_shards
 from oak.loading.transforms import DevicePixels, train_transform
 from oak.models import create_model
+from oak.preparing.demo import write_demo
+from oak.preparing.shards import prepare_shards
 from oak.training.classifier import Classifier
 from oak.training.setup import datamodule_for
 

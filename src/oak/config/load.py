@@ -21,7 +21,7 @@ from omegaconf.errors import OmegaConfBaseException
 from oak.config.checks import check_values
 from oak.config.schema import OakConfig
 from oak.errors import OakError
-from oak.layout import PARAMS_FILE, RECIPES_DIR
+from oak.layout import PARAMS_FILE, PLAN_FILE, RECIPES_DIR
 
 PROFILES = ("demo", "imagenet", "published")  # the scales a study declares its runs at; published: released weights, evaluated only
 RECIPE_SECTIONS = {"train", "trainer"}
@@ -228,3 +228,13 @@ def listing(config: DictConfig, layers: list[Layer]) -> str:
 
 def _yaml_value(value: Any) -> str:
     return yaml.safe_dump(value, default_flow_style=True, width=1000).removesuffix("\n...\n").strip()
+
+
+def planned_profile(path: Path = PLAN_FILE) -> str:
+    """The profile of the plan file, or `demo` when there is none yet."""
+    if not path.exists():
+        return "demo"
+    profile = read_yaml(path).get("profile")
+    if profile not in PROFILES:
+        raise OakError(f"{path}: no profile among {', '.join(PROFILES)}; run `oak plan` (or `make repro`) to regenerate it")
+    return profile

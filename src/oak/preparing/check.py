@@ -12,10 +12,10 @@ import stat
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from oak.errors import OakError
 from oak.preparing.images import HEAD_BYTES, BadImage, Conversion, convert_image, planned_kind
 from oak.preparing.listing import Item, Listing, Problem
 from oak.preparing.parallel import advancing, image_progress
-from oak.errors import OakError
 
 CHECK_BATCH = 256  # images per task of step 2: enough that handing out a task costs little
 BAD = "bad"

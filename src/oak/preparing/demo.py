@@ -17,10 +17,10 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from oak.data.imagenet import IMAGENET_1K_WNIDS
-from oak.preparing.sources import DATASET_FILE
-from oak.preparing.staging import refuse_enclosing, remove_written, written_entries
 from oak.errors import OakError
 from oak.files import write_json
+from oak.preparing.sources import DATASET_FILE
+from oak.preparing.staging import refuse_enclosing, remove_written, written_entries
 
 SUPERSAMPLE = 2  # draw at twice the size, then downsample: anti-aliased edges
 JPEG_QUALITY = 90

@@ -12,12 +12,12 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
+from oak.errors import OakError
 from oak.preparing.archives import OFFICIAL_MD5
 from oak.preparing.check import BAD, Outcome
 from oak.preparing.images import Conversion
 from oak.preparing.listing import Listing, Problem
 from oak.preparing.sources import DATASET_FILE, Source
-from oak.errors import OakError
 
 
 def check_md5(computed: dict[str, str], strict: bool) -> dict:

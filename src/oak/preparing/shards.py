@@ -35,18 +35,26 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from oak.preparing.check import Stored, accepted_samples, bad_images, check_images, read_item
-from oak.preparing.images import KEPT, BadImage, Conversion, convert_image, reuse_image_memory
 from oak.data.info import SPLITS, ShardInfo
-from oak.preparing.listing import Problem, select_classes
-from oak.preparing.manifest import check_md5, counts, read_dataset, rejected_table, shard_info, split_info
-from oak.preparing.parallel import advancing, image_progress, worker_map
-from oak.preparing.sources import find_source
-from oak.preparing.staging import check_output, open_staging, remove_staging, replace_output, staged_listing, staging_folder, work_fingerprint
 from oak.data.tar import BLOCK, TarWriter
 from oak.errors import OakError
 from oak.files import file_sha256
 from oak.layout import REJECTED_FILE, SHARD_INFO_FILE
+from oak.preparing.check import Stored, accepted_samples, bad_images, check_images, read_item
+from oak.preparing.images import KEPT, BadImage, Conversion, convert_image, reuse_image_memory
+from oak.preparing.listing import Problem, select_classes
+from oak.preparing.manifest import check_md5, counts, read_dataset, rejected_table, shard_info, split_info
+from oak.preparing.parallel import advancing, image_progress, worker_map
+from oak.preparing.sources import find_source
+from oak.preparing.staging import (
+    check_output,
+    open_staging,
+    remove_staging,
+    replace_output,
+    staged_listing,
+    staging_folder,
+    work_fingerprint,
+)
 
 ON_BAD = ("fail", "skip")
 

@@ -18,6 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from oak.data.imagenet import WNID_PATTERN
+from oak.errors import OakError
 from oak.preparing.archives import (
     DEVKIT,
     KAGGLE_LABELS,
@@ -29,10 +31,7 @@ from oak.preparing.archives import (
     read_devkit_labels,
     read_kaggle_labels,
 )
-from oak.data.imagenet import WNID_PATTERN
-from oak.data.info import SPLITS
 from oak.preparing.listing import Item, Listing, Problem
-from oak.errors import OakError
 
 DATASET_FILE = "dataset.json"  # an optional description of the set beside its splits (the demo writes one)
 IMAGE_SUFFIXES = {".jpeg", ".jpg", ".png"}

@@ -19,14 +19,14 @@ from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
-from oak.preparing.images import Conversion
 from oak.data.info import read_info
-from oak.preparing.listing import Listing
-from oak.preparing.parallel import byte_progress
-from oak.preparing.sources import Source, list_source, source_stamp
 from oak.errors import OakError
 from oak.files import write_atomic
 from oak.layout import REJECTED_FILE, SHARD_INFO_FILE
+from oak.preparing.images import Conversion
+from oak.preparing.listing import Listing
+from oak.preparing.parallel import byte_progress
+from oak.preparing.sources import Source, list_source, source_stamp
 
 WORK_VERSION = 3  # part of the fingerprint: bump when stored bytes, work files or what is accepted change meaning
 

@@ -5,9 +5,9 @@ import multiprocessing
 import tarfile
 from pathlib import Path, PurePosixPath
 
-from oak.preparing.images import stored_image_problem
 from oak.data.info import read_info
 from oak.errors import OakError
+from oak.preparing.images import stored_image_problem
 
 
 def verify_shards(folder: Path, *, workers: int = 1) -> dict[str, int]:

@@ -19,7 +19,7 @@ from pathlib import Path
 import yaml
 from omegaconf import DictConfig, OmegaConf
 
-from oak.config.load import PROFILES, flatten, load_config, read_yaml
+from oak.config.load import PROFILES, flatten, load_config, planned_profile
 from oak.errors import OakError
 from oak.layout import PLAN_FILE, STUDIES_DIR, check_run_name
 from oak.studies.study import Row, Study, load_studies, run_spec
@@ -115,16 +115,6 @@ def render_plan(studies: list[Study], profile: str) -> str:
         entry |= {"args": run.args(), "rows": [key for key, other in planned.items() if isinstance(other, Run) and run in other.repeats()]}
         entries["published" if run.weights else "runs"][run.name] = entry
     return HEADER + yaml.safe_dump({"profile": profile, **entries}, sort_keys=False, width=1000)
-
-
-def planned_profile(path: Path = PLAN_FILE) -> str:
-    """The profile of the plan file, or `demo` when there is none yet."""
-    if not path.exists():
-        return "demo"
-    profile = read_yaml(path).get("profile")
-    if profile not in PROFILES:
-        raise OakError(f"{path}: no profile among {', '.join(PROFILES)}; run `oak plan` (or `make repro`) to regenerate it")
-    return profile
 
 
 def current_runs(path: Path = PLAN_FILE, studies_dir: Path = STUDIES_DIR) -> tuple[str, dict[str, Run | str]]:

@@ -29,8 +29,8 @@ from oak.data.info import ShardInfo
 from oak.errors import OakError
 from oak.layout import RESOLVED_CONFIG_FILE, RUN_FILE, Layout
 from oak.tracking.logger import BufferedMlflowLogger, is_refused, is_unreachable, quick_requests, refusal
-from oak.tracking.tracker import Tracker, dataset_input, git_state, run_params, run_tags
 from oak.tracking.store import store_file
+from oak.tracking.tracker import Tracker, dataset_input, git_state, run_params, run_tags
 from oak.tracking.ui import runs_table_link
 
 RECORD_TAG = "oak.record"
@@ -186,7 +186,9 @@ def _mirror_run(
     commit = git_state()[0]
     for part, metrics_file, computed_key in (("train", record.train, "val/top1"), ("eval", record.evaluation, "eval/top1")):
         if metrics_file is not None:
-            source = COMPUTED_HERE if computed_key in held else f"DVC record: {metrics_file} (md5 {_md5(metrics_file)}) at git commit {commit}"
+            source = (
+                COMPUTED_HERE if computed_key in held else f"DVC record: {metrics_file} (md5 {_md5(metrics_file)}) at git commit {commit}"
+            )
             logger.set_tags({SOURCE_TAG.format(part=part): source})
     for step, values in _points(record):
         logger.log_metrics(values, step=step)

@@ -22,10 +22,9 @@ from mlflow.exceptions import MlflowException
 from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
 from omegaconf import DictConfig
 
-from oak.config.load import flatten
+from oak.config.load import flatten, planned_profile
 from oak.data.info import ShardInfo
 from oak.errors import OakError
-from oak.studies.plan import planned_profile
 from oak.tracking.logger import (
     BufferedMlflowLogger,
     check_login,
@@ -76,7 +75,13 @@ def run_params(config: DictConfig, model: str, info: ShardInfo) -> dict[str, obj
     from oak.models.cards import model_card
 
     config = redact_config(config)
-    described = {"model": model, "family": model_card(model).family, "profile": planned_profile(), "recipe": config.recipe, "seed": config.seed}
+    described = {
+        "model": model,
+        "family": model_card(model).family,
+        "profile": planned_profile(),
+        "recipe": config.recipe,
+        "seed": config.seed,
+    }
     described |= {"dataset": info.label, "dataset.fingerprint": info.fingerprint}
     described |= {f"train.{key}": value for key, value in flatten(config.train).items()}
     return described | {f"trainer.{key}": config.trainer[key] for key in DECISIVE_TRAINER_KEYS}

@@ -14,10 +14,10 @@ from oak.layout import CHECKPOINT_FILE, RUN_FILE, Layout
 from oak.models import check_model_name, parameter_count
 from oak.models.facts import model_facts
 from oak.models.published import ImageNetClasses, Published, load_published
+from oak.models.weights import load_weights
 from oak.tracking.tracker import Tracker, dataset_input, run_params
 from oak.training.classifier import Classifier
 from oak.training.setup import build_net, datamodule_for, use_cpu_threads
-from oak.models.weights import load_weights
 
 
 def preprocessing_layer(published: str) -> tuple[str, list[str]]:

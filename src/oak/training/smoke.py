@@ -95,7 +95,18 @@ def smoke_run(run: Run, params: Path, shards: Path, work: Path) -> SmokeResult:
     mixes = bool(recipe.mixup_alpha or recipe.cutmix_alpha)
     batch, note = smoke_batch(run.model, recipe.image_size, recipe.batch_size, mixes)
     result = SmokeResult(
-        run.name, run.model, run.recipe, recipe.image_size, config.trainer.precision, recipe.batch_size, batch, 0, None, None, "", note,
+        run.name,
+        run.model,
+        run.recipe,
+        recipe.image_size,
+        config.trainer.precision,
+        recipe.batch_size,
+        batch,
+        0,
+        None,
+        None,
+        "",
+        note,
         settings_fingerprint(config, run.model),
     )
     folder = work / run.name
