@@ -11,8 +11,8 @@ def test_a_password_holding_at_signs_is_hidden_up_to_the_last_at_before_the_host
     assert redact_text(uri) == f"http://{REDACTED}@127.0.0.1:5000"
     assert without_login(uri) == "http://127.0.0.1:5000"
     assert redact_config(OmegaConf.create({"tracking": {"uri": uri}})).tracking.uri == f"http://{REDACTED}@127.0.0.1:5000"
-    line = f"MLflow at {uri}/api/2.0/mlflow/runs/log-batch failed; see https://example.org/help"
-    assert redact_text(line) == f"MLflow at http://{REDACTED}@127.0.0.1:5000/api/2.0/mlflow/runs/log-batch failed; see https://example.org/help"
+    line = "MLflow at {}/api/2.0/mlflow/runs/log-batch failed; see https://example.org/help"
+    assert redact_text(line.format(uri)) == line.format(f"http://{REDACTED}@127.0.0.1:5000")
 
 
 @pytest.mark.parametrize(
@@ -33,6 +33,6 @@ def test_a_secret_environment_variables_value_is_hidden_wherever_it_shows(monkey
     monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "env-Passw0rd-1234")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "aws/Secret+Key")
     monkeypatch.setenv("TOKENIZERS_PARALLELISM", "false")  # a flag whose name holds "TOKEN": not a secret
-    config = redact_config(OmegaConf.create({"data": {"source": "s3://bucket?sig=aws/Secret+Key"}, "note": "env-Passw0rd-1234", "flag": "false"}))
-    assert config == {"data": {"source": f"s3://bucket?sig={REDACTED}"}, "note": REDACTED, "flag": "false"}
+    config = {"data": {"source": "s3://bucket?sig=aws/Secret+Key"}, "note": "env-Passw0rd-1234", "flag": "false"}
+    assert redact_config(OmegaConf.create(config)) == {"data": {"source": f"s3://bucket?sig={REDACTED}"}, "note": REDACTED, "flag": "false"}
     assert redact_text("login refused for env-Passw0rd-1234: false") == f"login refused for {REDACTED}: false"
