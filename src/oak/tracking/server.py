@@ -2,6 +2,7 @@
 
 import os
 import secrets
+import sys
 import warnings
 
 from mlflow.exceptions import MlflowException
@@ -19,7 +20,21 @@ def server_command(
     It binds `host`, loopback unless told otherwise; put an authenticating proxy or MLflow's
     basic-auth app in front before binding a public address.
     """
-    return ["mlflow", "server", "--host", host, "--port", str(port), "--backend-store-uri", store, "--artifacts-destination", artifacts]
+    # MLflow as this interpreter has it: `.venv/bin/oak server` works without the environment on PATH
+    return [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "server",
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--backend-store-uri",
+        store,
+        "--artifacts-destination",
+        artifacts,
+    ]
 
 
 def serve(*, host: str, port: int, basic_auth: bool) -> None:
