@@ -29,7 +29,7 @@ from oak.data.info import ShardInfo
 from oak.errors import OakError
 from oak.layout import RESOLVED_CONFIG_FILE, RUN_FILE, Layout
 from oak.tracking.logger import BufferedMlflowLogger, is_refused, is_unreachable, quick_requests, refusal
-from oak.tracking.store import store_file
+from oak.tracking.store import open_client, store_file
 from oak.tracking.tracker import Tracker, dataset_input, git_state, run_params, run_tags
 from oak.tracking.ui import runs_table_link
 
@@ -103,7 +103,7 @@ def sync_record(config: DictConfig, runs: dict[str, str], info: ShardInfo, confi
     tracker = Tracker(config)
     tracker.check_login()
     layout = Layout.of(config)
-    client = MlflowClient(tracker.uri)
+    client = open_client(tracker.uri)
     summary = SyncSummary([], [], [], [], {})
     try:
         with quick_requests():
@@ -135,7 +135,7 @@ def results_view(config: DictConfig) -> str:
         return f"MLflow ({tracker.shown_uri}) holds no runs yet"
     try:
         with quick_requests():
-            experiment = MlflowClient(tracker.uri).get_experiment_by_name(tracker.experiment)
+            experiment = open_client(tracker.uri).get_experiment_by_name(tracker.experiment)
     except MlflowException:
         experiment = None
     if experiment is None:
@@ -196,8 +196,10 @@ def _mirror_run(
         logger.log_artifact(record.config)
     logger.set_tags({RECORD_TAG: digest})
     logger.finalize("success")
-    if logger.pending:
-        raise OakError(f"tracking {tracker.shown_uri}: run {name} is missing {logger.pending} points; run `oak sync` again")
+    missing = logger.undelivered()
+    logger.close()
+    if missing:
+        raise OakError(f"tracking {tracker.shown_uri}: run {name} did not receive {', '.join(missing)}; run `oak sync` again")
     return "updated" if target is not None else "created"
 
 
