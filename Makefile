@@ -17,18 +17,18 @@ repro: $(VENV)/.installed
 	$(RUN) oak plan $(PROFILE)
 	$(RUN) oak repro --jobs $(JOBS)
 
-# As many test processes as cores (pytest-xdist; each test file stays in one process): the whole
-# suite (495 tests) took 17.4 and 18.4 min on a 2-core machine this way.
+# As many test processes as cores (pytest-xdist; each test file stays in one process); the suite's
+# times are in docs/benchmarks.md.
 test: $(VENV)/.installed-test
 	$(RUN) pytest -n auto --dist loadfile
 
-# The tests not marked slow, for the edit-test loop: 417 tests in 156 s on a 2-core machine; `make test` runs them all.
+# The tests not marked slow, for the edit-test loop (times in docs/benchmarks.md); `make test` runs them all.
 test-fast: $(VENV)/.installed-test
 	$(RUN) pytest -n auto -m "not slow"
 
-# pip byte-compiles every module as it installs (124 s from pip's cache on a 2-core machine; 91 s with
-# --no-compile). Keep it: where PYTHONDONTWRITEBYTECODE is set, nothing compiles later, and every `oak`
-# process would compile torch, Lightning and MLflow from source (oak train's start-up: 17.5 s against 5.9 s).
+# pip byte-compiles every module as it installs (slower than --no-compile: docs/benchmarks.md). Keep it:
+# where PYTHONDONTWRITEBYTECODE is set, nothing compiles later, and every `oak` process would compile
+# torch, Lightning and MLflow from source (oak train's start-up three times as long, same page).
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --editable .
