@@ -53,3 +53,10 @@ def test_one_image_per_device_through_a_batchnorm_is_one_error_naming_the_batch_
     net = nn.Sequential(nn.Flatten(), nn.Linear(48, 4), nn.BatchNorm1d(4), nn.Linear(4, 2))  # as after a global pooling
     with pytest.raises(OakError, match=r"^resnet18: train.batch_size=1: a BatchNorm layer .* use a batch of 2 or more images per device$"):
         fit(net, tmp_path / "resnet18", "train.batch_size=1")
+
+
+def test_images_smaller_than_the_network_takes_are_one_error_naming_the_size_setting(tmp_path: Path) -> None:
+    # a pooling window larger than what the convolution leaves of a 4x4 image, as Inception-v3 below 75 px or VGG below 32
+    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.MaxPool2d(3), nn.Flatten(), nn.Linear(4, 2))
+    with pytest.raises(OakError, match=r"^plain18: train.image_size: 4 px images are too small for this network \(.*\); use a larger"):
+        fit(net, tmp_path / "plain18", "train.batch_size=2")

@@ -33,6 +33,9 @@ from oak.seeding import seed_every_generator
 
 STAGES = ("train", "val", "eval")
 EMA_PREFIX = "ema.module."
+# torch's words when a convolution or pooling layer gets a feature map smaller than its window
+TOO_SMALL = ("Kernel size can't be greater than actual input size", "Output size is too small")
+EVAL_SIZE = "train.eval_image_size"  # what sets the images' size in validation and evaluation (else train.image_size)
 
 
 def fused_available(optimizer: str) -> bool:
@@ -167,7 +170,7 @@ class Classifier(L.LightningModule):
         self.log("lr", self.epoch_lr, on_step=False, on_epoch=True)
         mixed_images, mixed_targets = self.augmented(images, targets)
         try:
-            outputs = self.net(self._images(mixed_images))
+            outputs = self._forward(self.net, mixed_images, "train.image_size")
         except ValueError as error:  # torch's words for a BatchNorm over a single value per channel
             if "Expected more than 1 value per channel when training" not in str(error):
                 raise
@@ -190,6 +193,19 @@ class Classifier(L.LightningModule):
                 f"{self._run()}: the training loss is {loss.item()} at step {self.global_step} (epoch {self.current_epoch}); "
                 "try a lower train.lr, a longer train.warmup_epochs or trainer.gradient_clip_val, or check the data"
             )
+
+    def _forward(self, net: nn.Module, images: torch.Tensor, size_key: str) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """The network's outputs; images smaller than its layers allow (Inception-v3 below 75 px, VGG below 32) are one
+        error naming the size setting, not torch's traceback from deep inside the network."""
+        try:
+            return net(self._images(images))
+        except RuntimeError as error:
+            if not any(words in str(error) for words in TOO_SMALL):
+                raise
+            raise OakError(
+                f"{self._run()}: {size_key}: {images.shape[-1]} px images are too small for this network "
+                f"({str(error).splitlines()[0]}); use a larger {size_key}"
+            ) from None
 
     def _run(self) -> str:
         return Path(self.trainer.default_root_dir).name  # the run's checkpoint folder, named after it (oak.layout)
@@ -221,10 +237,10 @@ class Classifier(L.LightningModule):
         net = self._evaluated_net()
         if images.dim() == 5:  # (batch, crops, C, H, W): average the crops' softmax, log it for the loss and top-k
             batch_size, crops = images.shape[:2]
-            probabilities = _main_logits(net(self._images(images.flatten(0, 1)))).float().softmax(-1)
+            probabilities = _main_logits(self._forward(net, images.flatten(0, 1), EVAL_SIZE)).float().softmax(-1)
             logits = probabilities.view(batch_size, crops, -1).mean(1).log()
         else:
-            logits = _main_logits(net(self._images(images)))
+            logits = _main_logits(self._forward(net, images, EVAL_SIZE))
         self._log_metrics(stage, logits, targets, self.eval_loss(logits, targets))
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_index: int) -> None:
