@@ -1,6 +1,7 @@
 """Reading shards on many ranks and workers: an epoch is each training sample once in equal full batches per
 rank (but the remainder), a resumed epoch its untrained batches, evaluation every val sample once."""
 
+import os
 import shutil
 import tarfile
 import zlib
@@ -161,10 +162,16 @@ def flip_a_byte_inside_a_jpeg(shard: Path) -> None:
     shard.write_bytes(bytes(data))
 
 
+def replace_by_a_fifo(shard: Path) -> None:
+    shard.unlink()
+    os.mkfifo(shard)  # reading it would block for ever: no writer ever comes
+
+
 @pytest.mark.parametrize(
     ("split", "damage", "message"),
     [
         ("train", truncate_at_a_sample_boundary, "its bytes differ from the sha256 in _info.json"),
+        ("train", replace_by_a_fifo, "not a regular file"),
         ("val", flip_a_byte_inside_a_jpeg, "its bytes differ from the sha256 in _info.json"),
         ("val", Path.unlink, "shard missing"),
     ],

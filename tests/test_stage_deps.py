@@ -140,7 +140,8 @@ def test_the_import_reading_sees_a_handlers_own_imports() -> None:
 
 
 @pytest.mark.slow  # dvc repro and dvc status in a scratch repository
-def test_bytecode_beside_a_dependency_folder_leaves_its_stage_up_to_date(tmp_path: Path) -> None:
+@pytest.mark.parametrize("litter", ["__pycache__/code.cpython-311.pyc", "code.py.partial"])  # Python's bytecode; a killed atomic write's
+def test_bytecode_or_a_partial_file_beside_a_dependency_leaves_its_stage_up_to_date(tmp_path: Path, litter: str) -> None:
     shutil.copy(REPO / ".dvcignore", tmp_path / ".dvcignore")
     (tmp_path / "pkg").mkdir()
     (tmp_path / "pkg" / "code.py").write_text("VALUE = 1\n")
@@ -148,7 +149,7 @@ def test_bytecode_beside_a_dependency_folder_leaves_its_stage_up_to_date(tmp_pat
     dvc = [str(Path(sys.executable).parent / "dvc")]
     for command in (["git", "init", "-q"], dvc + ["init", "-q"], dvc + ["repro", "-q"]):
         subprocess.run(command, cwd=tmp_path, check=True, capture_output=True)
-    (tmp_path / "pkg" / "__pycache__").mkdir()
-    (tmp_path / "pkg" / "__pycache__" / "code.cpython-311.pyc").write_bytes(b"bytecode")
+    (tmp_path / "pkg" / litter).parent.mkdir(exist_ok=True)
+    (tmp_path / "pkg" / litter).write_bytes(b"litter")
     status = subprocess.run(dvc + ["status"], cwd=tmp_path, check=True, capture_output=True, text=True).stdout
     assert "up to date" in status, status

@@ -15,7 +15,9 @@ the batch goes to the device undecoded (oak.loading.on_device). Either way the d
 
 import hashlib
 import itertools
+import os
 import random
+import stat
 import warnings
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -108,10 +110,21 @@ VERIFY = "check the shards with `oak verify` and re-create them with `oak prepar
 
 
 def _checked_bytes(shard: Shard) -> bytes:
+    # A FIFO or device in a shard's place would block the read for ever: only a regular file is read
+    try:
+        is_file = stat.S_ISREG(os.stat(shard.path).st_mode)
+    except FileNotFoundError:
+        raise OakError(f"{shard.path}: shard missing; {VERIFY}") from None
+    except OSError as error:
+        raise OakError(f"{shard.path}: cannot be read ({error.strerror}); {VERIFY}") from None
+    if not is_file:
+        raise OakError(f"{shard.path}: not a regular file; {VERIFY}")
     try:
         data = Path(shard.path).read_bytes()
     except FileNotFoundError:
         raise OakError(f"{shard.path}: shard missing; {VERIFY}") from None
+    except OSError as error:
+        raise OakError(f"{shard.path}: cannot be read ({error.strerror}); {VERIFY}") from None
     if hashlib.sha256(data).hexdigest() != shard.sha256:
         raise OakError(f"{shard.path}: its bytes differ from the sha256 in _info.json (truncated, corrupt or replaced); {VERIFY}")
     return data

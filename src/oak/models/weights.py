@@ -6,6 +6,7 @@ safetensors file. Pickles are read with
 `weights_only=True`, which refuses any object but tensors and plain containers.
 """
 
+import os
 import pickle
 from pathlib import Path
 
@@ -23,6 +24,8 @@ EMA_PREFIX = "ema.module."
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     if not path.exists():
         raise OakError(f"{path}: weights file not found")
+    if not os.access(path, os.R_OK):
+        raise OakError(f"{path}: weights file not readable (permission denied); check its permissions")
     if path.suffix == ".safetensors":
         try:
             return load_file(path)
