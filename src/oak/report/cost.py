@@ -90,6 +90,12 @@ def _stale_notes(devices: dict[str, dict]) -> list[str]:
     ]
 
 
+def _cap_note(measurement: dict) -> str:
+    """Where `oak bench cost --batch-size` bounded the batch (a CPU's time), as the measurement file records it."""
+    precisions = ", ".join(sorted({run["precision"] for run in measurement["runs"].values()}))
+    return f"; on {measurement['device']} at most {measurement['batch_size_cap']}, to bound the time ({precisions})"
+
+
 def cost_runs_table(planned: dict[str, Run | str], devices: dict[str, dict]) -> Table:
     """Each imagenet-profile run's measured throughput and hours, per device."""
     runs = sorted({run for run in planned.values() if isinstance(run, Run)}, key=lambda run: run.name)
@@ -108,8 +114,9 @@ def cost_runs_table(planned: dict[str, Run | str], devices: dict[str, dict]) -> 
         "Measured by `oak bench cost` on each device: "
         + ", ".join(f"{m['device']} (PyTorch {m['torch']})" for m in devices.values())
         + ".",
-        "The batch in brackets is the one timed: the recipe's per-device batch, or less where it did not fit in the GPU's memory "
-        "or to bound the time on a CPU (at most 2 there, in 32-bit precision).",
+        "The batch in brackets is the one timed: the recipe's per-device batch, or less where it did not fit in the GPU's memory"
+        + "".join(_cap_note(m) for m in devices.values() if m.get("batch_size_cap"))
+        + ".",
         *_stale_notes(devices),
     ]
     return Table("Cost to reproduce, per run (ImageNet, imagenet profile)", headings, rows, notes)
