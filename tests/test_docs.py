@@ -63,8 +63,8 @@ def demo_size(model: str) -> int:
 
 COUNTS = {  # what a statement says (its id): its pattern, and the plan's numbers in the pattern's order
     "demo runs, rows and studies": (
-        r"(\d+) runs for the (\d+) rows of the (\d+) studies",
-        lambda: numbers(planned_runs("demo"), ROWS, len(STUDIES)),
+        r"(\d+) runs for (\d+) of the (\d+) rows of the (\d+) studies",
+        lambda: numbers(planned_runs("demo"), rows_with_a_run("demo"), ROWS, len(STUDIES)),
     ),
     "studies and rows": (r"\((\d+) studies, (\d+) rows\)", lambda: numbers(len(STUDIES), ROWS)),
     "demo rows kept": (
