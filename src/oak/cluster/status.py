@@ -59,7 +59,9 @@ def _state(job: Submitted, queue: dict[str, str], logs: Path) -> str:
 
 def _mlflow(stage: str, layout: Layout, tracker: Tracker) -> str:
     kind, _, run = stage.partition("@")
+    if kind not in ("train", "evaluate"):  # the other stages (report, sync, ...) have no run of their own
+        return ""
     record = layout.run_folder(run) / RUN_FILE
-    if kind not in ("train", "evaluate") or not record.exists():
+    if not record.exists():
         return ""
     return tracker.run_link(json.loads(record.read_text())["run_id"])

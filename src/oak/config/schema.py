@@ -108,6 +108,22 @@ class TrainConfig:
     shuffle_buffer: int = MISSING
 
 
+# What can change a run's result, besides the model, its data and the whole `train` section: MLflow's
+# run comparison then shows what differs, not paths, tracking, cluster or report settings.
+DECISIVE_TRAINER_KEYS = (
+    "accelerator",
+    "devices",
+    "num_nodes",
+    "strategy",
+    "precision",
+    "sync_batchnorm",
+    "deterministic",
+    "accumulate_grad_batches",
+    "limit_train_batches",
+    "gradient_clip_val",
+)
+
+
 @dataclass
 class TrainerConfig:
     """Keyword arguments of lightning.Trainer, under Lightning's own names."""

@@ -16,19 +16,8 @@ import json
 
 from omegaconf import DictConfig, OmegaConf
 
-# What can change how a run trains besides its model and its whole `train` section (as MLflow's params).
-DECISIVE_TRAINER_KEYS = (
-    "accelerator",
-    "devices",
-    "num_nodes",
-    "strategy",
-    "precision",
-    "sync_batchnorm",
-    "deterministic",
-    "accumulate_grad_batches",
-    "limit_train_batches",
-    "gradient_clip_val",
-)
+from oak.config.schema import DECISIVE_TRAINER_KEYS
+
 # What a throughput measurement (`oak bench cost`) depends on: the step's work and the run's length.
 COST_SETTINGS = ("model", "image_size", "batch_size", "precision", "channels_last", "epochs")
 

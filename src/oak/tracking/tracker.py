@@ -23,6 +23,7 @@ from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
 from omegaconf import DictConfig
 
 from oak.config.load import flatten, planned_profile
+from oak.config.schema import DECISIVE_TRAINER_KEYS
 from oak.data.info import ShardInfo
 from oak.errors import OakError
 from oak.tracking.logger import (
@@ -52,22 +53,6 @@ def tracking_uri(config: DictConfig) -> str:
 def experiment_name(config: DictConfig) -> str:
     """`tracking.experiment`, else `oak-<profile>` of the plan the pipeline runs, so imagenet runs never mix with the demo's."""
     return config.tracking.experiment or f"oak-{planned_profile()}"
-
-
-# What can change a run's result, besides the model, its data and the whole `train` section: MLflow's
-# run comparison then shows what differs, not paths, tracking, cluster or report settings.
-DECISIVE_TRAINER_KEYS = (
-    "accelerator",
-    "devices",
-    "num_nodes",
-    "strategy",
-    "precision",
-    "sync_batchnorm",
-    "deterministic",
-    "accumulate_grad_batches",
-    "limit_train_batches",
-    "gradient_clip_val",
-)
 
 
 def run_params(config: DictConfig, model: str, info: ShardInfo) -> dict[str, object]:
