@@ -122,7 +122,9 @@ def test_every_out_of_date_stage_is_a_job_after_those_it_needs(first_submit: tup
     repo, _, _ = first_submit
     jobs = submitted(repo)
     runs = [*RUNS, "plain18"]
-    assert set(jobs) == {"demo-data", "prepare", "facts", "bench-g1", "report"} | {f"{s}@{r}" for s in ("train", "evaluate") for r in runs}
+    assert set(jobs) == {"demo-data", "prepare", "facts", "bench-g1", "report", "sync"} | {
+        f"{s}@{r}" for s in ("train", "evaluate") for r in runs
+    }
     script = (repo / "logs" / "slurm" / "train@resnet18.sbatch").read_text()
     assert "oak train --run resnet18 resnet18 recipe=demo train.epochs=4\n" in script  # the stage's command, as dvc.yaml has it
 
@@ -157,8 +159,8 @@ def test_after_the_fix_only_the_report_is_submitted_and_dvc_has_nothing_left_to_
     (repo / "pipelines" / "studies" / "small.yaml").write_text(STUDY)  # the broken row removed
     oak(repo, env, "plan", "demo")
     oak(repo, env, "submit")
-    assert set(submitted(repo)) == {"report"}
-    assert wait_for_jobs(repo, env) == {"report": "done"}
+    assert set(submitted(repo)) == {"report", "sync"}
+    assert wait_for_jobs(repo, env) == {"report": "done", "sync": "done"}
     assert dvc(repo, env, "status").strip() == "Data and pipelines are up to date."
     assert "Data and pipelines are up to date." in dvc(repo, env, "repro")
     results = (repo / "reports" / "results.csv").read_text()

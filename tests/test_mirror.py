@@ -106,6 +106,7 @@ def test_a_training_run_here_whose_evaluation_dvc_skipped_receives_it_in_its_own
     evaluated = json.loads(Layout.of(config).eval_metrics(MODEL).read_text())
     assert mirrored.data.metrics["eval/top1"] == pytest.approx(evaluated["top1"])
     assert mirrored.data.tags["oak.source.train"] == COMPUTED_HERE
+    assert mirrored.data.tags["stage"] == "train"  # the training's own tags are left as they were
     assert mirrored.data.tags["oak.source.eval"].startswith("DVC record: ")
     assert RECORD_TAG in mirrored.data.tags
     assert len(MlflowClient(config.tracking.uri).get_metric_history(run_id, "val/top1")) == 2  # the training's own, not doubled

@@ -176,7 +176,8 @@ def _mirror_run(
         tracking_uri=tracker.uri,
         experiment=tracker.experiment,
         run_name=name,
-        tags=run_tags(config, "record", info, model, name),
+        # a run of its own says what made it; a training's run keeps its own tags (stage, commit, host)
+        tags=run_tags(config, "record", info, model, name) if target is None else {},
         run_id=target.info.run_id if target is not None else None,
         patience_seconds=0,
     )
