@@ -68,3 +68,36 @@ def test_an_unknown_run_is_one_clear_error(tmp_path: Path) -> None:
     assert done.stderr.strip() == (
         "oak smoke: error: no planned run resnet9000 in the imagenet profile; `oak plan imagenet` writes them to pipelines/plan.yaml"
     )
+
+
+def test_the_committed_smoke_record_vouches_for_every_run_the_imagenet_profile_trains() -> None:
+    # Binding: an entry counts only while taken with the settings the plan gives its run now. When this fails,
+    # `oak smoke imagenet --run NAME` for each run named (the file keeps the other entries) and commit the file.
+    from oak.studies.plan import plan_runs
+    from oak.studies.study import load_studies
+    from oak.training.smoke import uncovered_runs
+
+    runs = {name: run for name, run in plan_runs(load_studies(REPO / "pipelines" / "studies"), "imagenet").items() if not run.weights}
+    uncovered = uncovered_runs(REPO / "metrics" / "smoke" / "imagenet.json", runs, REPO / "params.yaml")
+    assert not uncovered, f"metrics/smoke/imagenet.json does not vouch for {len(uncovered)} of {len(runs)} planned runs: {uncovered}"
+
+
+def test_a_smoke_entry_stops_vouching_for_a_run_whose_settings_changed(tmp_path: Path) -> None:
+    from oak.studies.binding import settings_fingerprint
+    from oak.studies.plan import plan_runs, run_config
+    from oak.studies.study import load_studies
+    from oak.training.smoke import uncovered_runs
+
+    params = REPO / "params.yaml"
+    run = plan_runs(load_studies(REPO / "pipelines" / "studies"), "imagenet")["resnet50"]
+    config = run_config(params, run)
+    entry = {"run": "resnet50", "model": "resnet50", "recipe": run.recipe, "image_size": config.train.image_size, "status": "ok"}
+    entry |= {"precision": config.trainer.precision, "recipe_batch": config.train.batch_size}
+    record = tmp_path / "imagenet.json"
+    for fingerprint, vouches in ((settings_fingerprint(config, "resnet50"), True), ("0" * 16, False)):
+        record.write_text(json.dumps({"runs": [entry | {"fingerprint": fingerprint}]}))
+        assert ("resnet50" not in uncovered_runs(record, {"resnet50": run}, params)) == vouches
+    record.write_text(json.dumps({"runs": [entry | {"image_size": 160}]}))  # an entry from before fingerprints: its fields decide
+    assert uncovered_runs(record, {"resnet50": run}, params) == {
+        "resnet50": "tested with another model, recipe, resolution, precision or batch than the plan gives it now"
+    }
