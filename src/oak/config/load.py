@@ -23,7 +23,9 @@ from oak.config.schema import OakConfig
 from oak.errors import OakError
 from oak.layout import PARAMS_FILE, PLAN_FILE, RECIPES_DIR
 
-PROFILES = ("demo", "imagenet", "published")  # the scales a study declares its runs at; published: released weights, evaluated only
+# The scales a study declares its runs at; published: released weights, evaluated only; budget: the imagenet profile's
+# runs with the budget recipes of pipelines/budget.yaml (oak.studies.budget)
+PROFILES = ("demo", "imagenet", "published", "budget")
 RECIPE_SECTIONS = {"train", "trainer"}
 SCHEMA = "the schema (src/oak/config/schema.py)"
 COMMAND_LINE = "command line"
