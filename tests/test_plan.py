@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 from params_files import params_file
 
+from oak.cli import main
 from oak.config.load import planned_profile
 from oak.errors import OakError
 from oak.studies.plan import PLAN_FILE, Run, check_settings, current_runs, plan_rows, plan_runs, render_plan, run_config
@@ -229,3 +230,40 @@ def test_a_row_setting_no_training_can_use_stops_the_plan_naming_the_row(tmp_pat
 def test_every_planned_run_of_both_profiles_loads_its_config() -> None:
     for profile in ("demo", "imagenet"):
         check_settings(plan_rows(STUDIES, profile), REPO / "params.yaml")
+
+
+def planned_in(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A folder holding params.yaml and one study of two rows, the second skipped by the demo; the working folder."""
+    skipped = "profiles: {demo: {skip: imagenet profile only (too slow on a CPU)}}"
+    studies_in(tmp_path, a=STUDY + "  - {label: A, model: resnet18, paper: 1}\n" + f"  - {{label: B, model: resnet50, paper: 2, {skipped}}}\n")
+    params_file(tmp_path)
+    monkeypatch.chdir(tmp_path)
+
+
+def test_a_plain_oak_plan_plans_the_demo_whatever_profile_the_last_plan_had(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    planned_in(tmp_path, monkeypatch)
+    assert main(["plan", "imagenet"]) == 0 and planned_profile(tmp_path / PLAN_FILE) == "imagenet"
+    assert main(["plan"]) == 0 and planned_profile(tmp_path / PLAN_FILE) == "demo"  # as `make repro` runs it
+
+
+def test_oak_plan_prints_a_summary_counting_the_skipped_rows_and_lists_them_with_verbose(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    planned_in(tmp_path, monkeypatch)
+    assert main(["plan"]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        f"wrote {PLAN_FILE}: profile demo, 1 runs for 1 of the 2 study rows",
+        "1 rows skipped in this profile; `oak plan demo -v` lists them, each with why",
+    ]
+    assert main(["plan", "-v"]) == 0
+    assert capsys.readouterr().out.splitlines()[1:] == ["skipped a/B: imagenet profile only (too slow on a CPU)"]
+
+
+def test_oak_version_is_the_installed_packages(capsys: pytest.CaptureFixture) -> None:
+    from importlib.metadata import version
+
+    with pytest.raises(SystemExit) as exited:
+        main(["--version"])
+    assert exited.value.code == 0 and capsys.readouterr().out == f"oak {version('oak')}\n"

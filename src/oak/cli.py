@@ -6,6 +6,7 @@ errors answer at once.
 
 import argparse
 import sys
+from importlib.metadata import version
 from pathlib import Path
 
 from omegaconf import DictConfig
@@ -86,20 +87,23 @@ def _evaluate(config: DictConfig, args: argparse.Namespace) -> None:
 
 def _plan(config: DictConfig, args: argparse.Namespace) -> None:
     from oak.cluster.slurm import pipeline_changes
-    from oak.config.load import planned_profile
     from oak.files import write_atomic
     from oak.studies.plan import PLAN_FILE, Run, check_settings, plan_rows, render_plan
     from oak.studies.study import load_studies
 
+    profile = args.profile or "demo"  # not the current plan's: `make repro` runs the demo unless told otherwise
     with pipeline_changes("oak plan", config):  # not while stages that read the plan run
-        studies, profile = load_studies(), args.profile or planned_profile()
+        studies = load_studies()
         planned = plan_rows(studies, profile)
         check_settings(planned, args.params)
         write_atomic(PLAN_FILE, render_plan(studies, profile))
     runs = {run.name for run in planned.values() if isinstance(run, Run)}
-    without = [key for key, run in planned.items() if not isinstance(run, Run)]
-    skipped = f"; no run for {', '.join(without)}" if without else ""
-    print(f"wrote {PLAN_FILE}: profile {profile}, {len(runs)} runs for {len(planned)} study rows{skipped}")
+    skipped = {key: reason for key, reason in planned.items() if not isinstance(reason, Run)}
+    print(f"wrote {PLAN_FILE}: profile {profile}, {len(runs)} runs for {len(planned) - len(skipped)} of the {len(planned)} study rows")
+    if skipped and args.verbose:
+        print("\n".join(f"skipped {key}: {reason}" for key, reason in skipped.items()))
+    elif skipped:
+        print(f"{len(skipped)} rows skipped in this profile; `oak plan {profile} -v` lists them, each with why")
 
 
 def _smoke(config: DictConfig, args: argparse.Namespace) -> None:
@@ -214,8 +218,12 @@ def _server(config: DictConfig, args: argparse.Namespace) -> None:
     serve(host=args.host, port=args.port, basic_auth=args.basic_auth)
 
 
+PLANS_PROFILE = "default: the current plan's (pipelines/plan.yaml), else demo"
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="oak", description=__doc__.split("\n\n")[0])
+    root.add_argument("--version", action="version", version=f"oak {version('oak')}")
     root.add_argument("--params", type=Path, default=PARAMS_FILE, help="the params file (default: %(default)s)")
     verbs = root.add_subparsers(dest="verb", required=True)
 
@@ -226,14 +234,14 @@ def parser() -> argparse.ArgumentParser:
         *,
         takes_model: bool = False,
         takes_folder: bool = False,
-        takes_profile: bool = False,
+        takes_profile: str = "",
         takes_planned_run: bool = False,
     ) -> argparse.ArgumentParser:
         sub = verbs.add_parser(name, help=help)
         if takes_planned_run:
             sub.add_argument("run", nargs="?", help="a planned run (pipelines/plan.yaml); default: params.yaml and the overrides alone")
-        if takes_profile:
-            sub.add_argument("profile", nargs="?", choices=PROFILES, help="default: the current plan's, else demo")
+        if takes_profile:  # its help: what a command without a profile takes
+            sub.add_argument("profile", nargs="?", choices=PROFILES, help=takes_profile)
         if takes_model:
             sub.add_argument("model", help="a model name, e.g. resnet18")
             sub.add_argument(
@@ -257,15 +265,21 @@ def parser() -> argparse.ArgumentParser:
     evaluate = verb("evaluate", _evaluate, "evaluate one trained model", takes_model=True)
     evaluate.add_argument("--weights", type=Path, help="evaluate this checkpoint, state_dict or .safetensors file instead")
     evaluate.add_argument("--published", help="evaluate released weights instead: timm:<tag> or torchvision:<builder>.<weights>")
-    verb("plan", _plan, "expand the studies in pipelines/studies/ into the runs dvc.yaml trains, in one profile", takes_profile=True)
-    smoke = verb("smoke", _smoke, "run every planned run of a profile for a few steps under 2-process DDP on the CPU", takes_profile=True)
+    plan = verb(
+        "plan", _plan, "expand the studies in pipelines/studies/ into the runs dvc.yaml trains, in one profile", takes_profile="default: demo"
+    )
+    plan.add_argument("-v", "--verbose", action="store_true", help="list each row the profile skips, with why")
+    smoke = verb(
+        "smoke", _smoke, "run every planned run of a profile for a few steps under 2-process DDP on the CPU", takes_profile=PLANS_PROFILE
+    )
     smoke.add_argument("--run", action="append", help="only this planned run (repeatable); the file keeps the others' entries")
     smoke.add_argument("--per-recipe", action="store_true", help="only the lightest run of each recipe")
     verb("config", _config, "print a run's resolved settings, each with where its value comes from", takes_planned_run=True)
     submit = verb(
-        "submit", _submit, "submit every out-of-date stage of dvc.yaml as a SLURM job, each after those it needs", takes_profile=True
+        "submit", _submit, "submit every out-of-date stage of dvc.yaml as a SLURM job, each after those it needs", takes_profile="the current plan's (pipelines/plan.yaml); naming another is an error until `oak plan PROFILE`",
     )
-    submit.add_argument("--dry-run", action="store_true", help="print the jobs and their sbatch options; submit nothing")
+    submit.add_argument("--dry-run", action="store_true", help="check and summarise the jobs; submit nothing (no SLURM needed)")
+    submit.add_argument("-v", "--verbose", action="store_true", help="list each job with its sbatch options and command")
     repro = verb("repro", _repro, "dvc repro with several stages at once, each after those it needs (logs in logs/repro/)")
     repro.add_argument("--jobs", type=int, default=1, help="stages running at once (default: %(default)s, as dvc repro)")
     verb("status", _status, "the jobs of the last `oak submit`: queued, running, done or failed, with logs and MLflow runs")
