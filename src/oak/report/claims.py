@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import torchvision
 
+from oak.bench import g1_check
 from oak.models.calculations import ALPHA, BETA, GAMMA, TABLE_3, compound_scaling, measured_conv_macs
 from oak.models.registry import SHUFFLENETS
 from oak.report.paper import ROUNDING_SLACK, count_convention, measured_interval, measured_value, sampling_interval, seed_values
@@ -249,16 +250,15 @@ def table_claims(studies: list[Study], facts: dict[str, dict], g1s: list[dict]) 
 
 
 def g1_claim(g1: dict | None) -> Claim:
+    """Table 4's claim judged again from the measurement's stored rounds (oak.bench.g1_check): timing noise and the
+    rounded channel pairs' unequal multiply-adds both taken into account."""
     text, source = "In G1's test network, c1:c2 = 1:1 is fastest at every width", "Zhao 2024, Table 4, citing Ma et al. 2018"
     if g1 is None:
         return Claim(text, source, UNCHECKED, "not measured here: run `oak bench g1`")
-    check = g1["claim_check"]
-    failures = "; ".join(
-        f"{f['column']}: {f['fastest']} is {f['lead']:.1%} faster (its rounded channel pair has {f['fewer_macs']:.1%} fewer MACs)"
-        for f in check["failing_columns"]
-    )
-    where = f"on {g1['device']}, batch {g1['settings']['batch_size']}"
-    return Claim(text, source, HOLDS if check["holds"] else FAILS, f"{where}: " + (failures or "1:1 fastest in every column"))
+    check = g1_check.claim_check(g1["cells"])
+    verdict = {g1_check.HOLDS: HOLDS, g1_check.FAILS: FAILS, g1_check.WITHIN_NOISE: UNRESOLVED}[check["verdict"]]
+    where = f"on {g1['device']}, batch {g1['settings']['batch_size']}, {g1['settings']['rounds']} rounds"
+    return Claim(text, source, verdict, f"{where}: {g1_check.check_text(check)} ({g1_check.STATISTIC})")
 
 
 def claims_table(claims: list[Claim]) -> Table:
