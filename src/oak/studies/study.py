@@ -133,6 +133,7 @@ class Study:
     claims: list[Comparison] = field(default_factory=list)
     curves: str | None = None  # the paper's figure of the runs' per-epoch curves, where it has one
     scaling: str | None = None  # the paper's figure of top-1 against cost, one line per row `series`, where it has one
+    steps: str | None = None  # the paper's figure of the rows as successive steps, coloured by each row's `series` (its kind)
     name: str = ""  # the file's stem, set when read
 
 
@@ -162,8 +163,8 @@ def load_study(path: Path) -> Study:
         _check_profiles(path, where, row.profiles)
         if study.scaling and not row.series:
             raise OakError(f"{path}: {where}no `series`: in a study with a scaling figure every row names the lines it is on")
-        if row.series and not study.scaling:
-            raise OakError(f"{path}: {where}`series` without a figure to draw: name the paper's figure in the study's `scaling`")
+        if row.series and not (study.scaling or study.steps):
+            raise OakError(f"{path}: {where}`series` without a figure to draw: name the paper's figure in the study's `scaling` or `steps`")
     for comparison in study.claims:
         unknown = [label for label in comparison.labels() if label not in labels]
         if unknown:
