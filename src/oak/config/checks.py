@@ -68,6 +68,7 @@ RANGES: dict[str, Range] = {
     "train.batch_size": COUNT,  # 1 trains where no BatchNorm sees a 1x1 feature map (oak.training.classifier says so)
     "train.lr": POSITIVE,
     "train.lr_batch_size": Range(1, why="the global batch the lr is for; null: the lr as given"),
+    "train.reference_batch_size": Range(1, why="the source's global batch; null: none stated"),
     "train.momentum": BELOW_ONE,
     "train.optimizer_eps": Range(0, why="null: the optimizer's default", open=("low",)),
     "train.weight_decay": Range(0),
@@ -84,7 +85,11 @@ RANGES: dict[str, Range] = {
     "train.ema_decay": Range(0, 1, why="null: no EMA", open=("high",)),
     "train.image_size": COUNT,
     "train.eval_image_size": Range(1, why="null: train.image_size"),
-    "train.eval_crop_pct": Range(0, 1, open=("low",)),
+    "train.progressive_min_size": Range(1, why="the first epochs' training size; null: every epoch at train.image_size"),
+    "train.progressive_start_epoch": Range(0),
+    "train.progressive_end_epoch": Range(0),
+    "train.eval_crop_pct": Range(0, 1, why="null: the train.eval_crop_padding rule", open=("low",)),
+    "train.eval_crop_padding": Range(0, why="pixels; null: train.eval_crop_pct as given"),
     "train.mean": FRACTION,
     "train.std": Range(0, 1, why="the images are divided by it", open=("low",)),
     "train.scale_min": Range(0, 1, open=("low",)),
@@ -97,6 +102,8 @@ RANGES: dict[str, Range] = {
     "train.checkpoint_every_n_steps": Range(1, why="null: at the end of each epoch only"),
     "train.num_workers": Range(0, why="0: the training process reads"),
     "train.shuffle_buffer": Range(0, why="0 or 1: no shuffling"),
+    "train.global_batch_size": COUNT,  # resolved (oak.config.resolve)
+    "train.ema_decay_per_update": Range(0, 1, open=("high",)),  # resolved (oak.config.resolve)
     "trainer.num_nodes": COUNT,
     "trainer.accumulate_grad_batches": COUNT,
     "trainer.gradient_clip_val": Range(0, why="null: no clipping", open=("low",)),
@@ -148,6 +155,14 @@ def check_values(config: DictConfig) -> None:
         raise OakError(
             f"train.decode=device: train.auto_augment={train.auto_augment} runs on Pillow images only; "
             "use train.decode=loader or auto (which decodes such recipes in the loader)"
+        )
+    if train.progressive_min_size is not None and not (
+        train.progressive_min_size <= train.image_size and train.progressive_start_epoch <= train.progressive_end_epoch
+    ):
+        raise OakError(
+            f"train.progressive_min_size={train.progressive_min_size}, progressive_start_epoch={train.progressive_start_epoch}, "
+            f"progressive_end_epoch={train.progressive_end_epoch}: the size rises from progressive_min_size to "
+            f"train.image_size={train.image_size}; use a progressive_min_size at most train.image_size and a start epoch at most the end epoch"
         )
     if train.optimizer.lower() in ("sgd", "nesterov") and train.momentum == 0:
         raise OakError(

@@ -61,6 +61,9 @@ class TrainConfig:
     batch_size: int = 16  # per device
     lr: float = 6e-3
     lr_batch_size: int | None = None  # linear scaling: lr is for this global batch; None: lr as given
+    # The global batch of the source the recipe follows (its paper's or reference code's). Settings counted in
+    # updates are for it: a run at another global batch scales them (ema_decay_per_update) and says so.
+    reference_batch_size: int | None = None
     optimizer: str = "adamw"  # a timm optimizer: sgd (Nesterov), momentum, rmsproptf (EfficientNet's), adamw, ...
     momentum: float = 0.9  # for sgd, momentum and rmsprop*
     optimizer_eps: float | None = None  # None: the optimizer's default
@@ -76,12 +79,24 @@ class TrainConfig:
     aux_loss_weight: float = 0.0  # > 0: build the model's auxiliary classifier (Inception-v3) and add its loss with this weight
     bn_momentum: float | None = None  # BatchNorm momentum in PyTorch's convention (1 - TensorFlow's: 0.01 is TF's 0.99); None: the model's
     bn_eps: float | None = None  # BatchNorm epsilon; None: the model's
-    zero_init_residual: bool = False  # each residual block starts as the identity (its last BatchNorm's scale 0); timm's ResNets always do
-    ema_decay: float | None = None  # keep an EMA of the weights (decay warmed up as TensorFlow's); validation and evaluation use it
+    # Each residual block starts as the identity (its last BatchNorm's scale 0); timm's own ResNets always do,
+    # Oak's option-A ResNets (resnet18a, resnet34a) only with this set
+    zero_init_residual: bool = False
+    # Keep an EMA of the weights (decay warmed up as TensorFlow's); validation and evaluation use it. The decay per
+    # update at reference_batch_size: the run applies ema_decay_per_update, the same average over epochs at its batch.
+    ema_decay: float | None = None
     image_size: int = 64
     eval_image_size: int | None = None  # None: image_size (ResNet-RS tests larger than it trains)
+    # Progressive resizing (FFCV's, see oak.loading.progressive): the training size rises from progressive_min_size
+    # at progressive_start_epoch linearly to image_size at progressive_end_epoch (multiples of 32 px in between); None: off
+    progressive_min_size: int | None = None
+    progressive_start_epoch: int = 0
+    progressive_end_epoch: int = 0
     # Evaluation preprocessing, one per recipe (so one per study row's protocol), never a model's timm default:
-    eval_crop_pct: float = 0.875  # resize the shorter side to eval_image_size / eval_crop_pct, then centre-crop
+    eval_crop_pct: float | None = 0.875  # resize the shorter side to eval_image_size / eval_crop_pct, then centre-crop
+    # Or a rule (with eval_crop_pct null): the crop fraction is eval size / (eval size + eval_crop_padding), as
+    # tensorflow/tpu's preprocessing crops (CROP_PADDING 32: 0.833 at 160 px, 0.909 at 320); eval_crop_pct is resolved to it
+    eval_crop_padding: int | None = None
     eval_crops: int = 1  # 1: the centre crop; 10: the 4 corners and centre and their mirror images, softmax averaged
     interpolation: str = "bilinear"  # bilinear or bicubic, for both training crops and evaluation resizes
     mean: list[float] = field(default_factory=lambda: [0.485, 0.456, 0.406])
@@ -106,6 +121,29 @@ class TrainConfig:
     # devices, less one each. The order of the training samples depends on this count (each worker shuffles its own piece of the epoch).
     num_workers: int | None = None
     shuffle_buffer: int = MISSING
+    # Resolved as the settings load (oak.config.resolve), never set: what this run's devices make of the recipe,
+    # so that MLflow's params and the run's config.yaml show it.
+    global_batch_size: int | None = None  # batch_size x trainer.devices x num_nodes x accumulate_grad_batches
+    ema_decay_per_update: float | None = None  # ema_decay ** (global_batch_size / reference_batch_size)
+
+
+@dataclass
+class Difference:
+    """One way a recipe differs from the source it follows, as the recipe declares it (`differences:`)."""
+
+    setting: str  # what differs: an Oak key (train.color_jitter) or a part of the method (the schedule's shape)
+    source_value: str  # what the source does
+    oak_value: str  # what Oak does
+    why: str  # why Oak differs, and what it may cost
+    cited: str  # where the source says so: the paper's section or the reference code's file
+
+
+@dataclass
+class RecipeNotes:
+    """What a recipe file says of itself beside its settings: the source it follows and how it differs from it."""
+
+    source: str | None = None  # the paper and reference code, as the report cites them (every shipped recipe names one)
+    differences: list[Difference] = field(default_factory=list)
 
 
 # What can change a run's result, besides the model, its data and the whole `train` section: MLflow's
@@ -139,7 +177,7 @@ class TrainerConfig:
     limit_train_batches: Any = 1.0  # an int: that many batches per epoch; a float: that fraction (Lightning's; `oak smoke` uses it)
     gradient_clip_val: float | None = None
     log_every_n_steps: int = MISSING
-    enable_progress_bar: bool = MISSING
+    enable_progress_bar: bool | None = MISSING  # None: a bar on a terminal, else lines (oak.training.progress)
 
 
 @dataclass
