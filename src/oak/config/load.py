@@ -19,6 +19,8 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from oak.config.checks import check_values
+from oak.config.notes import NOTE_SECTIONS, recipe_notes
+from oak.config.resolve import resolve
 from oak.config.schema import OakConfig
 from oak.errors import OakError
 from oak.layout import PARAMS_FILE, PLAN_FILE, RECIPES_DIR
@@ -51,6 +53,7 @@ def load_config(path: Path = PARAMS_FILE, overrides: Sequence[str] = (), *, stud
         more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
         raise OakError(f"{path}: no value for '{missing[0]}'{more}; every key the schema leaves to params.yaml needs one there")
     check_values(config)
+    resolve(config)  # the keys derived from the others (global batch, EMA decay per update, crop rule)
     OmegaConf.set_readonly(config, True)
     return config
 
@@ -202,10 +205,11 @@ def _read_recipe(path: Path) -> DictConfig:
         known = sorted(p.stem for p in path.parent.glob("*.yaml"))
         raise OakError(f"recipe {path.stem!r}: {path} not found; known recipes: {', '.join(known) or 'none'}")
     recipe = read_yaml(path)
-    stray = sorted(set(recipe) - RECIPE_SECTIONS)
+    stray = sorted(set(recipe) - RECIPE_SECTIONS - set(NOTE_SECTIONS))
     if stray:
         raise OakError(f"{path}: a recipe sets only {' and '.join(sorted(RECIPE_SECTIONS))}; move {', '.join(stray)} to params.yaml")
-    return recipe
+    recipe_notes(recipe, path)  # its source and differences, checked: the settings are the rest
+    return OmegaConf.masked_copy(recipe, [section for section in RECIPE_SECTIONS if section in recipe])
 
 
 def _parse_overrides(overrides: Sequence[str], source: str) -> DictConfig:
