@@ -113,6 +113,8 @@ class Comparison:
     better: str  # a row's label
     than: str
     exceeds: Gain | None = None
+    tie: bool = False  # the claim is that the two rows score the same (oak.report.claims judges it within noise)
+    at_equal_epochs: bool = False  # judged on the runs' per-epoch curves (the study's `curves`), not their final scores
 
     def gains(self) -> list[Gain]:
         """The claimed gain, then the one it exceeds where there is one."""
