@@ -48,7 +48,7 @@ def _prepare(config: DictConfig, args: argparse.Namespace) -> None:
         seed=settings.seed,
         classes=OmegaConf.to_container(settings.classes) if OmegaConf.is_list(settings.classes) else settings.classes,
         workers=settings.workers,
-        conversion=Conversion(settings.mode, settings.resize_short_side, settings.resize_quality),
+        conversion=Conversion(settings.mode, settings.resize_short_side, settings.resize_quality, settings.cap_long_side),
         on_bad=settings.on_bad,
         strict_md5=settings.strict_md5,
     )

@@ -64,6 +64,7 @@ RANGES: dict[str, Range] = {
     "prepare.workers": COUNT,
     "prepare.resize_short_side": COUNT,
     "prepare.resize_quality": Range(1, 100),
+    "prepare.cap_long_side": COUNT,
     "train.epochs": COUNT,
     "train.batch_size": COUNT,  # 1 trains where no BatchNorm sees a 1x1 feature map (oak.training.classifier says so)
     "train.lr": POSITIVE,

@@ -46,9 +46,12 @@ class PrepareConfig:
     seed: int = MISSING  # shuffles training samples across classes before sharding
     classes: Any = MISSING  # null: all; a count (spread evenly over the sorted WordNet IDs); or a list of WordNet IDs
     workers: int = MISSING  # processes that check, convert and write; the shards do not depend on it
-    mode: str = MISSING  # passthrough: the original JPEG bytes; resize: shorter side at most resize_short_side
+    # passthrough: the original JPEG bytes; resize: shorter side at most resize_short_side; cap: longer side at most
+    # cap_long_side (low-resolution shards that decode faster, as FFCV's; see oak.preparing.images)
+    mode: str = MISSING
     resize_short_side: int = MISSING
-    resize_quality: int = MISSING  # JPEG quality of resized images
+    resize_quality: int = MISSING  # JPEG quality of resized (and capped) images
+    cap_long_side: int = MISSING
     on_bad: str = MISSING  # fail: stop before writing, listing every bad input; skip: leave them out, listed in _rejected.tsv
     strict_md5: bool = MISSING  # an official archive with another MD5: a warning, or (true) an error
 

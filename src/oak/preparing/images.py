@@ -3,6 +3,9 @@
 `passthrough` keeps an RGB JPEG's original bytes and re-encodes only what is not one (CMYK or
 grayscale JPEGs, a PNG named .JPEG). `resize` makes the shorter side at most `short_side` and
 re-encodes at `quality`, decoding at reduced size (JPEG draft mode) when the target allows it.
+`cap` does the same to the longer side, at most `long_side`: low-resolution shards whose JPEGs
+decode in a fraction of the time, as FFCV's ImageNet files cap the side (write_imagenet.py's
+max_resolution: 500 px in its README, JPEG quality 90) so the loader keeps up with fast training.
 
 What will happen to an image is usually known from its first bytes and its last two
 (`planned_kind`): the frame header gives the size and the colour components, the end marker
@@ -18,13 +21,13 @@ the device) decodes every image in bounded memory and Pillow never warns of one.
 import io
 import struct
 import warnings
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 from PIL import Image, UnidentifiedImageError
 
 from oak.errors import OakError
 
-MODES = ("passthrough", "resize")
+MODES = ("passthrough", "resize", "cap")
 REENCODE_QUALITY = 95  # for files re-encoded only to become RGB JPEG: keep them close to the original
 JPEG_START = b"\xff\xd8"  # the SOI marker
 JPEG_END = b"\xff\xd9"  # the EOI marker: a JPEG that does not end with it was cut short
@@ -71,7 +74,8 @@ def open_image(data: bytes) -> Image.Image:
 class Conversion:
     mode: str = "passthrough"
     short_side: int = 256  # resize mode: the shorter side is at most this
-    quality: int = 90  # resize mode: JPEG quality of the re-encoded images
+    quality: int = 90  # resize and cap modes: JPEG quality of the re-encoded images
+    long_side: int = 384  # cap mode: the longer side is at most this
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -80,6 +84,16 @@ class Conversion:
             raise OakError(f"prepare.resize_short_side={self.short_side}: must be at least 1")
         if not 1 <= self.quality <= 100:
             raise OakError(f"prepare.resize_quality={self.quality}: must be between 1 and 100")
+        if self.long_side < 1:
+            raise OakError(f"prepare.cap_long_side={self.long_side}: must be at least 1")
+
+    def settings(self) -> dict[str, object]:
+        """The settings as `_info.json` records them: the cap only in cap mode, so that shards made
+        without one keep the info file they had before cap mode existed."""
+        recorded = asdict(self)
+        if self.mode != "cap":
+            del recorded["long_side"]
+        return recorded
 
 
 # Pillow gives a freed image's memory back to malloc (it caches no blocks by default), and glibc
@@ -164,10 +178,15 @@ def jpeg_frame(head: bytes) -> tuple[int, int, int] | None:
 def _target_size(size: tuple[int, int], conversion: Conversion) -> tuple[int, int] | None:
     """The resized (width, height), or None when the image stays as it is."""
     width, height = size
-    short = min(width, height)
-    if conversion.mode != "resize" or short <= conversion.short_side:
+    if conversion.mode == "resize":
+        side, limit = min(width, height), conversion.short_side
+    elif conversion.mode == "cap":
+        side, limit = max(width, height), conversion.long_side
+    else:
         return None
-    scale = conversion.short_side / short
+    if side <= limit:
+        return None
+    scale = limit / side
     return max(1, round(width * scale)), max(1, round(height * scale))
 
 

@@ -9,7 +9,6 @@ The rejected list has a row per problem: its split, the item, and why it was lef
 import json
 import os
 import sys
-from dataclasses import asdict
 from pathlib import Path
 
 from oak.errors import OakError
@@ -60,7 +59,7 @@ def shard_info(
         "inputs": {split: path.name + ("/" if path.is_dir() else "") for split, path in (("train", found.train), ("val", found.val))}
         | ({"labels": found.labels.name} if found.labels else {}),
         "archives": archives,
-        "prepare": {**asdict(conversion), "samples_per_shard": samples_per_shard, "seed": seed},
+        "prepare": {**conversion.settings(), "samples_per_shard": samples_per_shard, "seed": seed},
         "classes": listing.classes,
         "num_classes": len(listing.classes),
         "splits": {},

@@ -16,7 +16,6 @@ import json
 import os
 import re
 from collections.abc import Callable
-from dataclasses import asdict
 from pathlib import Path
 
 from oak.data.info import read_info
@@ -34,7 +33,7 @@ WORK_VERSION = 3  # part of the fingerprint: bump when stored bytes, work files 
 def work_fingerprint(source: Source, classes: object, samples_per_shard: int, seed: int, conversion: Conversion) -> str:
     """What the output depends on: the inputs (paths, sizes, times) and the settings. Not the
     worker count, nor on_bad: with no bad input both give the same shards."""
-    settings = {"version": WORK_VERSION, "classes": classes, "samples_per_shard": samples_per_shard, "seed": seed, **asdict(conversion)}
+    settings = {"version": WORK_VERSION, "classes": classes, "samples_per_shard": samples_per_shard, "seed": seed, **conversion.settings()}
     return hashlib.sha256(f"{json.dumps(settings, sort_keys=True)}\n{source_stamp(source)}".encode()).hexdigest()
 
 
