@@ -99,7 +99,9 @@ def first_submit(tmp_path_factory: pytest.TempPathFactory, cluster: dict[str, st
     """Submit a fresh copy with a broken row; requeue resnet18's job once it has a checkpoint; wait for every job."""
     env = {**os.environ, **cluster, "MLFLOW_TRACKING_URI": server, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     repo = copy_repository(tmp_path_factory.mktemp("cluster") / "oak", study=STUDY + BROKEN_ROW, params={**SHRINK, **ON_THIS_CLUSTER})
-    oak(repo, env, "submit", "demo")
+    printed = oak(repo, env, "submit", "demo")
+    assert printed.startswith("12 jobs for the demo profile: 6 other on 1 node x 1 task, no GPU, 3 train on 1 node x 1 task, no GPU")
+    assert "\n12 jobs submitted (SLURM ids " in printed
     job = submitted(repo)["train@resnet18"]["job_id"]
     checkpoint = repo / "models" / "resnet18" / "last.ckpt"
     deadline = time.monotonic() + 600
@@ -158,7 +160,7 @@ def test_after_the_fix_only_the_report_is_submitted_and_dvc_has_nothing_left_to_
     env = {**os.environ, **cluster, "MLFLOW_TRACKING_URI": server, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     (repo / "pipelines" / "studies" / "small.yaml").write_text(STUDY)  # the broken row removed
     oak(repo, env, "plan", "demo")
-    oak(repo, env, "submit")
+    assert oak(repo, env, "submit").startswith("2 jobs for the demo profile: 2 other on 1 node x 1 task, no GPU\n")
     assert set(submitted(repo)) == {"report", "sync"}
     assert wait_for_jobs(repo, env) == {"report": "done", "sync": "done"}
     assert dvc(repo, env, "status").strip() == "Data and pipelines are up to date."

@@ -5,14 +5,18 @@ from pathlib import Path
 
 import pytest
 from params_files import PARAMS, params_file
+from test_pipeline import STUDY, copy_repository, set_params
 
 from oak.cli import main
+from oak.cluster.commands import _check_tracking
 from oak.cluster.jobs import Job, _job
 from oak.cluster.slurm import SUBMITTED_FILE, sbatch_options, script
 from oak.config.load import load_config
 from oak.errors import OakError
 from oak.files import write_json
-from oak.studies.plan import Run
+from oak.report.cost import run_hours
+from oak.studies.plan import Run, plan_runs, run_config
+from oak.studies.study import load_studies
 from oak.tracking.tracker import Tracker
 
 TWO_NODES_OF_EIGHT = ("trainer.devices=8", "trainer.num_nodes=2")
@@ -69,7 +73,10 @@ def test_no_pipeline_command_starts_while_the_last_submissions_jobs_are_in_the_q
     squeue = tmp_path / "bin" / "squeue"  # the queue, as SLURM's squeue prints it: job 12 has ended, 13 waits
     squeue.parent.mkdir()
     squeue.write_text("#!/bin/sh\necho '13 PENDING'\n")
-    squeue.chmod(0o755)
+    sbatch = squeue.with_name("sbatch")  # there, as on a login node; never reached
+    sbatch.write_text("#!/bin/sh\nexit 1\n")
+    for command in (squeue, sbatch):
+        command.chmod(0o755)
     monkeypatch.setenv("PATH", f"{squeue.parent}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.chdir(tmp_path)
     assert main(verb) == 2
@@ -80,4 +87,91 @@ def test_no_pipeline_command_starts_while_the_last_submissions_jobs_are_in_the_q
     files = {
         str(path.relative_to(tmp_path)) for path in tmp_path.rglob("*") if path.is_file() and not {".dvc", "recipes"} & set(path.parts)
     }
-    assert files == {"bin/squeue", "logs/slurm/submitted.json", "params.yaml"}  # no plan, job script or stage log
+    assert files == {"bin/sbatch", "bin/squeue", "logs/slurm/submitted.json", "params.yaml"}  # no plan, job script or stage log
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the repository planning the demo of two small models, nothing run yet."""
+    return copy_repository(tmp_path_factory.mktemp("submit") / "oak")
+
+
+def files_in(folder: Path) -> set[Path]:
+    return {path for path in folder.rglob("*") if ".git" not in path.parts}
+
+
+def submitting(repo: Path, monkeypatch: pytest.MonkeyPatch, *arguments: str, path: str = "") -> int:
+    monkeypatch.chdir(repo)
+    monkeypatch.setenv("PATH", path or os.environ["PATH"])
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    return main(["submit", *arguments])
+
+
+def test_without_slurm_oak_submit_refuses_in_one_line_before_printing_or_writing_anything(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    (tmp_path / ".dvc").mkdir()
+    params_file(tmp_path)
+    before = files_in(tmp_path)
+    assert submitting(tmp_path, monkeypatch, path=str(tmp_path / "bin")) == 2  # a PATH without SLURM's commands
+    printed = capsys.readouterr()
+    assert printed.out == ""
+    assert printed.err == (
+        "oak submit: error: `sbatch` and `squeue` not found on PATH: run `oak submit` on a SLURM login node "
+        "(`oak submit --dry-run` checks and summarises the jobs anywhere)\n"
+    )
+    assert files_in(tmp_path) == before  # no job script, log or lock
+
+
+@pytest.mark.slow  # a copy of the repository and DVC's status of it: about 20 s
+def test_a_dry_run_summarises_the_jobs_and_the_device_hours_measured_and_lists_them_only_with_verbose(
+    repo: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    runs = plan_runs(load_studies(repo / "pipelines" / "studies"), "demo")
+    config = run_config(repo / "params.yaml", runs["resnet18"])
+    measured = {"model": "resnet18", "image_size": config.train.image_size, "batch_size": config.train.batch_size}
+    measured |= {"precision": "32-true", "channels_last": config.train.channels_last, "epochs": config.train.epochs}
+    measured |= {"images_per_second": 0.5}
+    write_json(
+        repo / "metrics" / "devices" / "a-cpu" / "cost.json",
+        {"device": "a CPU", "device_kind": "cpu", "batch_size_cap": None, "runs": {"resnet18": measured}},
+    )
+    assert submitting(repo, monkeypatch, "--dry-run") == 0
+    lines = capsys.readouterr().out.splitlines()
+    hours = f"{run_hours(measured):,.0f}"
+    assert lines == [
+        "10 jobs for the demo profile: 6 other on 1 node x 1 task, no GPU, 2 train on 1 node x 1 GPU, 2 evaluate on 1 node x 1 GPU",
+        "GPUs: 4 requested in all, at most 1 by one job",
+        f"estimated: {hours} device-hours on a CPU for 1 of the 2 trainings (metrics/devices/a-cpu/cost.json); "
+        "1 unestimated, not measured with their settings",
+        "a dry run: nothing submitted; `oak submit --dry-run -v` lists the jobs",
+    ]
+    assert submitting(repo, monkeypatch, "--dry-run", "-v") == 0
+    listed = capsys.readouterr().out
+    assert "train@resnet18: sbatch --job-name=oak:train@resnet18" in listed and "$ oak train --run resnet18 resnet18" in listed
+
+
+def test_a_paper_profile_on_the_demos_synthetic_images_is_refused_before_any_job(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    studies = tmp_path / "pipelines" / "studies"
+    params_file(tmp_path)
+    studies.mkdir()
+    profiles = "profiles: {demo: {recipe: demo}, imagenet: {recipe: resnet_he2016}}"
+    (studies / "a.yaml").write_text(f"title: A\nsource: a test\nmetric: top1\n{profiles}\nrows:\n  - {{label: R18, model: resnet18}}\n")
+    monkeypatch.chdir(tmp_path)
+    assert main(["plan", "imagenet"]) == 0
+    capsys.readouterr()
+    assert submitting(tmp_path, monkeypatch, "--dry-run") == 2
+    assert capsys.readouterr().err == (
+        "oak submit: error: data.source=data/demo: the demo's synthetic images, not data for the imagenet profile; "
+        "point data.source in params.yaml at ImageNet (docs/imagenet.md)\n"
+    )
+
+
+def test_a_job_on_several_nodes_needs_a_tracking_server_not_an_sqlite_file() -> None:
+    jobs = [Job("prepare", "oak prepare"), Job("train@r50", "srun oak train --run r50 resnet50", nodes=2, tasks_per_node=8)]
+    with pytest.raises(OakError, match=r"^stage train@r50 runs on 2 nodes, which log to one MLflow server: tracking is sqlite:///mlflow.db; st"):
+        _check_tracking(load_config(PARAMS, ["tracking.uri=sqlite:///mlflow.db"]), jobs)
+    _check_tracking(load_config(PARAMS, ["tracking.uri=http://tracking-host:5000"]), jobs)
+    _check_tracking(load_config(PARAMS, ["tracking.uri=sqlite:///mlflow.db"]), jobs[:1])  # one node: its own file is enough

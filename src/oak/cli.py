@@ -138,7 +138,7 @@ def _config(config: DictConfig, args: argparse.Namespace) -> None:
 def _submit(config: DictConfig, args: argparse.Namespace) -> None:
     from oak.cluster.commands import submit
 
-    submit(config, args.params, args.profile, args.overrides, dry_run=args.dry_run)
+    submit(config, args.params, args.profile, args.overrides, dry_run=args.dry_run, verbose=args.verbose)
 
 
 def _repro(config: DictConfig, args: argparse.Namespace) -> None:
