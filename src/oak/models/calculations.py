@@ -138,3 +138,20 @@ def calculations_text() -> str:
         "EfficientNet compound scaling (alpha 1.2, beta 1.1, gamma 1.15):",
     ]
     return "\n".join(lines + ["  " + ", ".join(f"{k}={v}" for k, v in asdict(row).items()) for row in compound_scaling()])
+
+
+# Zhao 2024, Sec. 3.3 (from Tan and Le 2019, Sec. 3.3): doubling the depth doubles the FLOPs, doubling the width
+# or the resolution multiplies them by four. B0 doubled in each, as Oak builds it: (model, resolution, stated factor).
+DOUBLED = {"depth": ("efficientnet_b0_d2", 224, 2), "width": ("efficientnet_b0_w2", 224, 4), "resolution": ("efficientnet_b0", 448, 4)}
+
+
+def doubling_macs() -> dict[str, tuple[float, int]]:
+    """Each dimension doubled: (MACs against B0's at 224 px, counted; the factor the paper states)."""
+    b0 = _macs("efficientnet_b0", 224)
+    return {dimension: (_macs(model, resolution) / b0, stated) for dimension, (model, resolution, stated) in DOUBLED.items()}
+
+
+def _macs(model: str, resolution: int) -> int:
+    with torch.device("meta"):
+        built = create_model(model, num_classes=1000)
+    return count_macs_and_activations(built, resolution)[0]

@@ -10,26 +10,25 @@ accuracies as independent samples, which overstates the noise of two models scor
 import math
 from dataclasses import dataclass
 
-import torchvision
-
-from oak.bench import g1_check
-from oak.models.calculations import ALPHA, BETA, GAMMA, TABLE_3, compound_scaling, measured_conv_macs
 from oak.models.registry import SHUFFLENETS
-from oak.report.paper import ROUNDING_SLACK, count_convention, measured_interval, measured_value, sampling_interval, seed_values
+from oak.report.model_claims import (
+    both_at_once_claim,
+    compound_constant_claim,
+    conclusion_claim,
+    doubling_claim,
+    g1_claim,
+    parameter_claims,
+    saturation_claim,
+    separable_claim,
+    torchvision_published,
+)
+from oak.report.paper import measured_interval, measured_value, sampling_interval, seed_values
 from oak.report.tables import Table
 from oak.studies.plan import Run, row_key
+from oak.report.verdicts import FAILS, HOLDS, UNCHECKED, UNRESOLVED, Claim, judged
 from oak.studies.study import METRICS, Comparison, Row, Study
 
-HOLDS, FAILS, UNRESOLVED, UNCHECKED = "holds", "fails", "not resolved by this data", "not checked"
 IMAGENET_VAL_IMAGES = 50_000  # ILSVRC 2012's validation set, on which the paper's sources report
-
-
-@dataclass(frozen=True)
-class Claim:
-    text: str
-    source: str
-    verdict: str  # HOLDS, FAILS, UNRESOLVED or UNCHECKED (the evidence says why)
-    evidence: str
 
 
 @dataclass(frozen=True)
@@ -53,11 +52,6 @@ class Score:
         return cls(measured_value(metric, evaluated), measured_interval(metric, evaluated), evaluated["samples"], seeds)
 
 
-def judged(margin: float, interval: float) -> str:
-    """A claim that some margin is positive, given half its 95% interval."""
-    return HOLDS if margin > interval else FAILS if margin < -interval else UNRESOLVED
-
-
 def comparison_evidence(metric: str, comparison: Comparison, scores: dict[str, Score]) -> tuple[str, str]:
     """(verdict, evidence) of the comparison on `scores`, a measurement of each of its rows by label."""
     gains = comparison.gains()
@@ -78,19 +72,31 @@ def comparison_evidence(metric: str, comparison: Comparison, scores: dict[str, S
     if comparison.exceeds:
         gained = [sign * (scores[gain.better].value - scores[gain.than].value) for gain in gains]
         values = [f"gain {gain:+.2f} ({value})" for gain, value in zip(gained, values)]
+    if comparison.tie:  # the paper's "both the highest": a difference inside its noise is a tie
+        evidence = f"{' against '.join(values)}: difference {margin:+.2f} ± {interval:.2f} (95%, {images})"
+        return (HOLDS, f"{evidence}, within noise: a tie") if abs(margin) <= interval else (FAILS, f"{evidence}, beyond noise")
     evidence = f"{' against '.join(values)}: margin {margin:+.2f} ± {interval:.2f} (95%, {images})"
     return judged(margin, interval), evidence
 
 
 def comparison_claims(
-    study: Study, planned: dict[str, Run | str], measured: dict[str, dict], published: dict[str, dict], data_label: str
+    study: Study,
+    planned: dict[str, Run | str],
+    measured: dict[str, dict],
+    published: dict[str, dict],
+    data_label: str,
+    curves: dict[str, list[dict[str, float]]] | None = None,
 ) -> list[Claim]:
-    """Each of the study's comparisons judged on the paper's numbers, on Oak's runs and on released weights, where each has its rows."""
+    """Each of the study's comparisons judged on the paper's numbers, on Oak's runs and on released weights, where each has its
+    rows; a comparison at equal epochs on the runs' per-epoch `curves` (by run name) only, as the paper's figures print no values."""
     rows = {row.label: row for row in study.rows}
     claims = []
     for comparison in study.claims:
         compared = [rows[label] for label in comparison.labels()]
         text = f"{comparison.claim}: {_compared_text(comparison)}, {METRICS[study.metric]}"
+        if comparison.at_equal_epochs:
+            claims.append(curve_comparison(study, comparison, text, planned, curves, data_label))
+            continue
         if all(row.paper is not None for row in compared):
             paper = {row.label: Score.paper(row.paper) for row in compared}
             verdict, evidence = comparison_evidence(study.metric, comparison, paper)
@@ -112,6 +118,67 @@ def _compared_text(comparison: Comparison) -> str:
     return f"{text} gaining more than {comparison.exceeds.better} vs {comparison.exceeds.than}" if comparison.exceeds else text
 
 
+def curve_comparison(
+    study: Study,
+    comparison: Comparison,
+    text: str,
+    planned: dict[str, Run | str],
+    curves: dict[str, list[dict[str, float]]] | None,
+    data_label: str,
+) -> Claim:
+    """`better` ahead of `than` at equal epochs: each epoch both runs evaluated judged on its own validation noise; the
+    claim holds where `better` is ahead beyond noise at some epoch and behind beyond it at none, fails the other way round."""
+    rows = {row.label: row for row in study.rows}
+    runs = {label: planned[row_key(study, rows[label])] for label in comparison.labels()}
+    unusable = _unusable_runs(comparison, runs)
+    if unusable:
+        return Claim(text, study.source, UNCHECKED, unusable)
+    better, than = (curves or {}).get(runs[comparison.better].name), (curves or {}).get(runs[comparison.than].name)
+    if not better or not than:
+        return Claim(text, study.source, UNCHECKED, "Oak's runs: no training curves yet (`dvc repro`)")
+    judged_epochs = [_epoch_verdict(study.metric, b, t) for b, t in zip(better, than, strict=False)]
+    ahead, behind = [e for e, v, _ in judged_epochs if v == HOLDS], [e for e, v, _ in judged_epochs if v == FAILS]
+    verdict = HOLDS if ahead and not behind else FAILS if behind and not ahead else UNRESOLVED
+    if verdict != UNRESOLVED and "synthetic" in data_label:
+        verdict += " at demo scale"
+    shown = judged_epochs if len(judged_epochs) <= 5 else [judged_epochs[round(k * (len(judged_epochs) - 1) / 4)] for k in range(5)]
+    names = f"`{runs[comparison.better].name}` vs `{runs[comparison.than].name}`"
+    evidence = (
+        f"Oak's runs' curves ({names}) on {data_label}: ahead beyond noise at {len(ahead)} of {len(judged_epochs)} epochs, "
+        f"behind at {len(behind)}; " + "; ".join(text for _, _, text in shown)
+    )
+    stand_ins = [f"`{run.name}` for {label}" for label, run in runs.items() if run.model != rows[label].model]
+    evidence += f"; stand-ins: {', '.join(stand_ins)}" if stand_ins else ""
+    return Claim(text, study.source, verdict, evidence)
+
+
+def _epoch_verdict(metric: str, better: dict[str, float], than: dict[str, float]) -> tuple[int, str, str]:
+    """(epoch, verdict, evidence) of one epoch's validation scores, each on its own validation images."""
+    scores = [_curve_score(metric, row) for row in (better, than)]
+    sign = -1 if metric.endswith("error") else 1
+    margin = sign * (scores[0].value - scores[1].value)
+    interval = math.hypot(scores[0].interval, scores[1].interval)
+    epoch = int(better["epoch"]) + 1
+    values = f"{scores[0].value:.2f} vs {scores[1].value:.2f}"
+    return epoch, judged(margin, interval), f"epoch {epoch}: {values}, margin {margin:+.2f} ± {interval:.2f}"
+
+
+def _curve_score(metric: str, row: dict[str, float]) -> Score:
+    """One epoch's validation score from a curves row (per cent, as the training logs it)."""
+    value = measured_value(metric, {"top1": row["val/top1"], "top5": row["val/top5"]})
+    samples = int(row["val/samples"])
+    return Score(value, sampling_interval(value, samples), samples)
+
+
+def _unusable_runs(comparison: Comparison, runs: dict[str, Run | str]) -> str | None:
+    """Why the planned runs cannot judge the comparison (no run, or one run standing for both rows), if they cannot."""
+    missing = [f"{label}: {run}" for label, run in runs.items() if not isinstance(run, Run)]
+    if missing:
+        return f"Oak's runs: no run of {'; '.join(missing)}"
+    shared = [runs[gain.better].name for gain in comparison.gains() if runs[gain.better].name == runs[gain.than].name]
+    return f"Oak's runs: both rows are the run `{shared[0]}` in this profile (a stand-in)" if shared else None
+
+
 def _run_comparison(
     study: Study,
     comparison: Comparison,
@@ -122,12 +189,9 @@ def _run_comparison(
     data_label: str,
 ) -> Claim:
     runs = {row.label: planned[row_key(study, row)] for row in compared}
-    missing = [f"{label}: {run}" for label, run in runs.items() if not isinstance(run, Run)]
-    if missing:
-        return Claim(text, study.source, UNCHECKED, f"Oak's runs: no run of {'; '.join(missing)}")
-    shared = [runs[gain.better].name for gain in comparison.gains() if runs[gain.better].name == runs[gain.than].name]
-    if shared:
-        return Claim(text, study.source, UNCHECKED, f"Oak's runs: both rows are the run `{shared[0]}` in this profile (a stand-in)")
+    unusable = _unusable_runs(comparison, runs)
+    if unusable:
+        return Claim(text, study.source, UNCHECKED, unusable)
     if not all(run.name in measured for run in runs.values()):
         return Claim(text, study.source, UNCHECKED, "Oak's runs: not evaluated yet (`dvc repro`)")
     scored = {label: Score.measured(study.metric, measured[run.name]) for label, run in runs.items()}
@@ -138,54 +202,6 @@ def _run_comparison(
     evidence += f"; stand-ins: {', '.join(stand_ins)}" if stand_ins else ""
     names = " vs ".join(f"`{run.name}`" for run in runs.values())
     return Claim(text, study.source, verdict, f"Oak's runs ({names}) on {data_label}: {evidence}")
-
-
-def parameter_claims(studies: list[Study], facts: dict[str, dict]) -> list[Claim]:
-    """Each parameter count the paper states that the row's model's trainable weights do not match: holding as
-    TensorFlow counts (BatchNorm's moving statistics included), as another variant's count (`paper_params_model`),
-    or contradicted under both conventions."""
-    claims = []
-    for study in studies:
-        for row in study.rows:
-            if row.paper_params_m is None:
-                continue
-            model = row.paper_params_model or row.model
-            counted = facts[model]
-            convention = count_convention(row.paper_params_m, counted)
-            if convention == "pytorch" and model == row.model:
-                continue
-            with_statistics = counted["params"] + counted["batchnorm_statistics"]
-            evidence = (
-                f"`{model}` has {counted['params']:,} trainable parameters ({counted['params'] / 1e6:.2f}M), "
-                f"{with_statistics:,} ({with_statistics / 1e6:.2f}M) with BatchNorm's moving statistics, as TensorFlow counts"
-            )
-            if model != row.model:
-                evidence += f"; the row's accuracy is of `{row.model}`, {facts[row.model]['params'] / 1e6:.2f}M"
-            text = f"{row.label} has {row.paper_params_m:g}M parameters" + (f" (`{model}`)" if model != row.model else "")
-            verdict = HOLDS if convention else FAILS
-            claims.append(Claim(text + (" (as TensorFlow counts)" if convention == "tensorflow" else ""), study.source, verdict, evidence))
-    return claims
-
-
-def both_at_once_claim(row: Row, source: str, variants: dict[str, tuple[float, int]], published_by: str) -> Claim:
-    """Whether any variant of the row's family has both the stated top-1 and at most the stated parameters."""
-    limit = row.paper_params_m * 1e6 * ROUNDING_SLACK
-    holds = any(top1 >= row.paper and params <= limit for top1, params in variants.values())
-    listed = "; ".join(f"`{name}` {top1:.2f}% at {params / 1e6:.2f}M" for name, (top1, params) in variants.items())
-    text = f"{row.label} reaches {row.paper:g}% top-1 with {row.paper_params_m:g}M parameters"
-    return Claim(text, source, HOLDS if holds else FAILS, f"{listed} ({published_by})")
-
-
-def conclusion_claim(study: Study, family_prefix: str, family: str) -> Claim:
-    """The conclusion's "highest top-1 accuracy and the fewest parameters", over the table's own numbers."""
-    best = max(row.paper for row in study.rows)
-    fewest = min(row.paper_params_m for row in study.rows)
-    highest = [row.label for row in study.rows if row.paper == best]
-    smallest = [row.label for row in study.rows if row.paper_params_m == fewest]
-    holds = all(label.startswith(family_prefix) for label in highest + smallest)
-    evidence = f"highest top-1 {best:g}%: {', '.join(highest)}; fewest parameters {fewest:g}M: {', '.join(smallest)}"
-    text = f"{family} has the highest top-1 accuracy and the fewest parameters"
-    return Claim(text, f"{study.source} and the conclusion", HOLDS if holds else FAILS, evidence)
 
 
 def published_claims(studies: list[Study], published: dict[str, dict]) -> list[Claim]:
@@ -208,36 +224,10 @@ def published_claims(studies: list[Study], published: dict[str, dict]) -> list[C
     return claims
 
 
-def torchvision_published(names: list[str]) -> dict[str, tuple[float, int]]:
-    """(top-1 %, parameters) from torchvision's weights metadata, which ships with torchvision."""
-    metas = {name: torchvision.models.get_model_weights(name).DEFAULT.meta for name in names}
-    return {name: (meta["_metrics"]["ImageNet-1K"]["acc@1"], meta["num_params"]) for name, meta in metas.items()}
-
-
-def separable_claim() -> Claim:
-    """Table 3's "about 8.4x", from the PyTorch layers' counted multiply-accumulates."""
-    regular, separable = measured_conv_macs(TABLE_3)
-    ratio = regular / separable
-    evidence = f"PyTorch layers counted (FlopCounterMode) for Table 3's shape: {regular} vs {separable} MACs, {ratio:.2f}x"
-    text = "a depthwise separable 3x3 convolution needs about 8.4x fewer calculations than a regular one"
-    return Claim(text, "Zhao 2024, Table 3", HOLDS if round(ratio, 1) == 8.4 else FAILS, evidence)
-
-
-def compound_constant_claim() -> Claim:
-    """Table 5's "about 2^phi": the constraint alpha * beta^2 * gamma^2 ~ 2 on Tan and Le's constants, within 5%."""
-    constant = ALPHA * BETA**2 * GAMMA**2
-    released = ", ".join(f"B{row.phi} {row.macs_vs_b0:g}x (2^{row.phi} = {row.two_to_phi})" for row in compound_scaling()[1:])
-    evidence = (
-        f"{ALPHA} x {BETA}^2 x {GAMMA}^2 = {constant:.2f}; the released B1-B7 are hand-rounded, not B0 scaled by phi = 1-7, "
-        f"and grow less (MACs counted at their resolutions against B0's): {released}"
-    )
-    text = "compound scaling's alpha * beta^2 * gamma^2 is about 2 (MACs about 2^phi)"
-    return Claim(text, "Zhao 2024, Table 5, citing Tan and Le 2019 (Sec. 3.3)", HOLDS if abs(constant - 2) <= 0.1 else FAILS, evidence)
-
-
 def table_claims(studies: list[Study], facts: dict[str, dict], g1s: list[dict]) -> list[Claim]:
-    """The claims about the paper's tables that need no run: parameter counts, Table 3's, Table 5's and 6's, Table 4's."""
-    claims = parameter_claims(studies, facts) + [separable_claim(), compound_constant_claim()]
+    """The claims about the paper's tables that need no run: parameter counts, Table 3's, Table 5's and 6's, Fig. 9's
+    reading of Tan and Le, the FLOPs of each scaled dimension, Table 4's."""
+    claims = parameter_claims(studies, facts) + [separable_claim(), compound_constant_claim(), doubling_claim(), saturation_claim()]
     by_name = {study.name: study for study in studies}
     if "table6" in by_name:
         table6 = by_name["table6"]
@@ -247,18 +237,6 @@ def table_claims(studies: list[Study], facts: dict[str, dict], g1s: list[dict]) 
         claims.append(conclusion_claim(table6, "EfficientNet", "EfficientNet"))
     claims += [g1_claim(g1) for g1 in g1s] or [g1_claim(None)]
     return claims
-
-
-def g1_claim(g1: dict | None) -> Claim:
-    """Table 4's claim judged again from the measurement's stored rounds (oak.bench.g1_check): timing noise and the
-    rounded channel pairs' unequal multiply-adds both taken into account."""
-    text, source = "In G1's test network, c1:c2 = 1:1 is fastest at every width", "Zhao 2024, Table 4, citing Ma et al. 2018"
-    if g1 is None:
-        return Claim(text, source, UNCHECKED, "not measured here: run `oak bench g1`")
-    check = g1_check.claim_check(g1["cells"])
-    verdict = {g1_check.HOLDS: HOLDS, g1_check.FAILS: FAILS, g1_check.WITHIN_NOISE: UNRESOLVED}[check["verdict"]]
-    where = f"on {g1['device']}, batch {g1['settings']['batch_size']}, {g1['settings']['rounds']} rounds"
-    return Claim(text, source, verdict, f"{where}: {g1_check.check_text(check)} ({g1_check.STATISTIC})")
 
 
 def claims_table(claims: list[Claim]) -> Table:
