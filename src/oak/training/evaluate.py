@@ -17,7 +17,8 @@ from oak.models.published import ImageNetClasses, Published, load_published
 from oak.models.weights import load_weights
 from oak.tracking.tracker import Tracker, dataset_input, run_params
 from oak.training.classifier import Classifier
-from oak.training.setup import build_net, datamodule_for, use_cpu_threads
+from oak.training.progress import shows_bar
+from oak.training.setup import build_net, datamodule_for, progress_callbacks, use_cpu_threads
 
 
 def preprocessing_layer(published: str) -> tuple[str, list[str]]:
@@ -65,11 +66,14 @@ def evaluate(config: DictConfig, model: str, weights: Path | None = None, *, run
         strategy=config.trainer.strategy,
         precision=config.trainer.precision,
         logger=logger,
-        enable_progress_bar=config.trainer.enable_progress_bar,
+        enable_progress_bar=shows_bar(config.trainer.enable_progress_bar),
+        enable_checkpointing=False,  # it trains nothing (and Lightning's checkpointing comes with an advertisement)
+        callbacks=progress_callbacks(config, model),
     )
     start = time.perf_counter()
     [results] = trainer.test(
         Classifier(net, num_classes=info.num_classes),
+        verbose=False,  # the command prints the results
         datamodule=datamodule_for(
             config, batch_size=config.evaluate.batch_size, num_workers=config.evaluate.num_workers, eval_crops=config.train.eval_crops
         ),
