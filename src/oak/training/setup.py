@@ -4,6 +4,7 @@ import sys
 from pathlib import Path
 
 import torch
+from lightning.pytorch import Callback
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
@@ -11,8 +12,10 @@ from torch.utils.data import default_collate
 
 from oak.loading import on_device
 from oak.loading.datamodule import ShardDataModule
+from oak.loading.progressive import TransformsByEpoch
 from oak.loading.transforms import DevicePixels, eval_transform, train_transform
 from oak.models import create_model, set_batchnorm, zero_init_residual
+from oak.training.progress import ModelLine, ProgressLines, shows_bar
 
 
 def build_net(recipe: DictConfig, model: str, num_classes: int) -> nn.Module:
@@ -48,7 +51,7 @@ def datamodule_for(config: DictConfig, *, batch_size: int, num_workers: int | No
     if decodes_on_device(config):
         return ShardDataModule(
             Path(config.paths.shards),
-            train_transform=on_device.TrainPlanner(recipe),
+            train_transforms=TransformsByEpoch(recipe, on_device.TrainPlanner),
             eval_transform=on_device.eval_jpeg,
             decoder=on_device.DeviceDecoder(recipe, crops=eval_crops),
             collate=on_device.collate,
@@ -56,7 +59,7 @@ def datamodule_for(config: DictConfig, *, batch_size: int, num_workers: int | No
         )
     return ShardDataModule(
         Path(config.paths.shards),
-        train_transform=train_transform(recipe),
+        train_transforms=TransformsByEpoch(recipe, train_transform),
         eval_transform=eval_transform(recipe, crops=eval_crops),
         decoder=None,
         collate=default_collate,
@@ -74,12 +77,21 @@ def decodes_on_device(config: DictConfig) -> bool:
 
 
 def trainer_settings(config: DictConfig) -> dict:
-    """The config's Trainer arguments; SyncBatchNorm only where it runs (on GPUs), so one recipe runs everywhere."""
+    """The config's Trainer arguments; SyncBatchNorm only where it runs (on GPUs), so one recipe runs everywhere;
+    the progress bar where `trainer.enable_progress_bar` asks for it (see progress_callbacks)."""
     settings = OmegaConf.to_container(config.trainer)
     if settings["sync_batchnorm"] and not _on_gpu(settings["accelerator"]):
         _notice("trainer.sync_batchnorm: SyncBatchNorm runs only on GPUs; each CPU process keeps plain BatchNorm statistics")
         settings["sync_batchnorm"] = False
+    settings["enable_progress_bar"] = shows_bar(settings["enable_progress_bar"])
+    settings["enable_model_summary"] = False  # ModelLine's one line instead of the table
     return settings
+
+
+def progress_callbacks(config: DictConfig, model: str) -> list[Callback]:
+    """The network's size in one line, and lines of progress where Lightning's bar does not show (oak.training.progress)."""
+    lines = [] if shows_bar(config.trainer.enable_progress_bar) else [ProgressLines(config.trainer.log_every_n_steps)]
+    return [ModelLine(model), *lines]
 
 
 def _on_gpu(accelerator: str) -> bool:

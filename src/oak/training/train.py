@@ -21,10 +21,20 @@ from oak.tracking.tracker import MarkInterrupted, Tracker, dataset_input, run_pa
 from oak.training.checkpoints import LastCheckpoint, drop_requeue_checkpoints, run_lock, training_fingerprint, unfinished_run
 from oak.training.classifier import Classifier
 from oak.training.curves import EpochCurves
-from oak.training.setup import build_net, datamodule_for, trainer_settings, use_cpu_threads
+from oak.training.setup import build_net, datamodule_for, progress_callbacks, trainer_settings, use_cpu_threads
 
 
-def train(config: DictConfig, model: str, *, run: str | None = None, resume: bool = False) -> dict:
+class TrainingMetrics(dict):
+    """What `train` returns and writes to metrics/train/: a dict, printed as one line."""
+
+    def __str__(self) -> str:
+        return (
+            f"trained {self['epochs']} epochs ({self['steps']} steps) at {self['image_size']} px: train loss {self['train_loss']:.4g}; "
+            f"validation loss {self['val_loss']:.4g}, top-1 {self['val_top1']:.1f}% (single centre crop, during training)"
+        )
+
+
+def train(config: DictConfig, model: str, *, run: str | None = None, resume: bool = False) -> TrainingMetrics:
     """Train `model` with the config's recipe; write its checkpoint folder and training metrics; return those metrics.
 
     Files and the MLflow run are named `run` (default: the model). An interrupted training of the
@@ -40,7 +50,9 @@ def train(config: DictConfig, model: str, *, run: str | None = None, resume: boo
         return _train(config, model, run, layout, tracker, Path(scratch), resume=resume)
 
 
-def _train(config: DictConfig, model: str, run: str, layout: Layout, tracker: Tracker, scratch: Path, *, resume: bool) -> dict:
+def _train(
+    config: DictConfig, model: str, run: str, layout: Layout, tracker: Tracker, scratch: Path, *, resume: bool
+) -> TrainingMetrics:
     """The training; a fresh one keeps its curves in `scratch` until its first checkpoint takes the run's folder over."""
     info = read_info(layout.shards)
     L.seed_everything(config.seed, workers=True)
@@ -68,6 +80,7 @@ def _train(config: DictConfig, model: str, run: str, layout: Layout, tracker: Tr
         callbacks=[
             LastCheckpoint(out, recipe.checkpoint_every_n_steps, fresh=fresh, run_record=run_record, curves=curves),
             MarkInterrupted(),
+            *progress_callbacks(config, model),
         ],
         enable_checkpointing=False,  # LastCheckpoint writes the only checkpoint
         reload_dataloaders_every_n_epochs=1,  # a fresh shuffle per epoch, see ShardDataModule
@@ -83,14 +96,14 @@ def _train(config: DictConfig, model: str, run: str, layout: Layout, tracker: Tr
     seconds = time.perf_counter() - start
 
     logged = {name: float(value) for name, value in trainer.callback_metrics.items()}
-    metrics = {
-        "epochs": trainer.current_epoch,
-        "steps": trainer.global_step,
-        "image_size": recipe.image_size,
-        "train_loss": logged["train/loss"],
-        "val_top1": logged["val/top1"],
-        "val_loss": logged["val/loss"],
-    }
+    metrics = TrainingMetrics(
+        epochs=trainer.current_epoch,
+        steps=trainer.global_step,
+        image_size=recipe.image_size,
+        train_loss=logged["train/loss"],
+        val_top1=logged["val/top1"],
+        val_loss=logged["val/loss"],
+    )
     # this process's fit: a resumed training's covers what it trained after the checkpoint
     timings = {"seconds": round(seconds, 2), "images_per_second": round(logged["train/images_per_second"], 1)}
     if trainer.is_global_zero:
