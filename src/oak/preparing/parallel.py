@@ -7,6 +7,8 @@ from contextlib import contextmanager
 
 from tqdm import tqdm
 
+from oak.preparing.progress import LogProgress
+
 
 @contextmanager
 def worker_map(workers: int) -> Iterator[Callable[[Callable, list], Iterable]]:
@@ -27,12 +29,17 @@ def advancing(results: Iterable, progress: tqdm, sizes: list[int]) -> Iterator:
             yield result
 
 
-def image_progress(description: str, total: int) -> tqdm:
-    # On stderr with rate and ETA; silent when stderr is not a terminal (DVC logs, CI).
-    return tqdm(total=total, desc=description, unit="img", file=sys.stderr, disable=None, smoothing=0.1)
+def image_progress(description: str, total: int) -> tqdm | LogProgress:
+    # On stderr with rate and ETA: a bar on a terminal, lines in a log (DVC logs, SLURM, CI).
+    if not sys.stderr.isatty():
+        return LogProgress(description, total, "images")
+    return tqdm(total=total, desc=description, unit="img", file=sys.stderr, smoothing=0.1)
 
 
 def byte_progress(description: str, total: int) -> Callable[[int], object]:
     """A callback fed the bytes read as an archive is indexed; a read of 0 bytes, its end, closes the bar."""
-    bar = tqdm(total=total, desc=description, unit="B", unit_scale=True, file=sys.stderr, disable=None)
+    if sys.stderr.isatty():
+        bar = tqdm(total=total, desc=description, unit="B", unit_scale=True, file=sys.stderr)
+    else:
+        bar = LogProgress(description, total, "B", scaled=True)
     return lambda count: bar.update(count) if count else bar.close()
