@@ -7,6 +7,7 @@ module turns the batch into normalised floats on the device.
 
 import os
 import signal
+from collections.abc import Callable
 from pathlib import Path
 
 import lightning as L
@@ -23,7 +24,8 @@ class ShardDataModule(L.LightningDataModule):
     on the device: decoding there on the device path (`decoder`), then normalising.
 
     The training loader is rebuilt each epoch (the Trainer must use
-    `reload_dataloaders_every_n_epochs=1`): its shuffle depends on the seed and the epoch, and a
+    `reload_dataloaders_every_n_epochs=1`): its shuffle and its transform's image size
+    (`train_transforms`, see oak.loading.progressive) depend on the epoch, and a
     resumed epoch skips the batches its checkpoint had already trained on. Its workers therefore
     start again each epoch rather than persist.
     """
@@ -32,7 +34,7 @@ class ShardDataModule(L.LightningDataModule):
         self,
         shards: Path,
         *,
-        train_transform: Transform,
+        train_transforms: Callable[[int], Transform],
         eval_transform: Transform,
         pixels: DevicePixels,
         decoder: DeviceDecoder | None,
@@ -44,7 +46,7 @@ class ShardDataModule(L.LightningDataModule):
     ) -> None:
         super().__init__()
         self.shards = shards
-        self.train_transform = train_transform
+        self.train_transforms = train_transforms
         self.eval_transform = eval_transform
         self.pixels = pixels
         self.decoder = decoder
@@ -53,6 +55,12 @@ class ShardDataModule(L.LightningDataModule):
         self.num_workers = num_workers
         self.seed = seed
         self.shuffle_buffer = shuffle_buffer
+
+    @property
+    def train_transform(self) -> Transform:
+        """The training transform of the current epoch (its size rises over the epochs with progressive
+        resizing, see oak.loading.progressive)."""
+        return self.train_transforms(self.trainer.current_epoch if self.trainer else 0)
 
     def _ranks(self) -> dict[str, int]:
         trainer = self.trainer
@@ -72,7 +80,7 @@ class ShardDataModule(L.LightningDataModule):
         workers = self._workers(shards)
         dataset = TrainBatches(
             shards,
-            self.train_transform,
+            self.train_transform,  # this epoch's
             batch_size=self.batch_size,
             num_workers=workers,
             seed=f"{self.seed}/{self.trainer.current_epoch}",

@@ -44,6 +44,7 @@ class Plan(NamedTuple):
     flip: bool
     jitter_order: tuple[int, ...]  # torchvision ColorJitter's random order of its four adjustments
     jitter: tuple[float | None, float | None, float | None, float | None]  # brightness, contrast, saturation, hue factors
+    size: int  # the crop's output side: the recipe's image size at this epoch (oak.loading.progressive)
 
 
 class JpegBatch(NamedTuple):
@@ -80,6 +81,7 @@ class TrainPlanner:
         self.flip = next((t.p for t in primary.transforms if isinstance(t, T.RandomHorizontalFlip)), 0.0)
         # timm adds ColorJitter even at strength 0 (it then draws its order and changes nothing): drawn here too
         [self.jitter] = secondary.transforms
+        self.size = recipe.image_size
         if not isinstance(self.jitter, T.ColorJitter):
             raise OakError(f"train.auto_augment={recipe.auto_augment} runs on Pillow images only: set train.decode=loader")
 
@@ -88,7 +90,7 @@ class TrainPlanner:
             top, left, height, width = self.crop.get_params(image, self.crop.scale, self.crop.ratio)
         flip = bool(self.flip > 0 and torch.rand(1) < self.flip)
         order, *factors = T.ColorJitter.get_params(self.jitter.brightness, self.jitter.contrast, self.jitter.saturation, self.jitter.hue)
-        return _jpeg_tensor(jpeg), Plan(top, left, height, width, flip, tuple(order.tolist()), tuple(factors))
+        return _jpeg_tensor(jpeg), Plan(top, left, height, width, flip, tuple(order.tolist()), tuple(factors), self.size)
 
 
 def eval_jpeg(jpeg: bytes) -> torch.Tensor:
@@ -107,7 +109,6 @@ class DeviceDecoder:
     """On the device: a JpegBatch -> uint8 images, (B, 3, S, S), or (B, 10, 3, S, S) for ten crops."""
 
     def __init__(self, recipe: DictConfig, *, crops: int = 1) -> None:
-        self.train_size = recipe.image_size
         self.eval_size = recipe.eval_image_size or recipe.image_size
         self.resize_to = math.floor(self.eval_size / recipe.eval_crop_pct)  # the shorter side, as timm's eval transform
         self.interpolation = _interpolation(recipe)
@@ -120,7 +121,7 @@ class DeviceDecoder:
         return torch.stack([self._augmented(image, plan) for image, plan in zip(images, batch.plans)])
 
     def _augmented(self, image: torch.Tensor, plan: Plan) -> torch.Tensor:
-        size = [self.train_size, self.train_size]
+        size = [plan.size, plan.size]
         image = F.resized_crop(image, plan.top, plan.left, plan.height, plan.width, size, interpolation=self.interpolation, antialias=True)
         if plan.flip:
             image = F.horizontal_flip(image)
