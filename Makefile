@@ -29,12 +29,18 @@ test-fast: $(VENV)/.installed-test
 # pip byte-compiles every module as it installs (slower than --no-compile: docs/benchmarks.md). Keep it:
 # where PYTHONDONTWRITEBYTECODE is set, nothing compiles later, and every `oak` process would compile
 # torch, Lightning and MLflow from source (oak train's start-up three times as long, same page).
+# The install is quiet and long, so it says what it does first (times measured in docs/benchmarks.md).
+INSTALLING = @echo "Installing Oak and its dependencies (PyTorch, Lightning, timm, MLflow, DVC) into $(VENV): 2 to 3 minutes\
+ on a 2-core machine when pip's cache has them, longer when it downloads them (PyTorch alone is several GB)."
+
 $(VENV)/.installed: pyproject.toml
+	$(INSTALLING)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --editable .
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml
+	$(INSTALLING)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --editable '.[test]'
 	touch $@ $(VENV)/.installed
