@@ -110,3 +110,17 @@ def test_every_depth_line_of_fig4_has_at_least_three_depths_in_the_imagenet_prof
     assert len(depth_lines) == 12  # 4 resolutions x 3 training lengths
     assert all(len(models) >= 3 for models in depth_lines.values()), depth_lines
     assert all(len(models) == 4 for (series, _), models in depth_lines.items() if series == "depth")  # 224 px: 50 to 200
+
+
+def test_a_throughput_figure_says_the_batch_precision_and_threads_its_runs_trained_at() -> None:
+    from omegaconf import OmegaConf
+
+    from oak.report.speed import training_setting
+
+    def config(batch: int, threads: int | None) -> OmegaConf:
+        return OmegaConf.create({"train": {"batch_size": batch, "cpu_threads": threads}, "trainer": {"precision": "32-true"}})
+
+    assert training_setting([config(32, 1), config(32, 1)]) == "batch 32, 32-true, 1 CPU thread"
+    assert training_setting([config(32, 1), config(64, None), config(32, 1)]) == (
+        "batch 32, 32-true, 1 CPU thread (2 runs); batch 64, 32-true, one CPU thread per core (1 run)"
+    )

@@ -1,4 +1,5 @@
-"""The paper's Fig. 5 (Bello et al. 2021, Fig. 1): ResNet-RS against EfficientNet, top-1 against training speed.
+"""Training speed in the report: the setting a speed was timed at, and the paper's Fig. 5 (Bello et al. 2021, Fig. 1),
+ResNet-RS against EfficientNet, top-1 against training speed.
 
 Bello et al. time both families' training on TPU v3 and find ResNet-RS "1.7x - 2.7x faster than EfficientNets
 on TPUs, while achieving similar accuracies on ImageNet" (abstract). Oak draws the same comparison from one
@@ -13,6 +14,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from matplotlib.figure import Figure
+from omegaconf import DictConfig
 
 from oak.report.claims import FAILS, HOLDS, UNCHECKED, UNRESOLVED, Claim
 from oak.report.figures import label_points, pareto_front
@@ -28,6 +30,17 @@ SIMILAR_TOP1 = 0.5
 # One timing per run (oak bench cost, not repeated): speeds within 10% are not told apart. The nine timings of
 # ResNet-200 at 256 px on x86_64 (2 threads), which differ only in regularisation, span 1.59-1.75 images/s.
 TIMING_TOLERANCE = 0.10
+
+
+def training_setting(configs: list[DictConfig]) -> str:
+    """The batch, precision and CPU threads of the runs' trainings, as their resolved configs set them (what their
+    images/s were timed at), the commonest first where the runs differ: "batch 32, 32-true, 1 CPU thread"."""
+    settings = Counter((c.train.batch_size, c.trainer.precision, c.train.cpu_threads) for c in configs)
+    clauses = []
+    for (batch, precision, threads), runs in settings.most_common():
+        cpu = "one CPU thread per core" if threads is None else f"{threads} CPU thread" + ("s" if threads > 1 else "")
+        clauses.append(f"batch {batch}, {precision}, {cpu}" + (f" ({runs} run{'s' if runs > 1 else ''})" if len(settings) > 1 else ""))
+    return "; ".join(clauses)
 
 
 @dataclass(frozen=True)
