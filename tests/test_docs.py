@@ -8,12 +8,23 @@ prints, are checked the same way.
 """
 
 import math
+import os
 import re
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import yaml
+from omegaconf import OmegaConf
+from params_files import params_file
 
 from oak.config.load import load_config
 from oak.report.claims import IMAGENET_VAL_IMAGES
@@ -221,3 +232,146 @@ def test_the_cost_report_names_the_batch_bound_each_measurement_was_taken_with()
     devices = {"cpu": {"device": "a CPU", "torch": "2", "batch_size_cap": 4, "runs": {"resnet18": entry}}}
     (note,) = [note for note in cost_runs_table(planned, devices).notes if note.startswith("The batch in brackets")]
     assert "a CPU at most 4" in note and "32-true" in note
+
+
+# Every shell command the README and docs/ show is run below, or marked on its line with what it needs that a
+# test machine lacks: `# [GPU]`, `# [SLURM]`, `# [ImageNet]`, `# [network]` (another host, or every address of
+# this one), or `# [slow]` (minutes to hours on a CPU: `make repro` and `make test`, whose parts the pipeline tests
+# run on a shrunken copy; `dvc exp run`, whose pipeline tests/test_pipeline.py runs and whose -S values are checked
+# here; `oak bench prepare`, timing 5,000 generated JPEGs). A console example (`$ command` and its output) is run by
+# the test that compares its output.
+MARKS = {"GPU", "SLURM", "ImageNet", "network", "slow"}
+SHELL_BLOCK = re.compile(r"^```(?:sh|bash)\n(.*?)^```", re.MULTILINE | re.DOTALL)
+CHECKED_ELSEWHERE = {"oak config resnet18-rs-training train.epochs=5": test_the_oak_config_example_is_what_oak_config_prints}
+RUN_HERE = [  # in a copy of the repository with its demo shards, in this order (the last changes the plan)
+    "oak train resnet18 train.lr=0.001",
+    "oak verify data/shards",
+    "oak models",
+    "oak models --resolution 224",
+    "oak models --model resnet50 --json",
+    "oak calc",
+    "oak bench infer --model resnet18 --batch-size 32",
+    "dvc exp show --only-changed",
+    "dvc metrics diff",
+    "oak server",
+    "oak plan imagenet",
+]
+
+
+@dataclass(frozen=True)
+class Shown:
+    path: Path
+    command: str
+    mark: str | None  # what it needs, from `# [mark]` on its line
+
+
+def shown_commands() -> list[Shown]:
+    """Each command of a ```sh or ```bash block: every line but comments and, in a console example, the output."""
+    shown = []
+    for path in DOCS:
+        for block in SHELL_BLOCK.findall(path.read_text()):
+            lines = block.splitlines()
+            console = lines[0].startswith("$ ")
+            for line in lines:
+                if not line.strip() or line.lstrip().startswith("#") or (console and not line.startswith("$ ")):
+                    continue
+                command, _, comment = line.removeprefix("$ ").partition(" #")
+                mark = re.match(r"\s*\[(\w+)\]", comment)
+                shown.append(Shown(path, command.strip(), mark[1] if mark else None))
+    return shown
+
+
+def test_every_command_shown_is_run_by_a_test_or_marked_with_what_it_needs() -> None:
+    shown = shown_commands()
+    assert {s.mark for s in shown} - {None} <= MARKS, [s for s in shown if s.mark and s.mark not in MARKS]
+    unmarked = {s.command for s in shown if s.mark is None}
+    assert unmarked - set(RUN_HERE) - set(CHECKED_ELSEWHERE) == set(), "run these commands in RUN_HERE, or mark them with what they need"
+    assert set(RUN_HERE) | set(CHECKED_ELSEWHERE) <= unmarked, "a command run here that the docs no longer show (or now mark)"
+
+
+def set_values(command: str) -> list[str]:
+    """The `-S key=value` values of a `dvc exp run`, as the shell passes them."""
+    words = shlex.split(command)
+    return [words[i + 1] for i, word in enumerate(words) if word in ("-S", "--set-param")]
+
+
+def test_every_dvc_exp_run_shown_sets_params_dvc_accepts_and_oak_loads(tmp_path: Path) -> None:
+    """DVC's own parsing (it refuses a key params.yaml lacks unless written `+key`), on a copy of params.yaml."""
+    from dvc.utils.cli_parse import to_path_overrides
+    from dvc.utils.hydra import apply_overrides
+
+    experiments = {s.command for s in shown_commands() if s.command.startswith("dvc exp run")}
+    assert experiments
+    for command in experiments:
+        params = params_file(tmp_path)
+        apply_overrides(params, to_path_overrides(set_values(command))[str(PARAMS)])
+        config = load_config(params)
+        for value in set_values(command):
+            key, _, wanted = value.removeprefix("+").partition("=")
+            assert str(OmegaConf.select(config, key)) == wanted, command
+
+
+@pytest.fixture(scope="module")
+def copy(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the repository (a git repo planning the shrunken demo of two models) with its demo shards."""
+    from test_pipeline import copy_repository
+
+    repo = copy_repository(tmp_path_factory.mktemp("docs") / "oak")
+    for command in ("oak demo-data", "oak prepare"):
+        shell(command, repo)
+    return repo
+
+
+def shell(command: str, cwd: Path, **popen) -> subprocess.CompletedProcess:
+    """`command` as a user runs it in the activated environment (the venv's scripts first on PATH), the store local."""
+    env = {name: value for name, value in os.environ.items() if name != "MLFLOW_TRACKING_URI"}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    done = subprocess.run(shlex.split(command), cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, f"{command}:\n{done.stdout}\n{done.stderr}"
+    return done
+
+
+@pytest.mark.slow  # a copy of the repository, its demo shards, and about a dozen oak and dvc commands
+@pytest.mark.parametrize("command", RUN_HERE)
+def test_each_command_shown_runs(command: str, copy: Path) -> None:
+    if command == "oak server":  # it serves until stopped: on a free port of 127.0.0.1, until it answers
+        serving(copy, [str(Path(sys.executable).parent / "oak"), "server", "--port", str(free_port())], os.environ["PATH"])
+        return
+    shell(command, copy)
+    if command == "oak plan imagenet":
+        shell("oak plan", copy)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def serving(folder: Path, command: list[str], path: str) -> None:
+    """Start `command`, an `oak server` on 127.0.0.1 (its last argument the port), wait until it answers, stop it."""
+    env = {name: value for name, value in os.environ.items() if name not in ("VIRTUAL_ENV", "MLFLOW_TRACKING_URI")} | {"PATH": path}
+    process = subprocess.Popen(command, cwd=folder, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{command[-1]}/health", timeout=2)
+                return
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    os.killpg(process.pid, signal.SIGKILL) if process.poll() is None else None
+                    pytest.fail(f"{' '.join(command)} did not serve:\n{process.stdout.read().decode()}")
+                time.sleep(0.5)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)  # the server and the workers it started, in its own session
+            process.wait(timeout=30)
+
+
+@pytest.mark.slow  # an MLflow server's start: about 10 s
+def test_the_readmes_venv_oak_server_serves_with_no_environment_activated(tmp_path: Path) -> None:
+    """`.venv/bin/oak server` as the README shows it, with a PATH that holds no MLflow (nor any of the venv's scripts)."""
+    assert "`.venv/bin/oak server`" in Path("README.md").read_text()
+    params_file(tmp_path)
+    serving(tmp_path, [str(Path(sys.executable).parent / "oak"), "server", "--port", str(free_port())], "/usr/bin:/bin")
