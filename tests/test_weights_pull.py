@@ -5,6 +5,7 @@ The files served are real state_dicts made here, so nothing leaves this machine.
 
 import hashlib
 import io
+import json
 import os
 import socket
 import subprocess
@@ -21,6 +22,8 @@ import timm
 import torch
 from safetensors.torch import save
 
+from oak.errors import OakError
+from oak.fetching.weights import wanted_weights
 from oak.models.published import Published, load_published
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -208,8 +211,36 @@ def test_a_server_that_is_down_is_one_line_naming_the_first_file_of_the_profile(
     assert not (tmp_path / "weights").exists()
 
 
+def test_a_target_that_names_no_released_weights_is_refused_by_name() -> None:
+    with pytest.raises(OakError, match="'resnet18': neither a profile .* nor a weights spec"):
+        wanted_weights(["resnet18"])
+    with pytest.raises(OakError, match="profile 'demo': its runs train their own weights"):
+        wanted_weights(["demo"])
+
+
 def published_specs() -> set[str]:
     from oak.studies.plan import plan_runs
     from oak.studies.study import load_studies
 
     return {run.weights for run in plan_runs(load_studies(ROOT / "pipelines" / "studies"), "published").values() if run.weights}
+
+
+@pytest.mark.slow
+def test_the_published_evaluation_runs_on_pulled_weights(tmp_path: Path, mirror: Mirror, shards: Path) -> None:
+    mirror.files[HUB_PATH] = Served(timm_weights()[1])
+    assert pull(tmp_path, TIMM_SPEC, hub=mirror.url).returncode == 0
+    kept_apart = [
+        f"paths.weights={tmp_path / 'weights'}",
+        f"paths.shards={shards}",
+        f"paths.metrics={tmp_path / 'metrics'}",
+        f"tracking.uri=sqlite:///{tmp_path / 'mlflow.db'}",
+        "evaluate.num_workers=0",
+    ]
+    command = [str(Path(sys.executable).parent / "oak"), "evaluate", "--run", "test-resnet-published", "test_resnet"]
+    done = subprocess.run(
+        [*command, "--published", TIMM_SPEC, *kept_apart], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    measured = json.loads((tmp_path / "metrics" / "published" / "test-resnet-published.json").read_text())
+    assert measured["weights"] == TIMM_SPEC and measured["file"] == "test_resnet.r160_in1k.safetensors"
+    assert measured["sha256"] == hashlib.sha256(mirror.files[HUB_PATH].body).hexdigest()
