@@ -23,6 +23,7 @@ from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
 from omegaconf import DictConfig
 
 from oak.config.load import flatten, planned_profile
+from oak.config.resolve import batch_note
 from oak.config.schema import DECISIVE_TRAINER_KEYS
 from oak.data.info import ShardInfo
 from oak.errors import OakError
@@ -213,6 +214,8 @@ def run_tags(config: DictConfig, stage: str, info: ShardInfo, model: str | None 
         "dataset_fingerprint": info.fingerprint,
         "synthetic": str(info.synthetic).lower(),
         "devices": f"{trainer.accelerator} x {trainer.devices} x {trainer.num_nodes} node(s)",
+        # where the run's global batch is not its source's, and what Oak scaled for it (oak.config.resolve)
+        **({"global_batch": note} if (note := batch_note(config.train)) else {}),
         "host": socket.gethostname(),
         "pid": str(os.getpid()),
     }
