@@ -17,9 +17,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from huggingface_hub.constants import DOWNLOAD_CHUNK_SIZE
 import timm
 import torch
+from huggingface_hub.constants import DOWNLOAD_CHUNK_SIZE
 from safetensors.torch import save
 
 from oak.errors import OakError
@@ -237,9 +237,7 @@ def test_the_published_evaluation_runs_on_pulled_weights(tmp_path: Path, mirror:
         "evaluate.num_workers=0",
     ]
     command = [str(Path(sys.executable).parent / "oak"), "evaluate", "--run", "test-resnet-published", "test_resnet"]
-    done = subprocess.run(
-        [*command, "--published", TIMM_SPEC, *kept_apart], cwd=ROOT, capture_output=True, text=True, timeout=300
-    )
+    done = subprocess.run([*command, "--published", TIMM_SPEC, *kept_apart], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     measured = json.loads((tmp_path / "metrics" / "published" / "test-resnet-published.json").read_text())
     assert measured["weights"] == TIMM_SPEC and measured["file"] == "test_resnet.r160_in1k.safetensors"
