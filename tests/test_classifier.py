@@ -60,3 +60,21 @@ def test_images_smaller_than_the_network_takes_are_one_error_naming_the_size_set
     net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.MaxPool2d(3), nn.Flatten(), nn.Linear(4, 2))
     with pytest.raises(OakError, match=r"^plain18: train.image_size: 4 px images are too small for this network \(.*\); use a larger"):
         fit(net, tmp_path / "plain18", "train.batch_size=2")
+
+
+class Oracle(nn.Module):
+    """Predicts class 1 for bright images and class 0 for dark ones: right on every image of `labelled_by_brightness`."""
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        brightness = images.mean((1, 2, 3))
+        return torch.stack([-brightness, brightness], dim=1)
+
+
+def test_top1_and_top5_are_logged_in_per_cent_the_scale_of_the_reports() -> None:
+    labels = torch.tensor([0, 1] * 4)
+    images = (2.0 * labels - 1).view(-1, 1, 1, 1).expand(-1, 3, 4, 4).clone()  # class 1 bright, class 0 dark
+    recipe = load_config(PARAMS, ["train.epochs=1"]).train
+    trainer = L.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False)
+    trainer.validate(Classifier(Oracle(), num_classes=2, recipe=recipe, train_samples=8), DataLoader(TensorDataset(images, labels), batch_size=4))
+    assert trainer.callback_metrics["val/top1"].item() == 100.0
+    assert trainer.callback_metrics["val/top5"].item() == 100.0

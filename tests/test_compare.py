@@ -16,9 +16,9 @@ def row(name: str | None, rev: str, epochs: float, top1: dict[str, float]) -> di
 
 def test_the_params_that_differ_then_each_runs_metric_per_experiment() -> None:
     rows = [
-        row(None, "workspace", 4, {"resnet18": 0.5, "plain18": 0.25}),
-        row(None, "main", 3.0, {"resnet18": 0.4, "plain18": 0.2}),  # DVC reads some numbers as floats
-        row("longer", "a1b2c3d", 4, {"resnet18": 0.5, "plain18": 0.25}),
+        row(None, "workspace", 4, {"resnet18": 50.0, "plain18": 25.0}),
+        row(None, "main", 3.0, {"resnet18": 40.0, "plain18": 20.0}),  # DVC reads some numbers as floats
+        row("longer", "a1b2c3d", 4, {"resnet18": 50.0, "plain18": 25.0}),
     ]
     assert compare_table(rows, SECTIONS).splitlines() == [
         "train.epochs: workspace 4 | main 3 | longer 4",
@@ -30,10 +30,10 @@ def test_the_params_that_differ_then_each_runs_metric_per_experiment() -> None:
 
 
 def test_a_run_missing_from_an_experiment_is_a_dash() -> None:
-    rows = [row(None, "workspace", 3, {"resnet18": 0.5, "plain18": 0.25}), row(None, "main", 3, {"resnet18": 0.4})]
+    rows = [row(None, "workspace", 3, {"resnet18": 50.0, "plain18": 25.0}), row(None, "main", 3, {"resnet18": 40.0})]
     assert compare_table(rows, SECTIONS).splitlines()[1] == "plain18           25.0             -"
 
 
 def test_no_metric_of_that_name_is_one_clear_error() -> None:
     with pytest.raises(OakError, match=r"no experiment holds metrics/eval/\*.json:top5"):
-        compare_table([row(None, "workspace", 3, {"resnet18": 0.5})], SECTIONS, "top5")
+        compare_table([row(None, "workspace", 3, {"resnet18": 50.0})], SECTIONS, "top5")

@@ -111,8 +111,8 @@ def test_a_pickle_that_carries_code_is_refused_and_never_run(tmp_path: Path, mon
 
 def test_a_paper_value_reproduces_from_released_weights_when_inside_the_measurements_interval() -> None:
     study = Study("T", "a paper", "top1", rows=[Row("A", "resnet18", paper=76.3), Row("B", "resnet34", paper=76.3)], name="t")
-    on_imagenet = {"weights": "timm:x", "data": "imagenet-1k", "samples": 50_000, "top5": 0.9}
-    measured = {"t/A": on_imagenet | {"top1": 0.7666}, "t/B": on_imagenet | {"top1": 0.7700}}  # the interval: about +-0.37 points
+    on_imagenet = {"weights": "timm:x", "data": "imagenet-1k", "samples": 50_000, "top5": 90}
+    measured = {"t/A": on_imagenet | {"top1": 76.66}, "t/B": on_imagenet | {"top1": 77.00}}  # the interval: about +-0.37 points
     verdicts = {claim.text.split(":")[0]: claim.verdict for claim in published_claims([study], measured)}
     assert verdicts == {"A": HOLDS, "B": FAILS}
 

@@ -43,7 +43,7 @@ def test_the_paper_studies_are_declared_with_their_numbers() -> None:
 
 
 def test_a_table_sets_the_paper_beside_oaks_measurement_and_counts() -> None:
-    measured = {"resnet18a": {"top1": 0.63, "top5": 0.99, "samples": 100}}
+    measured = {"resnet18a": {"top1": 63, "top5": 99, "samples": 100}}
     table = study_table(STUDIES["table1"], DEMO_RUNS, FACTS, measured, "demo data")
     rows = {row[1]: row for row in table.rows}
     # run, paper error, Oak's error (100 - 63) with half its 95% interval on 100 images, params (M)
@@ -53,7 +53,7 @@ def test_a_table_sets_the_paper_beside_oaks_measurement_and_counts() -> None:
 
 def test_a_study_that_states_top5_shows_it_beside_oaks_top5() -> None:
     facts = json.loads((Path(__file__).parents[1] / "metrics" / "facts.json").read_text())  # counted by the facts stage
-    table = study_table(STUDIES["table5"], DEMO_RUNS, facts, {"efficientnet_b0": {"top1": 0.5, "top5": 0.875, "samples": 200}}, "demo data")
+    table = study_table(STUDIES["table5"], DEMO_RUNS, facts, {"efficientnet_b0": {"top1": 50, "top5": 87.5, "samples": 200}}, "demo data")
     rows = {row[0]: dict(zip(table.headings, row, strict=True)) for row in table.rows}
     assert (rows["EfficientNet-B0"]["paper top-5 (%)"], rows["EfficientNet-B0"]["Oak top-5 (%)"]) == ("93.2", "87.50 ± 4.59")
     assert rows["EfficientNet-B1"]["Oak top-5 (%)"] == DASH  # left out at demo scale
@@ -71,8 +71,8 @@ def test_the_papers_values_are_printed_at_the_papers_precision() -> None:
 
 def test_a_table_names_its_stand_ins_and_why_a_row_has_no_run() -> None:
     measured = {
-        "resnetrs50": {"top1": 0.5, "top5": 0.9, "samples": 100},
-        "efficientnet_b3-43px": {"top1": 0.25, "top5": 0.75, "samples": 100},
+        "resnetrs50": {"top1": 50, "top5": 90, "samples": 100},
+        "efficientnet_b3-43px": {"top1": 25, "top5": 75, "samples": 100},
     }
     table = study_table(STUDIES["table6"], DEMO_RUNS, FACTS, measured, "demo data")
     rows = {row[0]: row for row in table.rows}
@@ -88,7 +88,7 @@ def test_a_figures_point_has_no_paper_value_and_the_notes_say_so() -> None:
         name: {"params": 1_000_000, "macs": 1_000_000_000, "resolution": 224}
         for name in ("efficientnet_b0", "efficientnet_b3", *EFFICIENTNET_B0_SCALINGS)
     }
-    measured = {"efficientnet_b0_w2": {"top1": 0.3, "top5": 0.8, "samples": 100}}
+    measured = {"efficientnet_b0_w2": {"top1": 30, "top5": 80, "samples": 100}}
     table = study_table(STUDIES["fig9_single_dimension"], DEMO_RUNS, facts, measured, "demo data")
     rows = {row[0]: row for row in table.rows}
     assert rows["B0 width x2"][2:5] == ["`efficientnet_b0_w2`", DASH, "30.00 ± 8.84"]
@@ -99,8 +99,8 @@ def test_a_figures_point_has_no_paper_value_and_the_notes_say_so() -> None:
 
 
 def test_a_scaling_figure_puts_each_run_on_its_lines_by_cost_one_panel_per_training_length() -> None:
-    runs = {"resnet18": (3, 64, 0.30), "resnet34": (3, 64, 0.35), "resnet18_w1_5": (3, 64, 0.32),
-            "resnet18-short": (1, 64, 0.20), "resnet34-short": (1, 64, 0.18), "resnet18_w1_5-short": (1, 64, 0.22)}  # fmt: skip
+    runs = {"resnet18": (3, 64, 30.0), "resnet34": (3, 64, 35.0), "resnet18_w1_5": (3, 64, 32.0),
+            "resnet18-short": (1, 64, 20.0), "resnet34-short": (1, 64, 18.0), "resnet18_w1_5-short": (1, 64, 22.0)}  # fmt: skip
     trained = {name: {"epochs": epochs, "image_size": size} for name, (epochs, size, _) in runs.items()}
     evaluated = {name: {"top1": top1} for name, (_, _, top1) in runs.items()}
     panels = scaling_panels(STUDIES["fig4_depth_width"], DEMO_RUNS, trained, evaluated)
@@ -184,21 +184,21 @@ def test_a_comparison_of_oaks_runs_says_which_way_the_data_resolves_it_and_at_wh
 def test_a_measured_accuracy_of_none_or_all_still_carries_its_sampling_interval() -> None:
     from oak.report.paper import measured_cell
 
-    perfect = {"top1": 0.965, "top5": 1.0, "samples": 1000}
+    perfect = {"top1": 96.5, "top5": 100, "samples": 1000}
     # Wilson's interval: 0 errors in 1,000 images bound the error rate below 0.38%, not at 0 (the normal approximation's ± 0.00)
     assert measured_cell("top5_error", perfect) == "0.00 ± 0.19"
     # mid-range it is the familiar interval: 50% on 1,000 images, ± 3.09 (the normal approximation: 3.10)
-    assert measured_cell("top1", {"top1": 0.5, "top5": 0.9, "samples": 1000}) == "50.00 ± 3.09"
+    assert measured_cell("top1", {"top1": 50, "top5": 90, "samples": 1000}) == "50.00 ± 3.09"
 
 
 def test_a_row_run_over_seeds_shows_their_mean_and_counts_their_spread_in_its_interval() -> None:
     from oak.report.paper import measured_cell, seed_mean
 
-    evaluated = seed_mean([{"top1": top1, "top5": 0.9, "samples": 1000} for top1 in (0.50, 0.62, 0.56)])
-    assert evaluated["top1"] == pytest.approx(0.56) and evaluated["samples"] == 1000
+    evaluated = seed_mean([{"top1": top1, "top5": 90, "samples": 1000} for top1 in (50.0, 62.0, 56.0)])
+    assert evaluated["top1"] == pytest.approx(56.0) and evaluated["samples"] == 1000
     # sampling: +-3.07 at 56% on 1,000 images (Wilson); seeds: t(2) 4.30 x sd 6.00 / sqrt(3) = 14.90; in quadrature 15.22
     assert measured_cell("top1", evaluated) == "56.00 ± 15.22 (mean of 3 seeds, sd 6.00)"
-    one_seed = {"top1": 0.45, "top5": 0.9, "samples": 1000}
+    one_seed = {"top1": 45, "top5": 90, "samples": 1000}
     degradation = "a deeper plain net has a higher error (degradation)"
 
     def verdict(plain18: dict) -> str:
@@ -206,13 +206,13 @@ def test_a_row_run_over_seeds_shows_their_mean_and_counts_their_spread_in_its_in
         [claim] = [claim for claim in claims if claim.text.startswith(degradation) and "Oak's runs" in claim.evidence]
         return f"{claim.verdict}: {claim.evidence}"
 
-    assert verdict({"top1": 0.56, "top5": 0.9, "samples": 1000}).startswith(HOLDS)  # 11 points against +-4.4
+    assert verdict({"top1": 56, "top5": 90, "samples": 1000}).startswith(HOLDS)  # 11 points against +-4.4
     spread = verdict(evaluated)  # the same 11 points against +-15.5
     assert spread.startswith(UNRESOLVED) and "margin +11.00 ± 15.53 (95%, 1,000 images each, seeds per row: 3 vs 1)" in spread
 
 
 def test_a_comparison_whose_rows_share_one_stand_in_run_is_not_checked() -> None:
-    measured = {name: {"top1": 0.5, "top5": 0.9, "samples": 300} for name in ("inception_v3", "inception_resnet_v1")}
+    measured = {name: {"top1": 50, "top5": 90, "samples": 300} for name in ("inception_v3", "inception_resnet_v1")}
     claims = comparison_claims(STUDIES["table6"], DEMO_RUNS, measured, {}, "demo data")
     [b7] = [claim for claim in claims if "EfficientNet-B7 vs ResNet-RS" in claim.text and "Oak's runs" in claim.evidence]
     assert b7.verdict == UNCHECKED and "EfficientNet-B7: imagenet profile only" in b7.evidence

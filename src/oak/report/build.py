@@ -192,7 +192,7 @@ def study_scaling(study: Study, inputs: Inputs) -> Figure:
 def throughput_figure(inputs: Inputs) -> Figure:
     """Each run's top-1 against its training throughput on this machine, the median over its epochs."""
     points = {
-        name: (statistics.median(row["train/images_per_second"] for row in rows), 100 * inputs.measured[name]["top1"])
+        name: (statistics.median(row["train/images_per_second"] for row in rows), inputs.measured[name]["top1"])
         for name, rows in inputs.curves.items()
     }
     xlabel = "training throughput (images/s, median over epochs, measured)"

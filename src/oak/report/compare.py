@@ -62,4 +62,4 @@ def _differs(rows: list[dict], key: str) -> bool:
 def _shown(value: object, metric: str) -> str:
     if not isinstance(value, (int, float)):
         return "-"
-    return f"{100 * value:.1f}" if metric in ("top1", "top5") else f"{value:.3g}"
+    return f"{value:.1f}" if metric in ("top1", "top5") else f"{value:.3g}"

@@ -67,15 +67,15 @@ def figure_files(figure: Figure, folder: Path, name: str) -> dict[Path, bytes]:
 
 
 def training_curves(curves: dict[str, list[dict[str, float]]], key: str, label: str, *, title: str, error: bool = False) -> Figure:
-    """`key` (a fraction) per epoch in percent, or its error 1 - `key`, one line per run.
+    """`key` (in per cent) per epoch, or its error 100 - `key`, one line per run.
 
     No pyplot: no GUI backend, no global figure state.
     """
     figure = Figure(figsize=(6, 4), dpi=120)
     axes = figure.subplots()
     for name, rows in curves.items():
-        points = [(row["epoch"] + 1, 1 - row[key] if error else row[key]) for row in rows if key in row]
-        axes.plot([epoch for epoch, _ in points], [100 * value for _, value in points], marker="o", markersize=3, label=name)
+        points = [(row["epoch"] + 1, 100 - row[key] if error else row[key]) for row in rows if key in row]
+        axes.plot([epoch for epoch, _ in points], [value for _, value in points], marker="o", markersize=3, label=name)
     axes.set_xlabel("epoch")
     axes.set_ylabel(label)
     axes.set_title(title)

@@ -26,7 +26,7 @@ ROUNDING_SLACK = 1.05  # a stated "2M" stands for anything that rounds to it, an
 
 def measured_value(metric: str, evaluated: dict) -> float:
     """The study's metric, in percent, from an evaluation's metrics file."""
-    top1, top5 = 100 * evaluated["top1"], 100 * evaluated["top5"]
+    top1, top5 = evaluated["top1"], evaluated["top5"]
     return {"top1": top1, "top5": top5, "top1_error": 100 - top1, "top5_error": 100 - top5}[metric]
 
 

@@ -41,7 +41,7 @@ def scaling_panels(
         if not isinstance(run, Run):
             continue
         epochs, size = trained[run.name]["epochs"], trained[run.name]["image_size"]
-        point = (gmacs(run.model, size), 100 * evaluated[run.name]["top1"], f"{run.model} {size}px")
+        point = (gmacs(run.model, size), evaluated[run.name]["top1"], f"{run.model} {size}px")
         panel = (epochs, f"{epochs} epoch" + ("" if epochs == 1 else "s"))
         for series in row.series:
             panels.setdefault(panel, {}).setdefault(series, []).append(point)
