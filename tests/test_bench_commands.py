@@ -6,8 +6,8 @@ import pytest
 from oak.bench.commands import G1_FEATURE_MAP
 from oak.cli import main, parser
 
-MEASUREMENTS = ("infer", "train", "loader", "prepare", "g1", "cost")
-OPTIONS = {"--model", "--resolution", "--batch-size", "--images", "--workers", "--steps", "--rounds", "--device", "--profile", "--pairs"}
+MEASUREMENTS = ("infer", "train", "loader", "prepare", "g1", "cost", "resolution")
+OPTIONS = {"--model", "--resolution", "--batch-size", "--images", "--workers", "--steps", "--rounds", "--device", "--profile", "--pairs", "--cap", "--size"}
 OWN_OPTIONS = {
     "infer": {"--model", "--resolution", "--batch-size", "--device"},
     "train": {"--model", "--images", "--resolution", "--batch-size", "--steps", "--rounds"},
@@ -15,6 +15,7 @@ OWN_OPTIONS = {
     "prepare": {"--images", "--workers"},
     "g1": {"--device", "--pairs", "--resolution", "--batch-size", "--rounds", "--steps"},
     "cost": {"--profile", "--model", "--device", "--steps", "--batch-size"},
+    "resolution": {"--images", "--cap", "--size", "--model", "--batch-size", "--steps", "--rounds", "--device"},
 }
 
 
@@ -25,7 +26,7 @@ def help_text(argv: list[str], capsys: pytest.CaptureFixture) -> str:
     return capsys.readouterr().out
 
 
-def test_bench_help_lists_the_six_measurements(capsys: pytest.CaptureFixture) -> None:
+def test_bench_help_lists_its_measurements(capsys: pytest.CaptureFixture) -> None:
     text = help_text(["bench"], capsys)
     for measurement in MEASUREMENTS:
         assert f"\n    {measurement} " in text, measurement

@@ -161,6 +161,22 @@ def _throughput(config: DictConfig, args: argparse.Namespace) -> None:
     print(f"wrote {out}")
 
 
+def _resolution(config: DictConfig, args: argparse.Namespace) -> None:
+    from oak.bench.resolution import bench_resolution
+
+    result = bench_resolution(
+        images=args.images,
+        caps=args.cap or [384, 256],
+        sizes=args.size or [224, 192, 160],
+        model=args.model,
+        batch_size=args.batch_size,
+        steps=args.steps,
+        rounds=args.rounds,
+        device=_device(args.device),
+    )
+    _write(config, "resolution", result)
+
+
 def _measurement(measurements: Subcommands, name: str, handler: Handler, help: str, description: str = "") -> argparse.ArgumentParser:
     sub = measurements.add_parser(name, help=help, description=description or help)
     sub.add_argument("overrides", nargs="*", metavar="key=value", help="override a setting of the params file")
@@ -173,8 +189,11 @@ def _count(sub: argparse.ArgumentParser, flag: str, default: int, help: str) -> 
 
 
 def add_bench_commands(verbs: Subcommands) -> None:
-    """`oak bench` and its seven measurements, on the `oak` parser's verbs."""
-    summary = "measure speed: inference, training and the loader beside plain PyTorch, `oak prepare`, Table 4, cost, throughput"
+    """`oak bench` and its eight measurements, on the `oak` parser's verbs."""
+    summary = (
+        "measure speed: inference, training and the loader beside plain PyTorch, `oak prepare`, Table 4, cost, throughput, "
+        "shard and training resolution"
+    )
     bench = verbs.add_parser("bench", help=summary, description=f"{summary}. `oak bench MEASUREMENT --help` lists its options.")
     measurements = bench.add_subparsers(dest="measurement", required=True, title="measurements")
 
@@ -236,6 +255,22 @@ def add_bench_commands(verbs: Subcommands) -> None:
     cost.add_argument("--device", help=DEVICE_HELP)
     cost.add_argument("--steps", type=positive, help="timed steps per run (default: 20 on a GPU, 2 on a CPU)")
     cost.add_argument("--batch-size", type=positive, help="at most this batch (default: the recipe's on a GPU, 2 on a CPU)")
+
+    resolution = _measurement(
+        measurements,
+        "resolution",
+        _resolution,
+        "images/s of the loader on full-size and capped shards at each training size, beside the network's -> "
+        "metrics/bench/resolution.json",
+    )
+    _count(resolution, "--images", 256, "generated 500x375 training JPEGs")
+    resolution.add_argument("--cap", action="append", type=positive, help="a longer-side cap of the low-resolution shards (repeatable; default: 384 and 256)")
+    resolution.add_argument("--size", action="append", type=positive, help="a training image size (repeatable; default: 224, 192 and 160)")
+    resolution.add_argument("--model", default="resnet50", help="the network timed at each size (default: %(default)s)")
+    _count(resolution, "--batch-size", 8, "batch size")
+    _count(resolution, "--steps", 3, "timed training steps per round")
+    _count(resolution, "--rounds", 3, "rounds, each contender in turn; the best counts")
+    resolution.add_argument("--device", help=DEVICE_HELP)
 
     throughput = _measurement(
         measurements,

@@ -1,0 +1,110 @@
+"""`oak bench resolution`: the images/s that low-resolution shards and a lower training size buy, side by side.
+
+Photo-like JPEGs (oak.bench.prepare.photo: 500x375, quality 90, about 100 KB, ImageNet's typical size)
+are written as shards three ways: as they are, and with the longer side capped (`oak prepare`'s cap
+mode, quality 90) at each of `caps`. Then, in rounds, each contender in turn:
+- the loader, in this process (one core): each shard set read, decoded and augmented by the training
+  transform (timm's RandomResizedCrop and flip) at each training size in `sizes`;
+- the network alone: a training step (forward, loss, backward, SGD) at each size, on `device`.
+The best round counts and the spread (slowest against best) is printed beside it, so a noisy
+neighbour shows. A training runs at about the slower of its loader (times its cores) and its network.
+"""
+
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from oak.bench.prepare import HEIGHT, QUALITY, WIDTH, megabytes, write_trees
+from oak.config.schema import TrainConfig
+from oak.loading.loader import TrainBatches, shards_of
+from oak.loading.transforms import DevicePixels, train_transform
+from oak.models import create_model
+from oak.preparing.images import Conversion
+from oak.preparing.shards import prepare_shards
+
+Rates = dict[str, list[float]]  # contender -> images/s of each round
+
+
+def bench_resolution(*, images: int, caps: list[int], sizes: list[int], model: str, batch_size: int, steps: int, rounds: int, device: torch.device) -> dict:
+    with tempfile.TemporaryDirectory(prefix="oak-bench-resolution-") as temp:
+        root = Path(temp)
+        tree, _ = write_trees(root, images, workers=max(1, min(4, os.cpu_count() or 1)))
+        shard_sets = {"full size": _shards(tree, root / "shards-full", Conversion())}
+        shard_sets |= {f"cap {cap}": _shards(tree, root / f"shards-cap{cap}", Conversion("cap", long_side=cap, quality=QUALITY)) for cap in caps}
+        kilobytes = {name: 1000 * megabytes(list(folder.glob("train-*.tar"))) / images for name, folder in shard_sets.items()}
+        net = create_model(model, num_classes=10).to(device).train()
+        loader: Rates = {}
+        network: Rates = {}
+        for _ in range(rounds):  # each contender once a round: a slow spell hurts all of them alike
+            for size in sizes:
+                recipe = _recipe(size)
+                for name, folder in shard_sets.items():
+                    loader.setdefault(f"{name} @ {size}", []).append(loader_rate(folder, recipe, batch_size))
+                network.setdefault(str(size), []).append(network_rate(net, recipe, batch_size, steps, device))
+    result = {"images": images, "source": f"{WIDTH}x{HEIGHT} q{QUALITY}", "model": model, "batch_size": batch_size, "device": str(device)}
+    result |= {"rounds": rounds, "kilobytes_per_image": kilobytes, "loader_images_per_second": loader, "network_images_per_second": network}
+    print(format_table(result, list(shard_sets), sizes))
+    return result
+
+
+def _shards(tree: Path, out: Path, conversion: Conversion) -> Path:
+    prepare_shards(tree, out, samples_per_shard=64, seed=0, conversion=conversion)
+    return out
+
+
+def _recipe(size: int) -> DictConfig:
+    """The schema's default augmentations (RandomResizedCrop, flip) at `size`."""
+    return OmegaConf.merge(OmegaConf.structured(TrainConfig), {"image_size": size, "shuffle_buffer": 0})
+
+
+def loader_rate(shards: Path, recipe: DictConfig, batch_size: int) -> float:
+    """Images/s of one pass over the training shards, decoded and augmented in this process."""
+    batches = TrainBatches(
+        shards_of(shards, "train"), train_transform(recipe), batch_size=batch_size, rank=0, world_size=1, num_workers=0, seed="0/0", shuffle_buffer=0
+    )
+    start, count = time.perf_counter(), 0
+    for _, labels in batches:
+        count += len(labels)
+    return count / (time.perf_counter() - start)
+
+
+def network_rate(net: torch.nn.Module, recipe: DictConfig, batch_size: int, steps: int, device: torch.device) -> float:
+    """Images/s of training steps on a fixed batch at the recipe's size, after one untimed step."""
+    optimizer = torch.optim.SGD(net.parameters(), lr=1e-3, momentum=0.9)
+    images = DevicePixels(recipe)(torch.randint(0, 256, (batch_size, 3, recipe.image_size, recipe.image_size), dtype=torch.uint8)).to(device)
+    labels = torch.randint(0, 10, (batch_size,), device=device)
+    for step in range(steps + 1):
+        if step == 1:
+            _synchronize(device)
+            start = time.perf_counter()
+        optimizer.zero_grad(set_to_none=True)
+        torch.nn.functional.cross_entropy(net(images), labels).backward()
+        optimizer.step()
+    _synchronize(device)
+    return steps * batch_size / (time.perf_counter() - start)
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _best(rates: list[float]) -> str:
+    """The best round and how much slower the slowest was."""
+    best = max(rates)
+    spread = 100 * (best - min(rates)) / best
+    return f"{best:.{1 if best < 100 else 0}f} (spread {spread:.0f}%)"
+
+
+def format_table(result: dict, shard_sets: list[str], sizes: list[int]) -> str:
+    """One row per shard set (the loader) and one for the network; one column per training size."""
+    loader, network = result["loader_images_per_second"], result["network_images_per_second"]
+    rows = {f"loader, 1 core, {name} ({result['kilobytes_per_image'][name]:.0f} KB/image)": [loader[f"{name} @ {size}"] for size in sizes] for name in shard_sets}
+    rows[f"{result['model']} training step, batch {result['batch_size']}, {result['device']}"] = [network[str(size)] for size in sizes]
+    width = max(map(len, rows))
+    head = f"{'images/s, best of ' + str(result['rounds']) + ' rounds':<{width}}" + "".join(f"{size} px".rjust(22) for size in sizes)
+    return "\n".join([head, *(f"{label:<{width}}" + "".join(_best(rates).rjust(22) for rates in cells) for label, cells in rows.items())])
