@@ -156,7 +156,10 @@ def _download_from_torchvision(release: Release, final: Path) -> None:
     except RuntimeError as error:  # torch.hub's hash check
         raise OakError(f"{final}: the file at {release.url} is not the published one ({one_line(error)}); nothing written") from None
     except OSError as error:
-        raise OakError(f"{final}: download of {release.url} failed ({one_line(error)}); nothing written: run the pull again") from None
+        raise OakError(
+            f"{final}: cannot get {release.url} ({one_line(error)}); nothing written: "
+            f"check the network, or {TORCHVISION_ENDPOINT} for a mirror"
+        ) from None
 
 
 def pull_all(wanted: list[Published], folder: Path) -> str:
