@@ -7,7 +7,6 @@ left, on stderr as the bars are (oak.preparing.parallel chooses: a bar on a term
 import math
 import sys
 import time
-from typing import TextIO
 
 from tqdm import tqdm
 
@@ -17,9 +16,8 @@ STEPS = 10  # lines per step of the work, besides its first
 class LogProgress:
     """What oak.preparing.parallel uses of a tqdm bar (`update`, `close`, `with`), written as lines."""
 
-    def __init__(self, description: str, total: int, unit: str, *, scaled: bool = False, file: TextIO | None = None) -> None:
+    def __init__(self, description: str, total: int, unit: str, *, scaled: bool = False) -> None:
         self.description, self.total, self.unit, self.scaled = description, total, unit, scaled
-        self.file = file or sys.stderr
         self.done, self.start = 0, time.perf_counter()
         self._next = 0  # the count at which the next line is due
         self._say()
@@ -36,7 +34,7 @@ class LogProgress:
             self._say()
 
     def close(self) -> None:
-        if self.done >= self.total:  # a step stopped by an error says nothing more
+        if self.done and self.done >= self.total:  # a step stopped by an error says nothing more
             self._say()
         self._next = math.inf
 
@@ -49,8 +47,9 @@ class LogProgress:
         if self.done:
             rate = self.done / max(seconds, 1e-9)
             line += f" ({100 * self.done / max(self.total, 1):.0f}%), {self._amount(rate)}/s, "
-            line += f"{tqdm.format_interval(seconds)} in all" if self.done >= self.total else f"{tqdm.format_interval((self.total - self.done) / rate)} left"
-        print(line, file=self.file, flush=True)
+            left = (self.total - self.done) / rate
+            line += f"{tqdm.format_interval(seconds)} in all" if self.done >= self.total else f"{tqdm.format_interval(left)} left"
+        print(line, file=sys.stderr, flush=True)
         self._next = self.done + max(1, math.ceil(self.total / STEPS))
 
     def _amount(self, value: float) -> str:

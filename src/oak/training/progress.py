@@ -68,7 +68,8 @@ class ProgressLines(L.Callback):
     """A line of progress every `every_n_steps` steps (evaluation: batches) and at each epoch's end, on global rank zero.
 
     The values come from the Classifier's metrics (oak.training.classifier), summed over ranks: every
-    rank computes them at the same step, so a distributed run waits for no rank that does not.
+    rank computes them at the same step (the ranks train on as many batches each), so that each
+    collective has every rank.
     """
 
     def __init__(self, every_n_steps: int) -> None:
@@ -129,20 +130,22 @@ class ProgressLines(L.Callback):
     # evaluation (`oak evaluate`: Lightning's test loop)
 
     def on_test_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
-        self._start = time.perf_counter()
+        self._start, self._images = time.perf_counter(), 0
 
-    def on_test_batch_end(self, trainer: L.Trainer, module: L.LightningModule, outputs, batch, batch_index: int, dataloader_index: int = 0) -> None:
+    def on_test_batch_end(
+        self, trainer: L.Trainer, module: L.LightningModule, outputs, batch, batch_index: int, dataloader_index: int = 0
+    ) -> None:
+        # The ranks' shares of the val set differ by up to a batch (each sample is counted once): these lines are
+        # rank zero's, without a collective that the other ranks would not join.
+        self._images += len(batch[-1])
         batches = trainer.num_test_batches[dataloader_index]
-        if (batch_index + 1) % self.every_n_steps or batch_index + 1 >= batches:
+        if not trainer.is_global_zero or (batch_index + 1) % self.every_n_steps or batch_index + 1 >= batches:
             return
-        top1, images = (module.metrics[f"eval_{name}"].compute().item() for name in ("top1", "samples"))
-        if trainer.is_global_zero:
-            seconds = time.perf_counter() - self._start
-            left = seconds / (batch_index + 1) * (batches - batch_index - 1)
-            _say(
-                f"evaluate: batch {batch_index + 1}/{batches}: top-1 {top1:.1f}% so far; "
-                f"{images / seconds:,.0f} images/s; about {tqdm.format_interval(left)} left"
-            )
+        so_far = f"top-1 {module.metrics['eval_top1'].compute().item():.1f}% so far; " if trainer.world_size == 1 else ""
+        seconds = time.perf_counter() - self._start
+        left = seconds / (batch_index + 1) * (batches - batch_index - 1)
+        rate = self._images * trainer.world_size / seconds
+        _say(f"evaluate: batch {batch_index + 1}/{batches}: {so_far}{rate:,.0f} images/s; about {tqdm.format_interval(left)} left")
 
     def on_test_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         images = int(module.metrics["eval_samples"].compute().item())
