@@ -251,20 +251,35 @@ def test_formats_markdown_csv_and_booktabs_latex() -> None:
     assert r"\toprule" in latex and r"\texttt{efficientnet\_b2} & 9.2 (!) \\" in latex and r"top-1 (\%)" in latex and "---" in latex
 
 
-def test_the_results_page_names_its_data_and_its_csv_keeps_the_column_keys(tmp_path: Path) -> None:
+def test_the_results_page_has_a_table_per_study_best_top1_first_each_labelled_with_its_protocol(tmp_path: Path) -> None:
     from oak.data.info import ShardInfo, SplitInfo
     from oak.layout import Layout
-    from oak.report.results import COLUMNS, results_outputs
+    from oak.report.results import COLUMNS, PROTOCOL, result_rows, results_outputs
+    from oak.studies.plan import Run
 
     info = ShardInfo("imagenet", {}, ["n01440764"] * 1000, {"train": SplitInfo(5, [], [], []), "val": SplitInfo(3, [], [], [])}, {}, {})
-    row = dict(zip(COLUMNS, ["r", "m", "demo", 1, 1.5, 10.0, 2.345, 3, 9], strict=True))
+    runs = [Run(name, name, "demo", ()) for name in ("a", "b", "c")]
+    evaluated = {"a": 40.0, "b": 60.0, "c": 50.0}
+    rows = result_rows(
+        runs,
+        {name: {"epochs": 3} for name in evaluated},
+        {name: {"top1": top1, "top5": 90.0, "params": 1.5e6} for name, top1 in evaluated.items()},
+        {name: {"seconds": 9} for name in evaluated},
+        {"a": ["t1"], "b": ["t2"], "c": ["t1", "t2"]},
+    )
     reports = tmp_path / "reports"
-    outputs = results_outputs(Layout(tmp_path, tmp_path, tmp_path, tmp_path, reports, tmp_path, tmp_path), "Oak results", info, [row])
+    layout = Layout(tmp_path, tmp_path, tmp_path, tmp_path, reports, tmp_path, tmp_path)
+    outputs = results_outputs(layout, "Oak results", info, rows, {"t1": "Table 1: one", "t2": "Fig. 2: two"})
     assert set(outputs) == {reports / name for name in ("results.csv", "results.md", "top1_vs_params.png", "top1_vs_params.svg")}
     page = outputs[reports / "results.md"]
-    assert page.startswith("# Oak results\n\nData: imagenet, 1000 classes, 5 training and 3 validation images.\n\n| run | model |")
-    assert page.endswith("| r | m | demo | 1 | 1.5 | 10.0 | 2.345 | 3 | 9 |\n\n![top-1 against parameter count](top1_vs_params.png)\n")
-    assert outputs[reports / "results.csv"] == ",".join(COLUMNS) + "\nr,m,demo,1,1.5,10.0,2.345,3,9\n"
+    assert page.startswith(f"# Oak results\n\nData: imagenet, 1000 classes, 5 training and 3 validation images.\n\n{PROTOCOL}\n")
+    assert "| run | model | recipe | seeds | evaluation top-1 (%) |" in page
+    first, second = page.split("## Table 1 (`t1`)")[1].split("## Fig. 2 (`t2`)")
+    assert [line.split(" | ")[0] for line in first.splitlines() if line.startswith("| ") and "demo" in line] == ["| c", "| a"]
+    assert [line.split(" | ")[0] for line in second.splitlines() if line.startswith("| ") and "demo" in line] == ["| b", "| c"]
+    csv_lines = outputs[reports / "results.csv"].splitlines()
+    assert csv_lines[0] == ",".join(COLUMNS) and [line.split(",")[0] for line in csv_lines[1:]] == ["b", "c", "a"]
+    assert csv_lines[2] == "c,c,demo,1,50.0,90.0,1.5,3,9,t1 t2"
 
 
 def test_a_study_file_with_an_unknown_key_or_model_names_the_file(tmp_path: Path) -> None:

@@ -14,6 +14,7 @@ from omegaconf import DictConfig
 from oak.bench.commands import add_bench_commands
 from oak.config.load import PROFILES, load_config
 from oak.errors import OakError
+from oak.fetching.commands import add_weights_commands
 from oak.layout import PARAMS_FILE
 from oak.process import exit_without_collecting, imports_kept_from_the_collector, kill_leftover_workers, release_imports
 
@@ -302,6 +303,7 @@ def parser() -> argparse.ArgumentParser:
     server.add_argument("--port", type=int, default=5000)
     server.add_argument("--basic-auth", action="store_true", help="require MLflow's basic-auth logins")
     add_bench_commands(verbs)
+    add_weights_commands(verbs)
     return root
 
 

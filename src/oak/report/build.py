@@ -63,9 +63,8 @@ def write_report(config: DictConfig) -> list[Path]:
     layout = Layout.of(config)
     inputs = read_inputs(layout)
     tables = report_tables(inputs)
-    outputs = results_outputs(
-        layout, config.report.title, inputs.info, result_rows(inputs.runs, inputs.trained, inputs.measured, inputs.timings)
-    )
+    rows = result_rows(inputs.runs, inputs.trained, inputs.measured, inputs.timings, studies_of_runs(inputs.planned))
+    outputs = results_outputs(layout, config.report.title, inputs.info, rows, {study.name: study.title for study in inputs.studies})
     for name, table in tables.items():
         outputs |= table_files(table, layout.tables, name)
     for name, figure in report_figures(inputs):
@@ -80,6 +79,16 @@ def write_report(config: DictConfig) -> list[Path]:
     replace_folder(layout.reports, outputs)  # a kill leaves the previous report or this one, never a mix of both
     Tracker(config).log_report(inputs.info, list(outputs))
     return list(outputs)
+
+
+def studies_of_runs(planned: dict[str, Run | str]) -> dict[str, list[str]]:
+    """The studies each run serves, by run name, from the plan's `study/row label` keys."""
+    studies: dict[str, list[str]] = {}
+    for key, run in planned.items():
+        study = key.split("/")[0]
+        if isinstance(run, Run) and study not in studies.setdefault(run.name, []):
+            studies[run.name].append(study)
+    return studies
 
 
 def read_inputs(layout: Layout) -> Inputs:
