@@ -80,3 +80,39 @@ def test_fig9s_saturation_is_checked_against_the_values_tan_and_le_print(monkeyp
     assert "depth x4 (1.8B FLOPs) 79.0%, width x2 (1.8B FLOPs) 78.9%, resolution x2 (1.9B FLOPs) 79.1%" in claim.evidence
     monkeypatch.setattr("oak.report.model_claims.TAN_LE_TABLE_7", {"width x2": 76.0})
     assert saturation_claim().verdict == FAILS  # not "around 80%"
+
+
+def test_a_released_weights_evaluation_counts_only_for_the_weights_the_study_names_now() -> None:
+    from oak.report.claims import published_claims
+    from oak.report.paper import study_table
+
+    table5 = STUDIES["table5"]
+    on_imagenet = {"data": "imagenet-1k", "samples": 50_000, "top1": 79.80, "top5": 94.9}
+    # B2's file from before the release changed: the old tag's number must not show under the new tag
+    published = {"table5/EfficientNet-B2": on_imagenet | {"weights": "timm:tf_efficientnet_b2.aa_in1k"}}
+    published["table5/EfficientNet-B1"] = on_imagenet | {"weights": "timm:tf_efficientnet_b1.in1k", "top1": 78.8}
+    [b1, b2] = sorted(published_claims([table5], published), key=lambda claim: claim.text)
+    assert b1.verdict == HOLDS and "its README reports 78.8% top-1" in b1.evidence
+    assert b2.verdict == UNCHECKED and "`timm:tf_efficientnet_b2.in1k` not measured" in b2.evidence
+    planned = dict.fromkeys((f"table5/{row.label}" for row in table5.rows), "the published profile trains nothing")
+    rows = {row[0]: row[4] for row in study_table(table5, planned, FACTS, {}, "imagenet-1k", published).rows}
+    assert rows["EfficientNet-B1"] == "78.80 ± 0.36" and rows["EfficientNet-B2"] == "not measured (`timm:tf_efficientnet_b2.in1k`)"
+
+
+def test_table5_uses_the_standard_release_where_it_exists_and_names_the_autoaugment_one_elsewhere() -> None:
+    from oak.models.published import release_note
+    from oak.studies.study import run_spec
+
+    weights = {row.label: run_spec(STUDIES["table5"], row, "published").weights for row in STUDIES["table5"].rows}
+    assert [weights[f"EfficientNet-B{b}"] for b in range(6)] == [f"timm:tf_efficientnet_b{b}.in1k" for b in range(6)]
+    assert weights["EfficientNet-B6"] == "timm:tf_efficientnet_b6.aa_in1k"
+    assert "AutoAugment" in release_note(weights["EfficientNet-B6"]) and "84.2% top-1" in release_note(weights["EfficientNet-B6"])
+
+
+def test_table2s_released_inceptions_share_one_evaluation_protocol() -> None:
+    from oak.models.published import evaluation_protocol
+    from oak.studies.study import run_spec
+
+    specs = [run_spec(STUDIES["table2"], row, "published") for row in STUDIES["table2"].rows]
+    protocols = {evaluation_protocol(spec.weights, spec.settings) for spec in specs if spec.weights}
+    assert protocols == {"299 px, centre crop 0.875, bicubic"}

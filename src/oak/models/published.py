@@ -154,3 +154,31 @@ class ImageNetClasses(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.net(images).index_select(1, self.indices)
+
+
+def evaluation_protocol(spec: str, settings: dict) -> str:
+    """How the published profile evaluates the weights: their own preprocessing under the study row's `train`
+    settings (the row's size or crop, where it sets one), e.g. "299 px, centre crop 0.875, bicubic"."""
+    own, train = Published.parse(spec).preprocessing(), settings.get("train", {})
+    size, crop = train.get("eval_image_size", own["eval_image_size"]), train.get("eval_crop_pct", own["eval_crop_pct"])
+    return f"{size} px, centre crop {crop:g}, {train.get('interpolation', own['interpolation'])}"
+
+
+# tensorflow/tpu's models/official/efficientnet/README.md, "Using Pretrained EfficientNet Checkpoints": top-1 (%) of
+# each release, B0 first (the standard release stops at B5). Tan and Le's paper: 76.3, 78.8, 79.8, 81.1, 82.6, 83.3,
+# 84.0, 84.4. timm's tf_efficientnet_b<N>.in1k and .aa_in1k are ports of these two releases.
+EFFICIENTNET_RELEASES = {
+    "in1k": ("standard preprocessing (\"similar accuracy as the original ICML paper\")", (76.8, 78.8, 79.8, 81.0, 82.6, 83.2)),
+    "aa_in1k": ("AutoAugment (\"higher accuracy than the original ICML paper\")", (77.3, 79.2, 80.3, 81.7, 83.0, 83.7, 84.2, 84.5)),
+}
+
+
+def release_note(spec: str) -> str | None:
+    """Which tensorflow/tpu release a timm EfficientNet port is, with the top-1 its README reports for it."""
+    library, _, name = spec.partition(":")
+    architecture, _, tag = name.partition(".")
+    if library != "timm" or not architecture.startswith("tf_efficientnet_b") or tag not in EFFICIENTNET_RELEASES:
+        return None
+    what, reported = EFFICIENTNET_RELEASES[tag]
+    variant = int(architecture.removeprefix("tf_efficientnet_b"))
+    return f"`{spec}`: tensorflow/tpu's release trained with {what}; its README reports {reported[variant]}% top-1"

@@ -10,6 +10,7 @@ accuracies as independent samples, which overstates the noise of two models scor
 import math
 from dataclasses import dataclass
 
+from oak.models.published import release_note
 from oak.models.registry import SHUFFLENETS
 from oak.report.model_claims import (
     both_at_once_claim,
@@ -22,11 +23,11 @@ from oak.report.model_claims import (
     separable_claim,
     torchvision_published,
 )
-from oak.report.paper import measured_interval, measured_value, sampling_interval, seed_values
+from oak.report.paper import measured_interval, measured_value, released_evaluation, sampling_interval, seed_values
 from oak.report.tables import Table
-from oak.studies.plan import Run, row_key
+from oak.studies.plan import PUBLISHED, Run, row_key
 from oak.report.verdicts import FAILS, HOLDS, UNCHECKED, UNRESOLVED, Claim, judged
-from oak.studies.study import METRICS, Comparison, Row, Study
+from oak.studies.study import METRICS, Comparison, Row, Study, run_spec
 
 IMAGENET_VAL_IMAGES = 50_000  # ILSVRC 2012's validation set, on which the paper's sources report
 
@@ -102,7 +103,7 @@ def comparison_claims(
             verdict, evidence = comparison_evidence(study.metric, comparison, paper)
             claims.append(Claim(text, study.source, verdict, f"the paper's numbers, on ImageNet's validation set: {evidence}"))
         claims.append(_run_comparison(study, comparison, compared, text, planned, measured, data_label))
-        released = {row.label: published.get(row_key(study, row)) for row in compared}
+        released = {row.label: released_evaluation(study, row, published) for row in compared}
         if all(released.values()):
             scored = {label: Score.measured(study.metric, evaluated) for label, evaluated in released.items()}
             verdict, evidence = comparison_evidence(study.metric, comparison, scored)
@@ -209,17 +210,24 @@ def published_claims(studies: list[Study], published: dict[str, dict]) -> list[C
     claims = []
     for study in studies:
         for row in study.rows:
-            evaluated = published.get(row_key(study, row))
-            if not evaluated or row.paper is None:
+            if row.paper is None:
+                continue
+            text = f"{row.label}: {METRICS[study.metric]} {row.paper:g} (from the released weights)"
+            evaluated, stale = released_evaluation(study, row, published), published.get(row_key(study, row))
+            if stale and not evaluated:  # measured for weights the study no longer names
+                weights = run_spec(study, row, PUBLISHED).weights
+                evidence = f"`{weights}` not measured: the file holds `{stale.get('weights')}`'s evaluation; run the published profile"
+                claims.append(Claim(text, study.source, UNCHECKED, evidence))
+            if not evaluated:
                 continue
             value = measured_value(study.metric, evaluated)
-            text = f"{row.label}: {METRICS[study.metric]} {row.paper:g} (from the released weights)"
             weights = f"`{evaluated['weights']}` on {evaluated['data']}: {value:.2f}"
+            release = release_note(evaluated["weights"])
             if "synthetic" in evaluated["data"]:
                 claims.append(Claim(text, study.source, UNCHECKED, f"{weights}; synthetic data says nothing of the weights"))
                 continue
             interval = sampling_interval(value, evaluated["samples"])
-            evidence = f"{weights} ± {interval:.2f} (95%, {evaluated['samples']:,} images)"
+            evidence = f"{weights} ± {interval:.2f} (95%, {evaluated['samples']:,} images)" + (f"; {release}" if release else "")
             claims.append(Claim(text, study.source, HOLDS if abs(value - row.paper) <= interval else FAILS, evidence))
     return claims
 

@@ -11,16 +11,16 @@ from collections.abc import Callable, Iterable
 from scipy.stats import binomtest
 from scipy.stats import t as student_t
 
+from oak.bench import g1_check
 from oak.models.calculations import TABLE_3, measured_conv_macs, regular_calculations, separable_calculations
 from oak.report.scaling import gmacs
 from oak.report.tables import Table
-from oak.studies.plan import Run, row_key
-from oak.studies.study import METRICS, Row, Study
+from oak.studies.plan import PUBLISHED, Run, row_key
+from oak.studies.study import METRICS, Row, Study, run_spec
 
 DASH = "—"
 STAND_IN = "(stand-in)"
 FLAG = "⚠"
-TF_COUNT = "(TF)"
 ROUNDING_SLACK = 1.05  # a stated "2M" stands for anything that rounds to it, and a little more
 
 
@@ -115,7 +115,7 @@ def study_table(
     """
     heading = METRICS[study.metric]
     with_params = any(row.paper_params_m is not None for row in study.rows)
-    released = {row.label: (published or {}).get(row_key(study, row)) for row in study.rows}
+    released = {row.label: released_evaluation(study, row, published) for row in study.rows}
     headings = ["model (paper)", "Oak model", "Oak run", f"paper {heading}"]
     headings += [f"published weights, Oak {heading}"] if any(released.values()) else []
     headings += [f"Oak {heading}"]
@@ -132,8 +132,8 @@ def study_table(
     ]
     if any(released.values()):
         for row, cells in zip(study.rows, rows, strict=True):
-            evaluated = released[row.label]
-            cells.insert(4, measured_cell(study.metric, evaluated))
+            evaluated, weights = released[row.label], run_spec(study, row, PUBLISHED).weights
+            cells.insert(4, f"not measured (`{weights}`)" if weights and not evaluated else measured_cell(study.metric, evaluated))
     notes = [f"Paper values: {study.source}."]
     notes += _published_notes(study, released)
     notes.append(
@@ -157,32 +157,44 @@ def study_table(
         if not isinstance(run, Run):
             notes.append(f"{DASH} {row.label}: {run}.")
     if any(FLAG in cell for cell in sum(rows, [])):
-        notes.append(f"{FLAG}: the paper's parameter count differs from the model's own count at the paper's precision.")
+        notes.append(
+            f"{FLAG}: the paper's parameter count differs from the model's trainable parameters at the paper's precision "
+            "(one rule for every row; the claims say what counting BatchNorm's moving statistics too, as TensorFlow does, gives)."
+        )
     if any(row.paper_params_model for row in study.rows):
         notes.append(
             "A model named beside the paper's parameter count: the variant the count is of, where the paper's row "
             "states one variant's accuracy and another's parameters."
         )
-    if any(TF_COUNT in cell for cell in sum(rows, [])):
-        notes.append(
-            f"{TF_COUNT}: the paper's count is the model's counted as TensorFlow counts, BatchNorm's moving means and "
-            "variances included; Oak's column counts trainable weights only, as PyTorch does."
-        )
     return Table(study.title, headings, rows, notes)
 
 
+def released_evaluation(study: Study, row: Row, published: dict[str, dict] | None) -> dict | None:
+    """The released weights' evaluation of the row, only where it measured the weights the study names now: the file
+    is named by run (`<model>-published`), so a changed tag leaves the old tag's number there until it is measured again."""
+    evaluated = (published or {}).get(row_key(study, row))
+    return evaluated if evaluated and evaluated.get("weights") == run_spec(study, row, PUBLISHED).weights else None
+
+
 def _published_notes(study: Study, released: dict[str, dict | None]) -> list[str]:
-    """Which weights each published value measured, on which data; a dash's reason is in the study file."""
+    """Which weights each published value measured, on which data, and with which evaluation protocol; a dash's
+    reason is in the study file."""
+    from oak.models.published import evaluation_protocol, release_note  # imports timm and torchvision: only where weights were measured
+
     measured = {label: evaluated for label, evaluated in released.items() if evaluated}
     if not measured:
         return []
     data = sorted({evaluated["data"] for evaluated in measured.values()})
+    specs = {row.label: run_spec(study, row, PUBLISHED) for row in study.rows if row.label in measured}
+    protocols = {label: evaluation_protocol(spec.weights, spec.settings) for label, spec in specs.items()}
     notes = [
         "Published weights, Oak-measured: the released checkpoint each row names in its study file, evaluated by "
-        f"`oak evaluate --published` with the weights' own preprocessing, on {', '.join(data)}: "
-        + "; ".join(f"{label}: `{evaluated['weights']}`" for label, evaluated in measured.items())
+        f"`oak evaluate --published` with the weights' own preprocessing under the row's settings, on {', '.join(data)}: "
+        + "; ".join(f"{label}: `{evaluated['weights']}` at {protocols[label]}" for label, evaluated in measured.items())
         + "."
     ]
+    releases = [note for spec in specs.values() if (note := release_note(spec.weights))]
+    notes += [f"Releases: {'; '.join(releases)}."] if releases else []
     if any("synthetic" in label for label in data):
         notes.append("On synthetic data these values only show that the path works: they say nothing of the weights.")
     return notes
@@ -209,8 +221,8 @@ def _row(
     if with_params:
         stated = DASH if row.paper_params_m is None else f"{row.paper_params_m:g}"
         of = row.paper_params_model or row.model
-        convention = row.paper_params_m is not None and count_convention(row.paper_params_m, facts[of])
-        stated += {None: f" {FLAG}", "tensorflow": f" {TF_COUNT}"}.get(convention, "")
+        # one rule for every row: the trainable parameters (oak.report.model_claims says what TensorFlow's count gives)
+        stated += f" {FLAG}" if row.paper_params_m is not None and not paper_states_count(row.paper_params_m, facts[of]["params"]) else ""
         stated += f" (`{of}`: {facts[of]['params'] / 1e6:.2f})" if of != row.model else ""
         cells += [stated, counted]
     else:
@@ -242,20 +254,26 @@ def calculation_table() -> Table:
 
 
 def g1_table(result: dict) -> Table:
-    """Table 4 as measured by `oak bench g1`: each width's speed beside the paper's, for the device's channel pairs."""
-    speed = "batches_per_second" if result["unit"] == "batches/s" else "images_per_second"
+    """Table 4 as measured by `oak bench g1`: each width's speed beside the paper's, for the device's channel pairs,
+    each the median of its rounds with the 95% interval of that median, and the claim judged on them."""
+    per_image = result["unit"] != "batches/s"  # a CPU's images/s: batches/s times the batch
+    scale = result["settings"]["batch_size"] if per_image else 1
     headings = ["c1:c2", "(c1,c2) at x1"] + [f"{label} x{width}" for width in (1, 2, 4) for label in ("paper", "Oak")]
     rows = []
     for column in dict.fromkeys(cell["column"] for cell in result["cells"]):
         for ratio in dict.fromkeys(cell["ratio"] for cell in result["cells"]):
             cells = sorted((c for c in result["cells"] if (c["column"], c["ratio"]) == (column, ratio)), key=lambda c: c["width"])
             pair = f"({cells[0]['c1']},{cells[0]['c2']})"
-            rows.append([ratio, pair] + [text for cell in cells for text in (f"{cell['paper']:g}", f"{cell[speed]:.1f}")])
+            speeds = [(f"{cell['paper']:g}", g1_check.cell_speed(cell).scaled(scale).text()) for cell in cells]
+            rows.append([ratio, pair] + [text for pair_of_texts in speeds for text in pair_of_texts])
     settings = result["settings"]
+    check = g1_check.claim_check(result["cells"])
     notes = [
         "Paper values: Zhao 2024, Table 4, citing Ma et al. 2018 (GTX 1080Ti in batches/s, Snapdragon 810 in images/s).",
         f"Oak's values: `oak bench g1` on {result['device']} in {result['unit']}, {settings['blocks']} blocks at "
-        f"{settings['resolution']}x{settings['resolution']}, batch {settings['batch_size']}, median of {settings['rounds']} rounds.",
+        f"{settings['resolution']}x{settings['resolution']}, batch {settings['batch_size']}, {settings['rounds']} rounds: "
+        f"{g1_check.STATISTIC}.",
+        f"The claim '{check['claim']}' on these measurements: {check['verdict']} ({g1_check.check_text(check)}).",
     ]
     title = f"Table 4: ShuffleNet-v2 guideline G1, speed at fixed FLOPs, on {result['device']} at batch {settings['batch_size']}"
     return Table(title, headings, rows, notes)
