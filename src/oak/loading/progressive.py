@@ -3,9 +3,9 @@
 FFCV (libffcv/ffcv-imagenet, train_imagenet.py, `get_resolution`) trains at `min_res` up to epoch
 `start_ramp`, then linearly up to `max_res` at epoch `end_ramp`, each size in between rounded to a
 multiple of 32 px; its ResNet-50 recipes go from 160 to 192 px (rn50_88_epochs.yaml: ramp from
-epoch 65 to 76 of 88; rn50_16_epochs.yaml: 11 to 13 of 16) and evaluate at 256 px, higher than
-they train: Touvron et al. 2019 (FixRes) show that a network trained on random crops tests best at a
-larger size. Oak's keys: `train.progressive_min_size` (null: every epoch at `train.image_size`),
+epoch 65 to 76 of 88; rn50_16_epochs.yaml: 11 to 13 of 16) and evaluate at 256 px
+(validation.resolution; the README says 224), higher than they train: Touvron et al. 2019 (FixRes)
+show that a network trained on random crops tests best at a larger size. Oak's keys: `train.progressive_min_size` (null: every epoch at `train.image_size`),
 `train.progressive_start_epoch` and `train.progressive_end_epoch`; `train.image_size` is the size
 the ramp ends at and `train.eval_image_size` the evaluation's. Epochs count from 0, as in FFCV and
 Lightning. The batch size stays the same at every size (FFCV's does too).

@@ -4,8 +4,10 @@
 grayscale JPEGs, a PNG named .JPEG). `resize` makes the shorter side at most `short_side` and
 re-encodes at `quality`, decoding at reduced size (JPEG draft mode) when the target allows it.
 `cap` does the same to the longer side, at most `long_side`: low-resolution shards whose JPEGs
-decode in a fraction of the time, as FFCV's ImageNet files cap the side (write_imagenet.py's
-max_resolution: 500 px in its README, JPEG quality 90) so the loader keeps up with fast training.
+decode in a fraction of the time, as FFCV's ImageNet files cap the side (libffcv/ffcv-imagenet,
+write_imagenet.py's max_resolution; its README: 500 px for ResNet-50, 400 px for ResNet-18, JPEG
+quality 90). FFCV stores half (ResNet-50) or 90% (ResNet-18) of the images as raw pixels instead,
+which decode at no cost but take several times the bytes: Oak's shards hold JPEGs only.
 
 What will happen to an image is usually known from its first bytes and its last two
 (`planned_kind`): the frame header gives the size and the colour components, the end marker
