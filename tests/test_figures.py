@@ -124,3 +124,31 @@ def test_a_throughput_figure_says_the_batch_precision_and_threads_its_runs_train
     assert training_setting([config(32, 1), config(64, None), config(32, 1)]) == (
         "batch 32, 32-true, 1 CPU thread (2 runs); batch 64, 32-true, one CPU thread per core (1 run)"
     )
+
+
+def test_a_curves_figure_of_many_runs_keeps_its_legend_beside_the_plot_and_gives_each_run_its_own_look() -> None:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from oak.report.figures import training_curves
+
+    curves = {f"run{index}": [{"epoch": 0, "val/top1": 10.0 + index}, {"epoch": 1, "val/top1": 20.0 + index}] for index in range(20)}
+    figure = training_curves(curves, "val/top1", "validation top-1 (%)", title="Training curves")
+    canvas = FigureCanvasAgg(figure)
+    canvas.draw()  # lays the figure out as saving it does
+    renderer = canvas.get_renderer()
+    [axes] = figure.axes
+    legend = axes.get_legend().get_window_extent(renderer)
+    assert legend.x0 >= axes.get_window_extent(renderer).x1  # beside the plot, not over its lines or its title
+    assert legend.x1 <= figure.bbox.x1  # and inside the figure
+    looks = {(line.get_color(), line.get_linestyle()) for line in axes.get_lines()}
+    assert len(looks) == 20
+
+
+def test_a_scaling_figures_lines_share_a_colour_per_resolution_and_a_style_per_way_of_scaling() -> None:
+    from oak.report.figures import series_styles
+
+    styles = series_styles(["depth", "width", "depth, 128 px", "width, 128 px"])
+    assert styles["depth, 128 px"]["color"] == styles["width, 128 px"]["color"] != styles["depth"]["color"]
+    assert styles["depth"]["linestyle"] == styles["depth, 128 px"]["linestyle"] != styles["width"]["linestyle"]
+    alone = series_styles(["width", "depth", "resolution", "compound"])  # Fig. 9: one group, a colour per way
+    assert len({style["color"] for style in alone.values()}) == 4

@@ -4,9 +4,12 @@ import io
 from pathlib import Path
 
 import matplotlib
+from cycler import cycler
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.ticker import MaxNLocator
 from matplotlib.transforms import Bbox
 
 matplotlib.rcParams["svg.hashsalt"] = "oak"  # fixed element ids: the same figure gives the same SVG
@@ -66,22 +69,31 @@ def figure_files(figure: Figure, folder: Path, name: str) -> dict[Path, bytes]:
     return {folder / f"{name}.{format}": figure_bytes(figure, format) for format in ("png", "svg")}
 
 
+LEGEND_ROWS = 24  # entries a legend column holds beside a plot before the next column starts
+# A distinct look for each of up to 40 runs: the ten colours of tab10 with a solid line, then dashed, ...
+RUN_STYLES = cycler(linestyle=["-", "--", ":", "-."]) * cycler(color=matplotlib.colormaps["tab10"].colors)
+
+
 def training_curves(curves: dict[str, list[dict[str, float]]], key: str, label: str, *, title: str, error: bool = False) -> Figure:
     """`key` (in per cent) per epoch, or its error 100 - `key`, one line per run.
 
-    No pyplot: no GUI backend, no global figure state.
+    No pyplot: no GUI backend, no global figure state. The legend sits beside the plot, never over it, and each run
+    has its own colour and line style (ten colours, then the next line style).
     """
-    figure = Figure(figsize=(6, 4), dpi=120)
+    columns = 1 + len(curves) // (LEGEND_ROWS + 1)
+    height = max(4.0, 1 + 0.2 * min(len(curves), LEGEND_ROWS))  # the legend's column fits beside the plot
+    figure = Figure(figsize=(6 + 2.2 * columns, height), dpi=120, layout="constrained")
     axes = figure.subplots()
+    axes.set_prop_cycle(RUN_STYLES)
     for name, rows in curves.items():
         points = [(row["epoch"] + 1, 100 - row[key] if error else row[key]) for row in rows if key in row]
         axes.plot([epoch for epoch, _ in points], [value for _, value in points], marker="o", markersize=3, label=name)
     axes.set_xlabel("epoch")
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes.set_ylabel(label)
     axes.set_title(title)
     axes.grid(True, alpha=0.3)
-    axes.legend(fontsize=8)
-    figure.tight_layout()
+    axes.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1), borderaxespad=0, ncols=columns, handlelength=3.5)
     return figure
 
 
@@ -110,22 +122,46 @@ def accuracy_vs_throughput(points: dict[str, tuple[float, float]], *, xlabel: st
     return figure
 
 
+KIND_STYLES = [("-", "o"), ("--", "s"), (":", "^"), ("-.", "D")]  # a line style and marker per way of scaling
+
+
+def series_styles(names: list[str]) -> dict[str, dict]:
+    """A series named "<way of scaling>, <group>" ("depth, 128 px") gets its way's line style and marker and its
+    group's colour, so that Fig. 4's depth and width lines at one resolution share a colour; series without groups
+    are coloured by their way."""
+    kinds = list(dict.fromkeys(name.split(", ")[0] for name in names))
+    groups = list(dict.fromkeys(name.partition(", ")[2] for name in names))
+    colours = matplotlib.colormaps["tab10"].colors
+    styles = {}
+    for name in names:
+        kind, _, group = name.partition(", ")
+        linestyle, marker = KIND_STYLES[kinds.index(kind) % len(KIND_STYLES)]
+        colour = colours[(groups.index(group) if len(groups) > 1 else kinds.index(kind)) % len(colours)]
+        styles[name] = {"linestyle": linestyle, "marker": marker, "color": colour}
+    return styles
+
+
 def scaling_figure(panels: dict[str, dict[str, list[tuple[float, float, str]]]], *, title: str) -> Figure:
     """One panel per training length (and one of the paper's values, where it gives them): top-1 against
-    GMACs, a line per way of scaling, each point labelled once (the base model starts several lines)."""
-    figure = Figure(figsize=(max(6, 4.5 * len(panels)), 4.5), dpi=120)
+    GMACs, a line per way of scaling, each point labelled once (the base model starts several lines), and one
+    legend for every panel, under them."""
+    names = sorted({series for lines in panels.values() for series in lines})
+    styles = series_styles(names)
+    figure = Figure(figsize=(max(6, 4.5 * len(panels)), 5), dpi=120)
     axes_list = figure.subplots(1, max(1, len(panels)), squeeze=False)[0]  # own y axes: the paper's panel is at ImageNet's scale
     for axes, (panel, lines) in zip(axes_list, panels.items()):
         for series, points in sorted(lines.items()):
-            axes.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=series)
+            axes.plot([p[0] for p in points], [p[1] for p in points], **styles[series])
         axes.margins(x=0.15)
         axes.set_xlabel("GMACs per image (at the run's resolution)")
         axes.set_title(panel)
         axes.grid(True, alpha=0.3)
-        axes.legend(fontsize=8)
         axes.set_ylabel("top-1 accuracy (%)")
+    handles = [Line2D([], [], label=name, **styles[name]) for name in names]
+    figure.legend(handles=handles, loc="lower center", ncols=min(len(names), 4), fontsize=8, frameon=False)
     figure.suptitle(title)
-    figure.tight_layout()
+    rows = -(-len(names) // 4)
+    figure.tight_layout(rect=(0, 0.04 + 0.045 * rows, 1, 1))
     for axes, lines in zip(axes_list, panels.values()):
         label_points(axes, sorted({point for points in lines.values() for point in points}), fontsize=7)
     return figure
