@@ -80,6 +80,7 @@ class ProgressLines(L.Callback):
 
     def on_train_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         self._start, self._batches = time.perf_counter(), 0  # this process's: a resumed training counts from its checkpoint
+        self.on_train_epoch_start(trainer, module)  # a resumed epoch starts part way, without its epoch-start hook
 
     def on_train_epoch_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         self._epoch_start, self._epoch_images, self._epoch_training_seconds = time.perf_counter(), 0, 0.0
