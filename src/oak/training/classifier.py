@@ -91,8 +91,9 @@ class Classifier(L.LightningModule):
         self.channels_last = bool(recipe and recipe.channels_last)
         if self.channels_last:
             net.to(memory_format=torch.channels_last)
-        # object.__setattr__: kept out of the module tree, so that DDP never sees its parameters
-        object.__setattr__(self, "ema", WarmupEma(net, decay=recipe.ema_decay) if recipe and recipe.ema_decay else None)
+        # object.__setattr__: kept out of the module tree, so that DDP never sees its parameters. The decay per update
+        # is the recipe's scaled to this run's global batch (oak.config.resolve)
+        object.__setattr__(self, "ema", WarmupEma(net, decay=recipe.ema_decay_per_update) if recipe and recipe.ema_decay else None)
         self._ema_step: int | None = None  # the update the EMA last took
         self.aux_loss_weight = recipe.aux_loss_weight if recipe else 0.0
         if recipe and recipe.compile:
