@@ -212,3 +212,23 @@ def test_table1_resnets_have_zero_padded_identity_shortcuts_and_their_plain_twin
     x = torch.randn(1, 2, 4, 4)
     padded = shortcut(x)
     assert padded.shape == (1, 5, 2, 2) and torch.equal(padded[:, :2], x[:, :, ::2, ::2]) and not padded[:, 2:].any()
+
+
+@pytest.mark.parametrize("resnet, plain", [("resnet18a", "plain18"), ("resnet34a", "plain34")])
+def test_table1_resnets_start_every_block_as_he_did_and_as_their_plain_twins(resnet: str, plain: str) -> None:
+    """He et al. 2016 zeroed no BatchNorm scale; timm's zero_init_last would favour the residual rows of Table 1."""
+    for name in (resnet, plain):
+        last_norms = [block.bn2.weight for stage in ("layer1", "layer2", "layer3", "layer4") for block in getattr(create_model(name, 10), stage)]
+        assert all(torch.equal(scale, torch.ones_like(scale)) for scale in last_norms), name
+
+
+def test_shufflenet_v2_2x_drops_out_the_pooled_features_before_its_classifier_as_megviis_code() -> None:
+    """megvii-model/ShuffleNet-Series, ShuffleNetV2/network.py: Dropout(0.2) before the classifier of 2.0x."""
+    net = create_model("shufflenet_v2_x2_0", num_classes=10, drop_rate=0.2)
+    assert list(net.state_dict()) == list(create_model("shufflenet_v2_x2_0", num_classes=10).state_dict())  # the same names
+    features = torch.ones(4, net.fc.in_features)
+    net.fc.eval()
+    assert torch.equal(net.fc(features), torch.nn.functional.linear(features, net.fc.weight, net.fc.bias))
+    net.fc.train()
+    dropped = net.fc.dropout(features)
+    assert 0.1 < float((dropped == 0).float().mean()) < 0.3

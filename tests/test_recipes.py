@@ -1,6 +1,7 @@
 """Training recipes: files in pipelines/recipes whose every knob reaches the optimizer, model or data."""
 
 import math
+import re
 from pathlib import Path
 
 import lightning as L
@@ -14,7 +15,10 @@ from timm.loss import SoftTargetCrossEntropy
 from timm.optim import RMSpropTF
 from timm.scheduler import CosineLRScheduler, PolyLRScheduler, StepLRScheduler
 
-from oak.config.load import load_config
+from oak.config.load import load_config, read_yaml
+from oak.config.notes import recipe_notes
+from oak.config.resolve import batch_note
+from oak.report.differences import differences_page
 from oak.errors import OakError
 from oak.training.classifier import Classifier, WarmupEma
 from oak.training.setup import build_net, datamodule_for
@@ -153,7 +157,7 @@ def test_resnet_rs_regularisation_reaches_the_model_and_data(shards: Path) -> No
     assert classifier.train_loss.label_smoothing == 0.1
     assert classifier.net.drop_rate == 0.25
     assert max(m.drop_prob for m in classifier.net.modules() if isinstance(m, DropPath)) == pytest.approx(0.1)
-    assert classifier.ema is not None and classifier.ema.decay == 0.9999
+    assert classifier.ema is not None and classifier.ema.decay == pytest.approx(0.9999 ** (128 / 4096))  # per update at 128, not 4096
     assert classifier._evaluated_net() is classifier.ema.module
     assert all(m.momentum == 1.0 for m in classifier.net.modules() if isinstance(m, torch.nn.BatchNorm2d))
     assert classifier.net.conv1.weight.is_contiguous(memory_format=torch.channels_last)
@@ -330,3 +334,107 @@ def test_ema_decay_warms_up_as_tensorflows_moving_average() -> None:
     assert float(ema.module.weight) == pytest.approx(expected)
     assert initial_share == pytest.approx(math.prod((1 + n) / (10 + n) for n in range(1, 11)))
     assert initial_share < 1e-4  # without the warm-up: 0.9999 ** 10, the initial weights almost untouched
+
+
+# Words that say a setting departs from the source; in a recipe's comments they may only point to its `differences`.
+DIFFERENCE_WORDS = re.compile(r"differ\w*|depart\w*|instead of|unlike|not reproduced|stands? in|named", re.IGNORECASE)
+POINTER = re.compile(r"Where Oak departs from [^,]*, `differences` below says how and why\.|see differences")
+
+
+def comment_text(path: Path) -> str:
+    return " ".join(line.split("#", 1)[1].strip() for line in path.read_text().splitlines() if "#" in line)
+
+
+def test_comments_name_no_difference_the_recipe_does_not_declare_as_data() -> None:
+    for path in (ROOT / "pipelines" / "recipes").glob("*.yaml"):
+        named = DIFFERENCE_WORDS.findall(POINTER.sub("", comment_text(path)))
+        assert not named, f"{path.name}: its comments name a difference ({named}); declare it under `differences:` instead"
+
+
+def test_every_paper_recipe_cites_its_source_and_declares_its_differences() -> None:
+    for path in (ROOT / "pipelines" / "recipes").glob("*.yaml"):
+        notes = recipe_notes(read_yaml(path), path)
+        assert notes.source, path.name
+        if path.stem not in ("demo", "published"):
+            assert notes.differences, path.name
+            assert recipe_config(path.stem).train.reference_batch_size, f"{path.name}: the source's global batch is not declared"
+
+
+def test_the_differences_page_lists_every_declared_difference_and_each_global_batch_unlike_the_sources() -> None:
+    page = differences_page(PARAMS)
+    for path in (ROOT / "pipelines" / "recipes").glob("*.yaml"):
+        assert f"## `{path.stem}`" in page
+        for difference in recipe_notes(read_yaml(path), path).differences:
+            assert all(text.replace("|", "\\|") in page for text in (difference.source_value, difference.oak_value, difference.cited)), difference
+    rs = page.split("## `resnet_rs`")[1].split("## ")[0]
+    assert "| `train.global_batch_size` | 4096 | 128 (128 per device" in rs and "EMA decay per update 0.9999969" in rs
+    assert "train.global_batch_size" not in page.split("## `demo`")[1].split("## ")[0]  # the demo has no source batch
+
+
+@pytest.mark.parametrize(
+    "difference, message",
+    [
+        ("{setting: train.epochs, source_value: '120', oak_value: '90', cited: Sec. 3.4}", "difference 1 ('train.epochs'): no 'why'"),
+        ("{setting: train.colour_jitter, source_value: PCA, oak_value: '0.4', why: timm, cited: Sec. 3.4}", "no setting 'train.colour_jitter'"),
+        ("{setting: train.epochs, source: '120', oak_value: '90', why: fixed, cited: Sec. 3.4}", "unknown field 'source'"),
+        ("{setting: train.epochs, source_value: '', oak_value: '90', why: fixed, cited: Sec. 3.4}", "difference 1 ('train.epochs'): no 'source_value'"),
+    ],
+)
+def test_a_recipe_difference_without_a_field_or_naming_no_setting_is_one_error_naming_the_file(
+    tmp_path: Path, difference: str, message: str
+) -> None:
+    params = params_file(tmp_path)
+    (tmp_path / "pipelines" / "recipes" / "bad.yaml").write_text(f"source: He et al. 2016\ndifferences:\n  - {difference}\ntrain:\n  epochs: 1\n")
+    with pytest.raises(OakError, match=re.escape(message)) as error:
+        load_config(params, ["recipe=bad"])
+    assert "bad.yaml" in str(error.value)
+
+
+def test_the_ema_decay_per_update_keeps_the_sources_average_over_epochs_at_any_global_batch() -> None:
+    """0.9999 per update at 4096 averages about 10,000 updates, 32 epochs of ImageNet; at 128 it must average as many epochs."""
+    one_device = recipe_config("resnet_rs").train
+    assert one_device.global_batch_size == 128
+    assert one_device.ema_decay_per_update == pytest.approx(0.9999 ** (128 / 4096))
+    epochs_averaged = 128 / (1 - one_device.ema_decay_per_update) / 1_281_167
+    assert epochs_averaged == pytest.approx(4096 / (1 - 0.9999) / 1_281_167, rel=1e-3)  # about 32 epochs either way
+    sources_batch = recipe_config("resnet_rs", "trainer.devices=8", "trainer.num_nodes=2", "trainer.accumulate_grad_batches=2").train
+    assert (sources_batch.global_batch_size, sources_batch.ema_decay_per_update) == (4096, 0.9999)
+    assert batch_note(sources_batch) is None
+    assert batch_note(one_device) == "global batch 128, the source's is 4096: lr scaled linearly from its value at 256; EMA decay per update 0.9999 -> 0.99999687"
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("train.global_batch_size=4096", "train.global_batch_size=4096: Oak resolves it"),
+        ("train.eval_crop_pct=0.9", "train.eval_crop_pct=0.9 and train.eval_crop_padding=32 both set the evaluation crop"),
+    ],
+)
+def test_a_resolved_setting_or_two_crop_rules_at_once_are_refused(override: str, message: str) -> None:
+    with pytest.raises(OakError, match=re.escape(message)):
+        recipe_config("resnet_rs", override)
+
+
+@pytest.mark.parametrize("size, resize", [(160, 192), (224, 256), (320, 352)])
+def test_resnet_rs_evaluates_the_centre_crop_tensorflow_pads_by_32_pixels(shards: Path, size: int, resize: int) -> None:
+    """tensorflow/tpu resnet_preprocessing.py: a centre square of size / (size + 32) of the shorter side, resized to size."""
+    config = recipe_config("resnet_rs", f"train.image_size={size}", shards=shards)
+    assert config.train.eval_crop_pct == pytest.approx(size / (size + 32))
+    resize_step, crop = datamodule_for(config, batch_size=2, num_workers=0).eval_transform.transform.transforms[:2]
+    assert (resize_step.size, crop.size) == (resize, (size, size))
+
+
+def test_inception_crops_5_to_100_percent_of_the_area_as_slim_does() -> None:
+    assert recipe_config("inception_szegedy2016").train.scale_min == 0.05
+
+
+def test_a_run_says_in_its_tags_and_params_when_its_global_batch_is_not_its_sources(shards: Path) -> None:
+    from oak.data.info import read_info
+    from oak.tracking.tracker import run_params, run_tags
+
+    info = read_info(shards)
+    one_device = recipe_config("resnet_rs", shards=shards)
+    assert run_tags(one_device, "train", info, "resnet50")["global_batch"] == batch_note(one_device.train)
+    assert run_params(one_device, "resnet50", info)["train.global_batch_size"] == 128
+    sources_batch = recipe_config("resnet_rs", "trainer.devices=32", shards=shards)
+    assert "global_batch" not in run_tags(sources_batch, "train", info, "resnet50")

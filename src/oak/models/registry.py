@@ -9,6 +9,7 @@ import difflib
 from functools import cache, partial
 
 import timm
+import torch
 import torchvision
 from torch import nn
 
@@ -21,17 +22,32 @@ from oak.errors import OakError
 SHUFFLENETS = [f"shufflenet_v2_x{width}" for width in ("0_5", "1_0", "1_5", "2_0")]
 
 
+class DropoutLinear(nn.Linear):
+    """A classifier that drops out its input features in training; its parameters keep a Linear's names.
+
+    torchvision's ShuffleNet-v2 has no dropout; Ma et al.'s code (megvii-model/ShuffleNet-Series,
+    ShuffleNetV2/network.py) puts Dropout(0.2) between the global pool and the classifier of 2.0x."""
+
+    def __init__(self, linear: nn.Linear, drop_rate: float) -> None:
+        super().__init__(linear.in_features, linear.out_features, bias=linear.bias is not None)
+        self.load_state_dict(linear.state_dict())
+        self.dropout = nn.Dropout(drop_rate)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return super().forward(self.dropout(features))
+
+
 def _torchvision(name: str, num_classes: int, drop_rate: float = 0.0, drop_path_rate: float = 0.0, **kwargs) -> nn.Module:
     if drop_path_rate:
         raise OakError(f"{name} has no stochastic depth; set drop_path_rate=0")
-    if name.startswith("shufflenet"):
-        if drop_rate:
-            raise OakError(f"{name} has no dropout layer; set drop_rate=0")
-    else:
+    if not name.startswith("shufflenet"):
         kwargs["dropout"] = drop_rate
     if name == "googlenet":
         kwargs |= {"aux_logits": False, "init_weights": True}  # the auxiliary heads only serve training tricks of 2015
-    return getattr(torchvision.models, name)(weights=None, num_classes=num_classes, **kwargs)
+    net = getattr(torchvision.models, name)(weights=None, num_classes=num_classes, **kwargs)
+    if name.startswith("shufflenet") and drop_rate:
+        net.fc = DropoutLinear(net.fc, drop_rate)
+    return net
 
 
 _TORCHVISION = {name: partial(_torchvision, name) for name in ["alexnet", "vgg16", "googlenet", "squeezenet1_1", *SHUFFLENETS]}

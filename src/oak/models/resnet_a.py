@@ -4,6 +4,10 @@ Registered with timm as `resnet18a` and `resnet34a`. Every shortcut is the ident
 halves the resolution and widens the channels, the identity is subsampled by the stride and padded
 with zero channels ("option A", section 3.3), so the ResNet has exactly its plain twin's parameters.
 timm's `resnet18`/`resnet34` use 1x1 projection shortcuts there (option B).
+
+Every block's last BatchNorm starts at scale 1, as He et al. initialised them and as Oak's plain twins
+(`plain.py`) are: timm's `zero_init_last`, on by default, would start each residual block as the identity,
+an advantage Table 1's plain rows do not get. A recipe's `zero_init_residual` still zeroes them.
 """
 
 import torch
@@ -29,7 +33,7 @@ default_cfgs = generate_default_cfgs({"resnet18a.untrained": _cfg(), "resnet34a.
 
 
 def _create_option_a(variant: str, layers: tuple[int, ...], pretrained: bool, **kwargs) -> ResNet:
-    model = build_model_with_cfg(ResNet, variant, pretrained, block=BasicBlock, layers=layers, **kwargs)
+    model = build_model_with_cfg(ResNet, variant, pretrained, block=BasicBlock, layers=layers, zero_init_last=False, **kwargs)
     for block in model.modules():
         if isinstance(block, BasicBlock) and block.downsample is not None:
             block.downsample = ZeroPadShortcut(block.conv1.stride[0], block.conv2.out_channels - block.conv1.in_channels)
