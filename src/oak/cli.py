@@ -89,7 +89,9 @@ def _evaluate(config: DictConfig, args: argparse.Namespace) -> None:
 def _plan(config: DictConfig, args: argparse.Namespace) -> None:
     from oak.cluster.slurm import pipeline_changes
     from oak.files import write_atomic
+    from oak.layout import Layout
     from oak.studies.plan import PLAN_FILE, Run, check_settings, plan_rows, render_plan
+    from oak.studies.plots import PLOTS_FILE, render_plots
     from oak.studies.study import load_studies
 
     profile = args.profile or "demo"  # not the current plan's: `make repro` runs the demo unless told otherwise
@@ -98,6 +100,7 @@ def _plan(config: DictConfig, args: argparse.Namespace) -> None:
         planned = plan_rows(studies, profile)
         check_settings(planned, args.params)
         write_atomic(PLAN_FILE, render_plan(studies, profile))
+        write_atomic(PLOTS_FILE, render_plots(studies, planned, Layout.of(config).curves_folder))
     runs = {run.name for run in planned.values() if isinstance(run, Run)}
     skipped = {key: reason for key, reason in planned.items() if not isinstance(reason, Run)}
     print(f"wrote {PLAN_FILE}: profile {profile}, {len(runs)} runs for {len(planned) - len(skipped)} of the {len(planned)} study rows")

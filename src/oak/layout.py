@@ -71,8 +71,12 @@ class Layout:
     def train_metrics(self, run: str) -> Path:
         return self.metrics / "train" / f"{check_run_name(run)}.json"
 
+    @property
+    def curves_folder(self) -> Path:
+        return self.metrics / "curves"
+
     def curves(self, run: str) -> Path:
-        return self.metrics / "curves" / f"{check_run_name(run)}.csv"
+        return self.curves_folder / f"{check_run_name(run)}.csv"
 
     def eval_metrics(self, run: str) -> Path:
         return self.metrics / "eval" / f"{check_run_name(run)}.json"
