@@ -20,12 +20,14 @@ from oak.errors import OakError
 from oak.files import read_json, replace_folder
 from oak.layout import Layout
 from oak.report.claims import claims_table, comparison_claims, published_claims, table_claims
-from oak.report.cost import common_setting, cost_runs_table, cost_table, paper_speed_accuracy, read_devices, study_runs
+from oak.report import speed
+from oak.report.cost import cost_runs_table, cost_table, read_devices, study_runs
 from oak.report.figures import accuracy_vs_throughput, figure_files, scaling_figure, training_curves
 from oak.report.index import index
 from oak.report.paper import calculation_table, g1_table, seed_mean, study_table
 from oak.report.results import result_rows, results_outputs
 from oak.report.scaling import scaling_panels
+from oak.report.steps import paper_steps, run_steps, steps_figure
 from oak.report.tables import Table, table_files, to_markdown
 from oak.studies.plan import Run, current_runs, plan_rows, plan_runs, run_config
 from oak.studies.study import METRICS, Study, load_studies
@@ -73,6 +75,7 @@ def write_report(config: DictConfig) -> list[Path]:
     for study in inputs.studies:
         claims += comparison_claims(study, inputs.planned, inputs.measured, inputs.published, inputs.data_label)
     claims += published_claims(inputs.studies, inputs.published)
+    claims += [speed.speed_claim(points, m["device"], setting) for m, setting, points in speed_comparisons(inputs).values()]
     outputs[layout.reports / "claims.md"] = to_markdown(claims_table(claims))
     device_names = {slug: measurement["device"] for slug, measurement in inputs.devices.items()}
     outputs[layout.reports / "README.md"] = index(tables, inputs.studies, device_names, inputs.profile, inputs.data_label)
@@ -176,10 +179,11 @@ def report_figures(inputs: Inputs) -> Iterator[tuple[str, Figure]]:
         yield f"{study.name}_curves", study_curves(study, inputs)
         if study.scaling:
             yield f"{study.name}_scaling", study_scaling(study, inputs)
+        if study.steps:
+            yield f"{study.name}_steps", study_steps(study, inputs)
     yield "top1_vs_throughput", throughput_figure(inputs)
-    for slug, measurement in inputs.devices.items():
-        if measurement["runs"]:  # none may be left that the plan still asks for
-            yield f"speed_accuracy_{slug}", speed_figure(inputs, measurement)
+    for slug, (measurement, setting, points) in speed_comparisons(inputs).items():
+        yield f"fig5_speed_{slug}", speed.speed_figure(points, measurement["device"], setting)
 
 
 def study_curves(study: Study, inputs: Inputs) -> Figure:
@@ -205,13 +209,21 @@ def throughput_figure(inputs: Inputs) -> Figure:
         for name, rows in inputs.curves.items()
     }
     xlabel = "training throughput (images/s, median over epochs, measured)"
-    return accuracy_vs_throughput(points, xlabel=xlabel, title=f"Top-1 against throughput: {inputs.data_label}")
-
-
-def speed_figure(inputs: Inputs, measurement: dict) -> Figure:
-    """The paper's top-1 against the training speed `oak bench cost` measured on a device."""
-    points = paper_speed_accuracy(inputs.studies, inputs.imagenet, measurement)
-    batch, precision = common_setting(measurement)
-    xlabel = f"training images/s on {measurement['device']} at batch {batch}, {precision} (oak bench cost)"
-    title = f"The paper's top-1 against measured training speed\n(the runs timed at batch {batch}, {precision})"
+    setting = speed.training_setting([run_config(PARAMS_FILE, run) for run in inputs.runs])
+    title = f"Top-1 against throughput: {inputs.data_label}\n(timed in training: {setting})"
     return accuracy_vs_throughput(points, xlabel=xlabel, title=title)
+
+
+def study_steps(study: Study, inputs: Inputs) -> Figure:
+    """The paper's chain of steps (Fig. 6), its values beside Oak's runs of them."""
+    panels = {
+        "the paper's values (ImageNet)": paper_steps(study),
+        f"Oak's runs: {inputs.data_label}": run_steps(study, inputs.planned, inputs.measured),
+    }
+    return steps_figure(panels, title=f"{study.steps}: {study.title.split(': ', 1)[1]}")
+
+
+def speed_comparisons(inputs: Inputs) -> dict[str, tuple[dict, tuple[int, str], list[speed.SpeedPoint]]]:
+    """Fig. 5 on each device with a measurement the plan still asks for, by slug: (its measurement, the batch and
+    precision compared at, every planned point)."""
+    return {slug: (m, *speed.speed_points(inputs.studies, inputs.imagenet, m)) for slug, m in inputs.devices.items() if m["runs"]}

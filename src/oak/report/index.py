@@ -26,12 +26,18 @@ def index(tables: dict[str, Table], studies: list[Study], device_names: dict[str
             for study in studies
             if study.scaling
         ),
+        *(
+            f"- [figures/{study.name}_steps.png](figures/{study.name}_steps.png) (and `.svg`): the paper's {study.steps}: "
+            "each step's top-1, coloured by its kind, the paper's beside Oak's runs"
+            for study in studies
+            if study.steps
+        ),
         "- [figures/top1_vs_throughput.png](figures/top1_vs_throughput.png) (and `.svg`): top-1 against the training throughput "
         "measured on this machine, with the Pareto front.",
         *(
-            f"- [figures/speed_accuracy_{slug}.png](figures/speed_accuracy_{slug}.png) (and `.svg`): the paper's top-1 of each "
-            f"top-1 row against its run's training speed measured on {device} with the imagenet profile's recipe, with the "
-            "Pareto front (the paper's Fig. 5 compares ResNet-RS and EfficientNet this way)"
+            f"- [figures/fig5_speed_{slug}.png](figures/fig5_speed_{slug}.png) (and `.svg`): the paper's Fig. 5, ResNet-RS "
+            f"against EfficientNet: the paper's top-1 against the training speed measured on {device} at one batch and "
+            "precision, each family's Pareto front, the planned points not timed there listed"
             for slug, device in device_names.items()
         ),
         *(f"- [{table.title}](tables/{name}.md) (also `tables/{name}.csv`, `tables/{name}.tex`)" for name, table in tables.items()),
