@@ -161,7 +161,7 @@ def scaling_figure(panels: dict[str, dict[str, list[tuple[float, float, str]]]],
     figure.legend(handles=handles, loc="lower center", ncols=min(len(names), 4), fontsize=8, frameon=False)
     figure.suptitle(title)
     rows = -(-len(names) // 4)
-    figure.tight_layout(rect=(0, 0.04 + 0.045 * rows, 1, 1))
+    figure.tight_layout(rect=(0, 0.025 + 0.04 * rows, 1, 1))
     for axes, lines in zip(axes_list, panels.values()):
         label_points(axes, sorted({point for points in lines.values() for point in points}), fontsize=7)
     return figure
