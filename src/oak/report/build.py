@@ -73,7 +73,7 @@ def write_report(config: DictConfig) -> list[Path]:
         outputs |= figure_files(figure, layout.figures, name)
     claims = table_claims(inputs.studies, inputs.facts, list(inputs.g1s.values()))
     for study in inputs.studies:
-        claims += comparison_claims(study, inputs.planned, inputs.measured, inputs.published, inputs.data_label)
+        claims += comparison_claims(study, inputs.planned, inputs.measured, inputs.published, inputs.data_label, inputs.curves)
     claims += published_claims(inputs.studies, inputs.published)
     claims += [speed.speed_claim(points, m["device"], setting) for m, setting, points in speed_comparisons(inputs).values()]
     outputs[layout.reports / "claims.md"] = to_markdown(claims_table(claims))
