@@ -121,15 +121,3 @@ def test_bench_g1_runs_all_twelve_cells_and_writes_the_claim_check(tmp_path: Pat
     assert result["claim_check"]["verdict"] in (HOLDS, FAILS, WITHIN_NOISE)
     assert result["device_type"] == "cpu" and result["torch"] and result["settings"]["resolution"] == 4
 
-
-def test_the_reports_claim_judges_a_real_measurement_from_its_rounds() -> None:
-    import torch
-
-    from oak.bench.g1 import bench_g1
-    from oak.report.claims import UNRESOLVED, g1_claim
-
-    result = bench_g1(device=torch.device("cpu"), pairs="arm", resolution=8, batch_size=1, rounds=1, passes=1)
-    claim = g1_claim(result)
-    # one round has no 95% interval of its median: every difference is within noise
-    assert claim.verdict == UNRESOLVED and result["claim_check"]["verdict"] == WITHIN_NOISE
-    assert claim.evidence.startswith(f"on {result['device']}, batch 1, 1 rounds: ")

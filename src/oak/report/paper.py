@@ -88,16 +88,6 @@ def paper_states_count(paper_millions: float, counted: int) -> bool:
     return round(counted / 1e6, decimals) == paper_millions
 
 
-def count_convention(paper_millions: float, facts: dict) -> str | None:
-    """Under which convention the paper's count is the model's: PyTorch's (trainable weights), TensorFlow's
-    (BatchNorm's moving statistics too, as EfficientNet's paper counts), or None for neither."""
-    if paper_states_count(paper_millions, facts["params"]):
-        return "pytorch"
-    if paper_states_count(paper_millions, facts["params"] + facts["batchnorm_statistics"]):
-        return "tensorflow"
-    return None
-
-
 def study_table(
     study: Study,
     planned: dict[str, Run | str],
