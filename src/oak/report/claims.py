@@ -1,10 +1,12 @@
-"""The paper's claims, checked: its parameter counts against the models, its comparisons against its own
-numbers, Oak's runs and released weights, and Table 4's guideline against a measurement.
+"""The paper's claims, checked: its comparisons against its own numbers, Oak's runs (their final scores, or their
+curves at equal epochs) and released weights, and what released weights reproduce; the claims that need no run
+(parameter counts, arithmetic, Table 4) are oak.report.model_claims'.
 
 A measured difference decides a claim only when it lies outside its 95% sampling interval; inside it the
-verdict is "not resolved by this data", whichever way the numbers lean. The interval treats the two
-accuracies as independent samples, which overstates the noise of two models scored on the same images
-(a paired test would need each image's prediction, which the papers do not publish): a conservative test.
+verdict is "not resolved by this data", whichever way the numbers lean. A claimed tie is the other way round:
+it holds inside the interval and fails outside. The interval treats the two accuracies as independent
+samples, which overstates the noise of two models scored on the same images (a paired test would need each
+image's prediction, which the papers do not publish): a conservative test.
 """
 
 import math
@@ -252,6 +254,9 @@ def claims_table(claims: list[Claim]) -> Table:
     notes = [
         f"{UNRESOLVED}: the difference lies within its 95% sampling interval, from the number of validation images "
         f"({IMAGENET_VAL_IMAGES:,} for the paper's ImageNet numbers); two accuracies are treated as independent samples, "
-        "a conservative test for two models scored on the same images."
+        "a conservative test for two models scored on the same images.",
+        "A tie holds where the difference lies within that interval and fails beyond it. A comparison at equal epochs "
+        "judges each epoch both runs evaluated on its own interval: it holds where the claimed row is ahead beyond noise "
+        "at some epoch and behind beyond it at none.",
     ]
     return Table("The paper's claims, checked", ["claim", "verdict", "evidence", "source of the claim"], rows, notes)
