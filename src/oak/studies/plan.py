@@ -21,8 +21,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from oak.config.load import PROFILES, flatten, load_config, planned_profile
 from oak.errors import OakError
-from oak.layout import PLAN_FILE, STUDIES_DIR, check_run_name
-from oak.studies.study import Row, Study, load_studies, run_spec
+from oak.layout import PARAMS_FILE, PLAN_FILE, STUDIES_DIR, check_run_name
+from oak.studies.budget import BUDGET, Budget, check_length_claims, load_budget
+from oak.studies.study import Row, RunSpec, Study, load_studies, run_spec
 
 PUBLISHED = "published"  # the profile of released weights, and the recipe and name suffix of its runs
 HEADER = (
@@ -71,14 +72,18 @@ def row_key(study: Study, row: Row) -> str:
     return f"{study.name}/{row.label}"
 
 
-def plan_rows(studies: list[Study], profile: str) -> dict[str, Run | str]:
-    """Each row's run in `profile` by `row_key`, or the reason it has none."""
+def plan_rows(studies: list[Study], profile: str, params: Path = PARAMS_FILE) -> dict[str, Run | str]:
+    """Each row's run in `profile` by `row_key`, or the reason it has none (`params`: the budget profile derives its
+    runs from the imagenet profile's as they load beside it)."""
     if profile not in PROFILES:
         raise OakError(f"profile {profile!r} is not one of {', '.join(PROFILES)}")
+    budget = load_budget(params) if profile == BUDGET else None
+    if budget:
+        check_length_claims(budget, {study.name: {comparison.claim for comparison in study.claims} for study in studies})
     planned: dict[str, Run | str] = {}
     for study in studies:
         for row in study.rows:
-            spec = run_spec(study, row, profile)
+            spec = budget_spec(study, row, budget, params) if budget else run_spec(study, row, profile)
             if profile == PUBLISHED and not spec.skip:
                 spec.skip = None if spec.weights else "the study names no released weights for this row"
                 spec.recipe = spec.recipe or PUBLISHED  # evaluation settings only: the weights bring their preprocessing
@@ -86,7 +91,7 @@ def plan_rows(studies: list[Study], profile: str) -> dict[str, Run | str]:
                 planned[row_key(study, row)] = spec.skip or f"the study declares no run in the {profile} profile"
                 continue
             model = spec.stand_in or row.model
-            settings = tuple(sorted(f"{key}={_override_value(value)}" for key, value in flatten(OmegaConf.create(spec.settings)).items()))
+            settings = _overrides(spec.settings)
             variant = spec.variant or row.variant
             if spec.weights:
                 variant = PUBLISHED + (f"-{spec.variant}" if spec.variant else "")
@@ -96,14 +101,41 @@ def plan_rows(studies: list[Study], profile: str) -> dict[str, Run | str]:
     return planned
 
 
+def budget_spec(study: Study, row: Row, budget: Budget, params: Path) -> RunSpec:
+    """The row's budget run: its imagenet run made budget-scale (oak.studies.budget), refined by its own budget spec."""
+    paper, own = run_spec(study, row, "imagenet"), run_spec(study, row, BUDGET)
+    if own.skip or paper.skip or not paper.recipe:
+        return RunSpec(skip=own.skip or paper.skip or "the study declares no run in the imagenet profile, which the budget's derive from")
+    overrides = (f"recipe={paper.recipe}", *_overrides(paper.settings))
+    try:
+        resolved = load_config(params, study=(f"{STUDIES_DIR / study.name}.yaml: row {row.label!r}: imagenet", overrides))
+    except OakError as error:
+        raise OakError(f"{STUDIES_DIR / study.name}.yaml: row {row.label!r}: {error}") from None
+    changed = budget.settings(resolved, row_sets_schedule="schedule" in paper.settings.get("train", {}))
+    settings = OmegaConf.to_container(OmegaConf.merge(paper.settings, {"train": changed}, own.settings))
+    return RunSpec(
+        recipe=paper.recipe,
+        stand_in=own.stand_in or paper.stand_in,
+        settings=settings,
+        variant=own.variant or paper.variant,
+        seeds=own.seeds or paper.seeds,
+    )
+
+
+def _overrides(settings: dict) -> tuple[str, ...]:
+    """A spec's settings as sorted `key=value` overrides."""
+    return tuple(sorted(f"{key}={_override_value(value)}" for key, value in flatten(OmegaConf.create(settings)).items()))
+
+
 def _override_value(value: object) -> str:
     """As a `key=value` override reads it back: YAML's null, not Python's None."""
     return "null" if value is None else str(value)
 
 
-def plan_runs(studies: list[Study], profile: str) -> dict[str, Run]:
+def plan_runs(studies: list[Study], profile: str, params: Path = PARAMS_FILE) -> dict[str, Run]:
     """The distinct trainings (or evaluations of released weights) of `profile`, by name: each seed of a repeated run apart."""
-    return {repeat.name: repeat for run in plan_rows(studies, profile).values() if isinstance(run, Run) for repeat in run.repeats()}
+    planned = plan_rows(studies, profile, params)
+    return {repeat.name: repeat for run in planned.values() if isinstance(run, Run) for repeat in run.repeats()}
 
 
 def render_plan(studies: list[Study], profile: str) -> str:
