@@ -15,9 +15,11 @@ from pathlib import Path
 import timm
 import torch
 import torchvision
+from omegaconf import OmegaConf
 from timm.data import resolve_data_config
 from torch import nn
 
+from oak.config.resolve import eval_crop_fraction
 from oak.data.imagenet import IMAGENET_1K_WNIDS
 from oak.errors import OakError
 from oak.models.weights import load_weights
@@ -159,9 +161,8 @@ class ImageNetClasses(nn.Module):
 def evaluation_protocol(spec: str, settings: dict) -> str:
     """How the published profile evaluates the weights: their own preprocessing under the study row's `train`
     settings (the row's size or crop, where it sets one), e.g. "299 px, centre crop 0.875, bicubic"."""
-    own, train = Published.parse(spec).preprocessing(), settings.get("train", {})
-    size, crop = train.get("eval_image_size", own["eval_image_size"]), train.get("eval_crop_pct", own["eval_crop_pct"])
-    return f"{size} px, centre crop {crop:g}, {train.get('interpolation', own['interpolation'])}"
+    train = OmegaConf.create({"eval_crop_padding": None} | Published.parse(spec).preprocessing() | settings.get("train", {}))
+    return f"{train.eval_image_size} px, centre crop {eval_crop_fraction(train):.4g}, {train.interpolation}"
 
 
 # tensorflow/tpu's models/official/efficientnet/README.md, "Using Pretrained EfficientNet Checkpoints": top-1 (%) of
