@@ -21,7 +21,7 @@ from oak.errors import OakError
 from oak.loading.transforms import eval_transform
 from oak.models.published import Published, load_published
 from oak.report.claims import FAILS, HOLDS, published_claims
-from oak.studies.study import Row, Study
+from oak.studies.study import Row, RunSpec, Study
 
 BIN = Path(sys.executable).parent
 
@@ -110,7 +110,9 @@ def test_a_pickle_that_carries_code_is_refused_and_never_run(tmp_path: Path, mon
 
 
 def test_a_paper_value_reproduces_from_released_weights_when_inside_the_measurements_interval() -> None:
-    study = Study("T", "a paper", "top1", rows=[Row("A", "resnet18", paper=76.3), Row("B", "resnet34", paper=76.3)], name="t")
+    released = {"published": RunSpec(weights="timm:x")}  # the weights the rows name, which the measurements are of
+    rows = [Row("A", "resnet18", paper=76.3, profiles=released), Row("B", "resnet34", paper=76.3, profiles=released)]
+    study = Study("T", "a paper", "top1", rows=rows, name="t")
     on_imagenet = {"weights": "timm:x", "data": "imagenet-1k", "samples": 50_000, "top5": 90}
     measured = {"t/A": on_imagenet | {"top1": 76.66}, "t/B": on_imagenet | {"top1": 77.00}}  # the interval: about +-0.37 points
     verdicts = {claim.text.split(":")[0]: claim.verdict for claim in published_claims([study], measured)}
