@@ -101,3 +101,43 @@ def test_the_papers_top1_is_set_against_each_runs_measured_speed() -> None:
     points = paper_speed_accuracy(STUDIES, planned, {"runs": runs})
     # one point per run (Fig. 5 names Table 6's ResNet-RS run first); Table 2 reports top-5 error: left out
     assert points == {"EfficientNet-B3": (500.0, 81.1), "ResNet-RS-420-320": (250.0, 84.4)}
+
+
+def test_a_budget_run_is_priced_epoch_by_epoch_at_its_size_scaling_the_measured_speed_by_macs() -> None:
+    from oak.models.facts import model_facts
+    from oak.report.cost import budget_run_hours
+
+    budget = plan_rows(STUDIES, "budget")["fig4_depth_width/ResNet-50, 350 epochs, 224 px"]  # 12 epochs at 160 px, 4 at 192
+    measured = {"image_size": 224, "images_per_second": IMAGENET_TRAIN_IMAGES / 3600}  # an hour an epoch at 224 px
+    hours, scaled = budget_run_hours(measured, "resnet50", budget, REPO / "params.yaml")
+    macs = {size: model_facts("resnet50", size).macs for size in (160, 192, 224)}
+    assert hours == pytest.approx((12 * macs[160] + 4 * macs[192]) / macs[224])
+    assert scaled and 0.5 < hours / 16 < 0.6  # about (5/7)² to (6/7)² of an epoch at 224 px
+
+
+def test_the_cost_table_sets_the_budget_beside_the_imagenet_profile_with_their_ratio() -> None:
+    table1 = [study for study in STUDIES if study.name == "table1"]
+    planned, budget = plan_rows(table1, "imagenet"), plan_rows(table1, "budget")
+    per_image = IMAGENET_TRAIN_IMAGES / 3600
+    runs = {run.name: {"epochs": 90, "images_per_second": per_image, "image_size": 224} for run in planned.values()}
+    table = cost_table(table1, planned, {"a": {"device": "GPU A", "torch": "2", "runs": runs}}, budget=budget)
+    assert table.headings[3:] == ["GPU A (hours)", "GPU A, budget (hours)", "budget / imagenet"]
+    row = table.rows[0]
+    assert row[3] == "360"  # 4 runs x 90 epochs x an hour
+    budget_hours = float(row[4].removesuffix("†"))  # 5 epochs each, at 160 and 192 px: scaled by MACs, marked
+    assert 4 * 5 * 0.5 < budget_hours < 4 * 5 * 0.6 and row[5] == f"{100 * budget_hours / 360:.1f}%"
+    assert any(note.startswith("Budget: ") for note in table.notes)
+
+
+@pytest.mark.slow  # the MACs of every planned model at every budget size: about a minute
+def test_the_budget_profile_costs_at_most_3_percent_of_the_imagenet_profile_on_every_device_measured() -> None:
+    planned = plan_rows(STUDIES, "imagenet")
+    runs = {run.name: run for run in planned.values() if not isinstance(run, str)}
+    devices = read_devices(REPO / "metrics" / "devices", runs, REPO / "params.yaml")
+    table = cost_table(STUDIES, planned, devices, budget=plan_rows(STUDIES, "budget"))
+    total = table.rows[-1]
+    ratios = [float(cell.removesuffix("%")) for heading, cell in zip(table.headings, total) if heading == "budget / imagenet"]
+    assert len(ratios) == len(devices) and max(ratios) <= 3.0
+    summary = (REPO / "docs" / "budget.md").read_text()
+    h200 = table.headings.index("NVIDIA H200 (hours)")
+    assert f"{total[h200]} hours for the imagenet profile, {total[h200 + 1]} for the budget ({total[h200 + 2]})" in summary

@@ -1,15 +1,23 @@
-"""What reproducing each study costs: the imagenet profile's runs, timed on each device measured.
+"""What reproducing each study costs: the imagenet profile's runs, timed on each device measured, and the budget
+profile's beside them.
 
 `oak bench cost` writes metrics/devices/<device>/cost.json on each device (each run's training images/s at
 its recipe's resolution, batch and precision); a run costs epochs x ImageNet's training images /
 images/s, and a study the sum of its distinct runs. A measurement counts only while it was taken with the
 settings the plan gives its run now (oak.studies.binding); the tables name the others as stale.
+
+A budget run (oak.studies.budget) is its row's imagenet run, shorter and at lower training sizes: it is priced
+from the same measurement, each epoch at its own size, the images/s scaled by the model's MACs at the measured
+size over its MACs at that size (oak.models.facts) where the two differ, which the table marks.
 """
 
 from collections import Counter
+from functools import cache
 from pathlib import Path
 
+from oak.config.load import PARAMS_FILE
 from oak.files import read_json
+from oak.loading.progressive import image_size_at
 from oak.report.paper import DASH
 from oak.report.tables import Table
 from oak.studies.binding import cost_differences, cost_settings
@@ -17,6 +25,7 @@ from oak.studies.plan import Run, row_key, run_config
 from oak.studies.study import Study
 
 IMAGENET_TRAIN_IMAGES = 1_281_167  # ILSVRC-2012's training set (Russakovsky et al. 2015, Table 2)
+SCALED = "†"  # marks budget hours whose images/s were scaled by MACs from another size than measured
 
 
 def read_devices(folder: Path, runs: dict[str, Run], params: Path) -> dict[str, dict]:
@@ -39,6 +48,49 @@ def run_hours(measured: dict) -> float:
     return measured["epochs"] * IMAGENET_TRAIN_IMAGES / measured["images_per_second"] / 3600
 
 
+def budget_run_hours(measured: dict, model: str, budget: Run, params: Path = PARAMS_FILE) -> tuple[float, bool]:
+    """Device-hours of `budget` (a run of `model`) from its imagenet run's measurement, each epoch at its training size
+    (oak.loading.progressive), and whether any size's images/s was scaled by MACs from the measured size."""
+    train = run_config(params, budget).train
+    sizes = [image_size_at(train, epoch) for epoch in range(train.epochs)]
+    measured_macs = macs_at(model, measured["image_size"])
+    seconds = sum(IMAGENET_TRAIN_IMAGES / measured["images_per_second"] * macs_at(model, size) / measured_macs for size in sizes)
+    return seconds / 3600, any(size != measured["image_size"] for size in sizes)
+
+
+@cache
+def macs_at(model: str, size: int) -> int:
+    """One image's MACs through `model` at `size`, as oak.models.facts counts them, each model built once (on the meta
+    device: no weights) for all its sizes."""
+    from oak.models.facts import count_macs_and_activations  # imports timm and torchvision: only where a budget is priced
+
+    return count_macs_and_activations(_meta_model(model), size)[0]
+
+
+@cache
+def _meta_model(name: str):
+    import torch
+
+    from oak.models.registry import create_model
+
+    with torch.device("meta"):
+        return create_model(name, num_classes=1000)
+
+
+def _budget_hours(pairs: list[tuple[Run, Run]], measurement: dict, params: Path) -> tuple[str, str]:
+    """(the budget runs' hours, their ratio to the imagenet runs'), over the pairs (imagenet run, budget run) measured."""
+    measured = [(measurement["runs"][paper.name], paper, budget) for paper, budget in pairs if paper.name in measurement["runs"]]
+    if not measured:
+        return DASH, DASH
+    priced = [budget_run_hours(entry, paper.model, budget, params) for entry, paper, budget in measured]
+    hours = sum(hours for hours, _ in priced)
+    paper_hours = sum(run_hours(entry) for entry, _, _ in measured)
+    cell = f"{hours:,.0f}{SCALED if any(scaled for _, scaled in priced) else ''}"
+    if len(measured) < len(pairs):
+        cell = f"≥ {cell} ({len(measured)} of {len(pairs)} runs measured)"
+    return cell, f"{100 * hours / paper_hours:.1f}%"
+
+
 def _hours(runs: list[Run], measurement: dict) -> str:
     """The runs' device-hours; at least that many where some runs were not measured on the device."""
     measured = [measurement["runs"][run.name] for run in runs if run.name in measurement["runs"]]
@@ -53,9 +105,24 @@ def study_runs(study: Study, planned: dict[str, Run | str]) -> list[Run]:
     return list(dict.fromkeys(run for row in study.rows if isinstance(run := planned[row_key(study, row)], Run)))
 
 
-def cost_table(studies: list[Study], planned: dict[str, Run | str], devices: dict[str, dict]) -> Table:
-    """Device-hours per study on each device, with the imagenet profile's recipes."""
-    headings = ["study", "runs", "epochs"] + [f"{m['device']} (hours)" for m in devices.values()]
+def budget_pairs(study: Study, planned: dict[str, Run | str], budget: dict[str, Run | str]) -> list[tuple[Run, Run]]:
+    """The study's distinct (imagenet run, budget run) pairs of its rows that run in both profiles."""
+    pairs = ((planned[row_key(study, row)], budget.get(row_key(study, row))) for row in study.rows)
+    return list(dict.fromkeys((paper, cheap) for paper, cheap in pairs if isinstance(paper, Run) and isinstance(cheap, Run)))
+
+
+def cost_table(
+    studies: list[Study],
+    planned: dict[str, Run | str],
+    devices: dict[str, dict],
+    budget: dict[str, Run | str] | None = None,
+    params: Path = PARAMS_FILE,
+) -> Table:
+    """Device-hours per study on each device, with the imagenet profile's recipes; with `budget` (the budget profile's
+    plan), its hours and their ratio to the imagenet profile's beside them."""
+    headings = ["study", "runs", "epochs"]
+    for m in devices.values():
+        headings += [f"{m['device']} (hours)"] + ([f"{m['device']}, budget (hours)", "budget / imagenet"] if budget else [])
     rows = []
     for study in studies:
         runs = study_runs(study, planned)
@@ -63,9 +130,16 @@ def cost_table(studies: list[Study], planned: dict[str, Run | str], devices: dic
             {measurement["runs"][run.name]["epochs"] for measurement in devices.values() for run in runs if run.name in measurement["runs"]}
         )
         label = study.title.split(":")[0]
-        rows.append([label, str(len(runs)), "/".join(map(str, epochs)) or DASH] + [_hours(runs, m) for m in devices.values()])
+        cells = [label, str(len(runs)), "/".join(map(str, epochs)) or DASH]
+        for m in devices.values():
+            cells += [_hours(runs, m)] + (list(_budget_hours(budget_pairs(study, planned, budget), m, params)) if budget else [])
+        rows.append(cells)
     every_run = list(dict.fromkeys(run for study in studies for run in study_runs(study, planned)))
-    rows.append(["all studies (shared runs once)", str(len(every_run)), ""] + [_hours(every_run, m) for m in devices.values()])
+    every_pair = list(dict.fromkeys(pair for study in studies for pair in budget_pairs(study, planned, budget))) if budget else []
+    cells = ["all studies (shared runs once)", str(len(every_run)), ""]
+    for m in devices.values():
+        cells += [_hours(every_run, m)] + (list(_budget_hours(every_pair, m, params)) if budget else [])
+    rows.append(cells)
     notes = [
         f"Hours on one device to train each study's runs in the imagenet profile: epochs x {IMAGENET_TRAIN_IMAGES:,} training "
         "images (ILSVRC-2012) / the training images/s `oak bench cost` measured for the run on that device "
@@ -74,9 +148,20 @@ def cost_table(studies: list[Study], planned: dict[str, Run | str], devices: dic
         "Data-parallel training on N devices divides these hours by at most N.",
         f"{DASH}: no run of the study measured on that device, ≥: some not measured; "
         "`oak bench cost --model MODEL` there adds a run's measurement.",
+        *([_BUDGET_NOTE] if budget else []),
         *_stale_notes(devices),
     ]
-    return Table("Cost to reproduce each study (ImageNet, imagenet profile)", headings, rows, notes)
+    title = "Cost to reproduce each study (ImageNet, imagenet profile" + (", and the budget profile beside it)" if budget else ")")
+    return Table(title, headings, rows, notes)
+
+
+_BUDGET_NOTE = (
+    "Budget: the budget profile's runs (pipelines/budget.yaml, docs/budget.md), priced from the same measurements: each "
+    f"epoch at its training size, the measured images/s scaled by the model's MACs at the measured size over its MACs at that "
+    f"size ({SCALED}: some were scaled so; a GPU is less efficient at small sizes, so these hours are a lower bound). "
+    "The ratio is over the runs measured. Neither profile counts data loading (the budget's capped shards decode faster) "
+    "or evaluation."
+)
 
 
 def _stale_notes(devices: dict[str, dict]) -> list[str]:
