@@ -101,3 +101,30 @@ def test_a_smoke_entry_stops_vouching_for_a_run_whose_settings_changed(tmp_path:
     assert uncovered_runs(record, {"resnet50": run}, params) == {
         "resnet50": "tested with another model, recipe, resolution, precision or batch than the plan gives it now"
     }
+
+
+BUDGET_RECORD = REPO / "metrics" / "smoke" / "budget.json"
+
+
+@pytest.mark.skipif(not BUDGET_RECORD.exists(), reason="metrics/smoke/budget.json not recorded yet: `oak smoke budget` writes it")
+def test_the_committed_smoke_record_vouches_for_every_run_the_budget_profile_trains() -> None:
+    # As the imagenet record's test above: `oak smoke budget --run NAME` for each run named, and commit the file.
+    from oak.studies.plan import plan_runs
+    from oak.studies.study import load_studies
+    from oak.training.smoke import uncovered_runs
+
+    runs = plan_runs(load_studies(REPO / "pipelines" / "studies"), "budget", REPO / "params.yaml")
+    uncovered = uncovered_runs(BUDGET_RECORD, runs, REPO / "params.yaml")
+    assert not uncovered, f"metrics/smoke/budget.json does not vouch for {len(uncovered)} of {len(runs)} planned runs: {uncovered}"
+
+
+def test_runs_that_differ_only_in_length_share_one_smoke_test_and_runs_of_other_sizes_do_not() -> None:
+    from oak.studies.plan import plan_rows
+    from oak.studies.study import load_studies
+    from oak.training.smoke import _alike
+
+    planned = plan_rows(load_studies(REPO / "pipelines" / "studies"), "budget", REPO / "params.yaml")
+    resnet101 = "fig4_depth_width/ResNet-50 depth x2 (ResNet-101), {} epochs, {} px"
+    runs = [planned[resnet101.format(epochs, size)] for size in (224, 128) for epochs in (350, 100, 10)]
+    groups = [[run.name for run in group] for group in _alike(runs, REPO / "params.yaml")]
+    assert groups == [[run.name for run in runs[:3]], [run.name for run in runs[3:]]]  # 16, 5 and 1 epochs alike; 224 px apart

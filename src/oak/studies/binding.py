@@ -6,7 +6,8 @@ after. Each entry therefore records what it measured, and readers compare it wit
 the run now:
 
 - a smoke test exercises everything a training does, so it is bound to the run's whole resolved
-  settings (`settings_fingerprint`);
+  settings (`settings_fingerprint`); runs whose settings differ only in what the smoke test replaces
+  (`SMOKE_REPLACED`: their length) train alike in it, so one smoke test stands for them all (`smoke_fingerprint`);
 - a throughput measurement depends on what each step computes and how many there are, so it is bound
   to those settings only (`COST_SETTINGS`): a change of learning rate keeps it, a change of batch does not.
 """
@@ -22,15 +23,26 @@ from oak.config.schema import DECISIVE_TRAINER_KEYS
 COST_SETTINGS = ("model", "image_size", "batch_size", "precision", "channels_last", "epochs")
 
 
-def settings_fingerprint(config: DictConfig, model: str) -> str:
-    """A digest of the run's model, seed, `train` section and the trainer settings that decide its outcome."""
+# What `oak smoke` replaces in every run (oak.training.smoke): one epoch of two steps at the run's last training size,
+# so the epochs, their schedule's epoch counts and the sizes earlier epochs train at never reach it.
+SMOKE_REPLACED = ("epochs", "warmup_epochs", "decay_epochs", "progressive_min_size", "progressive_start_epoch", "progressive_end_epoch")
+
+
+def settings_fingerprint(config: DictConfig, model: str, *, leave_out: tuple[str, ...] = ()) -> str:
+    """A digest of the run's model, seed, `train` section (less `leave_out`) and the trainer settings that decide its outcome."""
+    train = OmegaConf.to_container(config.train, resolve=True)
     settings = {
         "model": model,
         "seed": config.seed,
-        "train": OmegaConf.to_container(config.train, resolve=True),
+        "train": {key: value for key, value in train.items() if key not in leave_out},
         "trainer": {key: OmegaConf.to_container(config.trainer, resolve=True)[key] for key in DECISIVE_TRAINER_KEYS},
     }
     return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def smoke_fingerprint(config: DictConfig, model: str) -> str:
+    """What a smoke test of the run trains: its settings less what the smoke test replaces."""
+    return settings_fingerprint(config, model, leave_out=SMOKE_REPLACED)
 
 
 def cost_settings(config: DictConfig, model: str) -> dict[str, object]:

@@ -8,6 +8,10 @@ training is killed with SIGKILL (its whole process group, as a node failure) onc
 checkpoint is written; the second resumes from it; `oak evaluate` then evaluates it. Everything goes
 to a temporary folder and its own MLflow store: nothing reaches the profile's experiment or DVC outputs.
 The only file kept is `<paths.metrics>/smoke/<PROFILE>.json`, one entry per run with its status.
+
+Every run trains one epoch of STEPS steps at its last training size (progressive resizing off): runs that
+differ only in their length (oak.studies.binding.SMOKE_REPLACED: Fig. 4's 350, 100 and 10-epoch runs of a
+model) train alike here, so the first of them is tested and its entry stands for the others (`smoked_as`).
 """
 
 import json
@@ -20,12 +24,12 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from oak.errors import OakError
 from oak.files import write_json
-from oak.studies.binding import settings_fingerprint
+from oak.studies.binding import settings_fingerprint, smoke_fingerprint
 from oak.studies.plan import Run, run_config
 
 PROCESSES = 2  # DDP ranks, gloo on the CPU
@@ -57,6 +61,7 @@ class SmokeResult:
     status: str  # ok, or the error
     batch_note: str = ""
     fingerprint: str = ""  # the run's settings as planned (oak.studies.binding); empty in entries made before it was recorded
+    smoked_as: str = ""  # the run whose smoke test stands for this one, which trains alike in it (see above); empty: itself
 
 
 def make_data(folder: Path) -> Path:
@@ -119,6 +124,7 @@ def smoke_run(run: Run, params: Path, shards: Path, work: Path) -> SmokeResult:
         f"tracking.uri=sqlite:///{folder / 'mlflow.db'}",
         "tracking.experiment=oak-smoke",
         "train.epochs=1",
+        "train.progressive_min_size=null",  # at the last (largest) training size: what the memory must hold
         f"trainer.limit_train_batches={STEPS}",
         "train.checkpoint_every_n_steps=1",
         f"train.batch_size={batch}",
@@ -169,6 +175,7 @@ def _write(out: Path, profile: str, results: list[SmokeResult], *, seconds: floa
 def _line(result: SmokeResult) -> str:
     seconds = f"{result.seconds_per_step:.1f}" if result.seconds_per_step is not None else "-"
     note = f" ({result.batch_note})" if result.batch_note else ""
+    note += f" (as {result.smoked_as})" if result.smoked_as else ""
     return (
         f"{result.run:42} {result.recipe:22} {result.image_size:>4} {result.precision:10} {result.batch:>5} {result.steps:>5}"
         f" {seconds:>7} {result.peak_memory_mb or '-':>8}  {result.status}{note}"
@@ -248,6 +255,18 @@ def _last_error(log: Path) -> str:
     return (errors or lines or ["no output"])[-1][:300]
 
 
+def _alike(runs: list[Run], params: Path) -> list[list[Run]]:
+    """`runs` grouped by what their smoke tests train (oak.studies.binding.smoke_fingerprint), in the order first met."""
+    groups: dict[str, list[Run]] = {}
+    for run in runs:
+        groups.setdefault(smoke_fingerprint(run_config(params, run), run.model), []).append(run)
+    return list(groups.values())
+
+
+def _fingerprint(run: Run, params: Path) -> str:
+    return settings_fingerprint(run_config(params, run), run.model)
+
+
 def uncovered_runs(record: Path, runs: dict[str, Run], params: Path) -> dict[str, str]:
     """The planned runs the smoke record does not vouch for, each with why: no entry, not ok, or other settings.
 
@@ -298,11 +317,14 @@ def smoke(profile: str, params: Path, out: Path, *, runs: list[Run], update: boo
         print(f"oak smoke {profile}: making {CLASSES} classes of 500x375 JPEGs", flush=True)
         shards = make_data(Path(folder))
         print(f"{'run':42} {'recipe':22} {'px':>4} {'precision':10} {'batch':>5} {'steps':>5} {'s/step':>7} {'peak MB':>8}  status")
-        for run in runs:
-            result = smoke_run(run, params, shards, Path(folder) / "runs")
-            results.append(result)
-            print(_line(result), flush=True)
-            # after each run, so that a stopped sweep keeps the lines it has
+        for alike in _alike(runs, params):
+            result = smoke_run(alike[0], params, shards, Path(folder) / "runs")
+            for run in alike:
+                same = result if run is alike[0] else replace(result, run=run.name, fingerprint=_fingerprint(run, params))
+                same.smoked_as = "" if run is alike[0] else result.run
+                results.append(same)
+                print(_line(same), flush=True)
+            # after each test, so that a stopped sweep keeps the lines it has
             _write(out, profile, results, seconds=time.perf_counter() - start)
     seconds = time.perf_counter() - start
     results = results[len(earlier) :]
