@@ -19,6 +19,7 @@ from oak.data.info import ShardInfo, read_info
 from oak.errors import OakError
 from oak.files import read_json, replace_folder
 from oak.layout import Layout
+from oak.report.budget_scale import budget_scale
 from oak.report.claims import claims_table, comparison_claims, published_claims, table_claims
 from oak.report import speed
 from oak.report.cost import cost_runs_table, cost_table, read_devices, study_runs
@@ -29,6 +30,7 @@ from oak.report.results import result_rows, results_outputs
 from oak.report.scaling import scaling_panels
 from oak.report.steps import paper_steps, run_steps, steps_figure
 from oak.report.tables import Table, table_files, to_markdown
+from oak.studies.budget import BUDGET, load_budget
 from oak.studies.plan import Run, current_runs, plan_rows, plan_runs, run_config
 from oak.studies.study import METRICS, Study, load_studies
 from oak.tracking.tracker import Tracker
@@ -72,8 +74,10 @@ def write_report(config: DictConfig) -> list[Path]:
     for name, figure in report_figures(inputs):
         outputs |= figure_files(figure, layout.figures, name)
     claims = table_claims(inputs.studies, inputs.facts, list(inputs.g1s.values()))
+    budget = load_budget() if inputs.profile == BUDGET else None  # its verdicts say "at budget scale"
     for study in inputs.studies:
-        claims += comparison_claims(study, inputs.planned, inputs.measured, inputs.published, inputs.data_label, inputs.curves)
+        judged = comparison_claims(study, inputs.planned, inputs.measured, inputs.published, inputs.data_label, inputs.curves)
+        claims += budget_scale(judged, study, budget) if budget else judged
     claims += published_claims(inputs.studies, inputs.published)
     claims += [speed.speed_claim(points, m["device"], setting) for m, setting, points in speed_comparisons(inputs).values()]
     outputs[layout.reports / "claims.md"] = to_markdown(claims_table(claims))
@@ -158,7 +162,7 @@ def report_tables(inputs: Inputs) -> dict[str, Table]:
         for study in inputs.studies
     }
     tables["table3"] = calculation_table()
-    tables["cost"] = cost_table(inputs.studies, inputs.imagenet, inputs.devices)
+    tables["cost"] = cost_table(inputs.studies, inputs.imagenet, inputs.devices, budget=plan_rows(inputs.studies, BUDGET))
     tables["cost_runs"] = cost_runs_table(inputs.imagenet, inputs.devices)
     tables |= {name: g1_table(g1) for name, g1 in inputs.g1s.items()}
     return dict(sorted(tables.items()))
