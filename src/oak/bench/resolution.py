@@ -2,7 +2,8 @@
 
 Photo-like JPEGs (oak.bench.prepare.photo: 500x375, quality 90, about 100 KB, ImageNet's typical size)
 are written as shards three ways: as they are, and with the longer side capped (`oak prepare`'s cap
-mode, quality 90) at each of `caps`. Then, in rounds, each contender in turn:
+mode, quality 90) at each of `caps`. Then, in rounds, each contender in turn (each round starting at
+another one):
 - the loader, in this process (one core): each shard set read, decoded and augmented by the training
   transform (timm's RandomResizedCrop and flip) at each training size in `sizes`;
 - the network alone: a training step (forward, loss, backward, SGD) at each size, on `device`.
@@ -37,14 +38,19 @@ def bench_resolution(*, images: int, caps: list[int], sizes: list[int], model: s
         shard_sets |= {f"cap {cap}": _shards(tree, root / f"shards-cap{cap}", Conversion("cap", long_side=cap, quality=QUALITY)) for cap in caps}
         kilobytes = {name: 1000 * megabytes(list(folder.glob("train-*.tar"))) / images for name, folder in shard_sets.items()}
         net = create_model(model, num_classes=10).to(device).train()
-        loader: Rates = {}
-        network: Rates = {}
-        for _ in range(rounds):  # each contender once a round: a slow spell hurts all of them alike
-            for size in sizes:
+        contenders = [(f"{name} @ {size}", size, folder) for size in sizes for name, folder in shard_sets.items()]
+        contenders += [(str(size), size, None) for size in sizes]  # the network
+        rates: Rates = {name: [] for name, _, _ in contenders}
+        for round_ in range(rounds):
+            # Each contender once a round, each round starting further down the list: a slow spell, or the
+            # machine's load drifting over a round, falls on every contender in turn
+            start = round_ * len(contenders) // rounds
+            for name, size, folder in contenders[start:] + contenders[:start]:
                 recipe = _recipe(size)
-                for name, folder in shard_sets.items():
-                    loader.setdefault(f"{name} @ {size}", []).append(loader_rate(folder, recipe, batch_size))
-                network.setdefault(str(size), []).append(network_rate(net, recipe, batch_size, steps, device))
+                rate = loader_rate(folder, recipe, batch_size) if folder else network_rate(net, recipe, batch_size, steps, device)
+                rates[name].append(rate)
+        loader = {name: rates[name] for name, _, folder in contenders if folder}
+        network = {name: rates[name] for name, _, folder in contenders if not folder}
     result = {"images": images, "source": f"{WIDTH}x{HEIGHT} q{QUALITY}", "model": model, "batch_size": batch_size, "device": str(device)}
     result |= {"rounds": rounds, "kilobytes_per_image": kilobytes, "loader_images_per_second": loader, "network_images_per_second": network}
     print(format_table(result, list(shard_sets), sizes))
