@@ -6,7 +6,6 @@ import torchvision
 
 from oak.bench import g1_check
 from oak.models.calculations import ALPHA, BETA, DOUBLED, GAMMA, TABLE_3, compound_scaling, doubling_macs, measured_conv_macs
-from oak.models.registry import SHUFFLENETS
 from oak.report.paper import ROUNDING_SLACK, paper_states_count
 from oak.report.verdicts import FAILS, HOLDS, UNCHECKED, UNRESOLVED, Claim
 from oak.studies.study import Row, Study
