@@ -32,7 +32,7 @@ def parameter_claims(studies: list[Study], facts: dict[str, dict]) -> list[Claim
                 evidence += f"; the row's accuracy is of `{row.model}`, {facts[row.model]['params'] / 1e6:.2f}M"
             text = f"{row.label} has {row.paper_params_m:g}M parameters" + (f" (`{model}`)" if model != row.model else "")
             claims.append(Claim(text, study.source, HOLDS if holds else FAILS, evidence))
-    return claims + [_counting_rules_claim(rows, facts)]
+    return claims + ([_counting_rules_claim(rows, facts)] if rows else [])
 
 
 def _counting_rules_claim(rows: dict[tuple[str, str, float], str], facts: dict[str, dict]) -> Claim:
