@@ -133,3 +133,16 @@ def test_the_report_labels_only_the_verdicts_on_the_budgets_runs() -> None:
     assert paper == claims[0]
     assert runs_long.verdict == "not testable at budget scale" and runs_long.evidence.startswith(claims[1].evidence + "; ")
     assert runs_short.verdict == "not resolved by this data at budget scale, testable only in part"
+
+
+def test_the_numbers_docs_budget_states_are_the_rules() -> None:
+    budget, text = load_budget(PARAMS), " ".join((REPO / "docs" / "budget.md").read_text().split())
+    lengths = (350, 240, 100, 90, 10)
+    epochs = [budget.budget_epochs(paper) for paper in lengths]
+    assert f"350, 240, 100, 90 and 10 epochs become {', '.join(map(str, epochs[:-1]))} and {epochs[-1]}" in text
+    assert "FFCV's 160 to 192 px for a 224 px network" in text and budget.training_sizes(224) == (160, 192)
+    assert "over epochs 11 to 13 of 16" in text and budget.ramp_epochs(16) == (11, 13)
+    assert "at most an eighth of the budget's epochs (2 of 16)" in text and budget.warmup_fraction * 16 == 2
+    assert f"capped at {budget.shards['cap_long_side']} px, re-encoded at JPEG quality {budget.shards['resize_quality']}" in text
+    for name, recipe in budget.recipes.items():
+        assert f"| `{name}` | {recipe.source.split(' (')[0]} |" in text

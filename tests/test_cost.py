@@ -140,4 +140,7 @@ def test_the_budget_profile_costs_at_most_3_percent_of_the_imagenet_profile_on_e
     assert len(ratios) == len(devices) and max(ratios) <= 3.0
     summary = (REPO / "docs" / "budget.md").read_text()
     h200 = table.headings.index("NVIDIA H200 (hours)")
-    assert f"{total[h200]} hours for the imagenet profile, {total[h200 + 1]} for the budget ({total[h200 + 2]})" in summary
+    assert f"{total[h200]} hours for the imagenet profile, {total[h200 + 1]} for the budget ({total[h200 + 2]})" in " ".join(summary.split())
+    cpu = table.headings.index("x86_64 (2 threads) (hours)")
+    assert f"Over the {total[cpu].split('(')[1].split(' of')[0]} runs this machine's CPU measurement prices" in " ".join(summary.split())
+    assert f"ratio is {total[cpu + 2]}:" in " ".join(summary.split())
