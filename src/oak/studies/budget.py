@@ -82,11 +82,11 @@ class Budget:
     length_claims: list[LengthClaim] = field(default_factory=list)
 
     def budget_epochs(self, paper_epochs: int) -> int:
+        """The budget's epochs for a run the paper trains `paper_epochs`."""
         return max(self.epochs.minimum, math.ceil(paper_epochs * self.epochs.budget / self.epochs.paper))
 
     def training_sizes(self, paper_size: int) -> tuple[int, int]:
         """The first and last training sizes for a run the paper trains at `paper_size`."""
-
         step = self.resolution.step
 
         def scaled(size: int) -> int:
