@@ -7,7 +7,7 @@ import torch
 from oak.bench.resolution import bench_resolution
 
 
-@pytest.mark.slow  # 87 s on a loaded 2-core machine (generating and preparing photo-like JPEGs, a network at two sizes)
+@pytest.mark.slow  # 12-87 s on a 2-core machine, by its load (photo-like JPEGs generated and prepared, a network at two sizes)
 def test_capped_shards_and_each_training_size_are_measured_side_by_side_every_round(capsys) -> None:
     result = bench_resolution(images=20, caps=[128], sizes=[64, 32], model="resnet18", batch_size=4, steps=1, rounds=2, device=torch.device("cpu"))
     assert result["kilobytes_per_image"]["cap 128"] < result["kilobytes_per_image"]["full size"] / 2
@@ -16,5 +16,5 @@ def test_capped_shards_and_each_training_size_are_measured_side_by_side_every_ro
     assert all(len(rates) == 2 and min(rates) > 0 for rates in [*loader.values(), *result["network_images_per_second"].values()])
     table = capsys.readouterr().out.splitlines()[-4:]
     assert "64 px" in table[0] and "32 px" in table[0]
-    assert [line.split(" (")[0] for line in table[1:3]] == ["loader, 1 core, full size", "loader, 1 core, cap 128"]
+    assert [line.split(" (")[0] for line in table[1:3]] == ["loader per CPU-second, full size", "loader per CPU-second, cap 128"]
     assert table[3].startswith("resnet18 training step, batch 4, cpu") and table[3].count("spread") == 2

@@ -4,8 +4,8 @@ Photo-like JPEGs (oak.bench.prepare.photo: 500x375, quality 90, about 100 KB, Im
 are written as shards three ways: as they are, and with the longer side capped (`oak prepare`'s cap
 mode, quality 90) at each of `caps`. Then, in rounds, each contender in turn (each round starting at
 another one):
-- the loader, in this process (one core): each shard set read, decoded and augmented by the training
-  transform (timm's RandomResizedCrop and flip) at each training size in `sizes`;
+- the loader, in this process (one core, timed in CPU-seconds): each shard set read, decoded and
+  augmented by the training transform (timm's RandomResizedCrop and flip) at each training size in `sizes`;
 - the network alone: a training step (forward, loss, backward, SGD) at each size, on `device`.
 The best round counts and the spread (slowest against best) is printed beside it, so a noisy
 neighbour shows. A training runs at about the slower of its loader (times its cores) and its network.
@@ -68,14 +68,15 @@ def _recipe(size: int) -> DictConfig:
 
 
 def loader_rate(shards: Path, recipe: DictConfig, batch_size: int) -> float:
-    """Images/s of one pass over the training shards, decoded and augmented in this process."""
+    """Images per CPU-second of this process over one pass of the training shards, decoded and augmented
+    here: what a loader core delivers, whatever else the machine runs meanwhile (wall time would count it)."""
     batches = TrainBatches(
         shards_of(shards, "train"), train_transform(recipe), batch_size=batch_size, rank=0, world_size=1, num_workers=0, seed="0/0", shuffle_buffer=0
     )
-    start, count = time.perf_counter(), 0
+    start, count = time.process_time(), 0
     for _, labels in batches:
         count += len(labels)
-    return count / (time.perf_counter() - start)
+    return count / (time.process_time() - start)
 
 
 def network_rate(net: torch.nn.Module, recipe: DictConfig, batch_size: int, steps: int, device: torch.device) -> float:
@@ -109,7 +110,7 @@ def _best(rates: list[float]) -> str:
 def format_table(result: dict, shard_sets: list[str], sizes: list[int]) -> str:
     """One row per shard set (the loader) and one for the network; one column per training size."""
     loader, network = result["loader_images_per_second"], result["network_images_per_second"]
-    rows = {f"loader, 1 core, {name} ({result['kilobytes_per_image'][name]:.0f} KB/image)": [loader[f"{name} @ {size}"] for size in sizes] for name in shard_sets}
+    rows = {f"loader per CPU-second, {name} ({result['kilobytes_per_image'][name]:.0f} KB/image)": [loader[f"{name} @ {size}"] for size in sizes] for name in shard_sets}
     rows[f"{result['model']} training step, batch {result['batch_size']}, {result['device']}"] = [network[str(size)] for size in sizes]
     width = max(map(len, rows))
     head = f"{'images/s, best of ' + str(result['rounds']) + ' rounds':<{width}}" + "".join(f"{size} px".rjust(22) for size in sizes)
