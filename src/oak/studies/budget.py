@@ -66,6 +66,7 @@ class LengthClaim:
 class BudgetRecipe:
     source: str  # the paper recipe it changes
     schedule: dict[str, Any] | None  # train.* keys of the budget's schedule; None: the recipe's own
+    resize: bool = True  # false: its runs train at the paper's size (see pipelines/budget.yaml)
     differences: list[Difference] = field(default_factory=list)  # from the paper recipe, besides the `rules` every recipe has
 
 
@@ -105,7 +106,7 @@ class Budget:
         if recipe is None:
             raise OakError(f"{BUDGET_FILE}: no budget recipe for the paper recipe {paper.recipe!r}; add one under `recipes`")
         epochs = self.budget_epochs(train.epochs)
-        first, last = self.training_sizes(train.image_size)
+        first, last = self.training_sizes(train.image_size) if recipe.resize else (train.image_size, train.image_size)
         start, end = self.ramp_epochs(epochs)
         changed: dict[str, Any] = {} if row_sets_schedule or recipe.schedule is None else dict(recipe.schedule)
         changed |= {
