@@ -127,7 +127,7 @@ def locate(published: Published, folder: Path) -> Path:
         return cached
     raise OakError(
         f"{in_folder}: weights file not found (nor in the {published.library} download cache); "
-        f"download {published.where_published()} and save it as {in_folder}"
+        f"run `oak weights pull {published.spec}`, or download {published.where_published()} and save it as {in_folder}"
     )
 
 
