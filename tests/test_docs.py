@@ -256,6 +256,7 @@ RUN_HERE = [  # in a copy of the repository with its demo shards, in this order 
     "oak bench infer --model resnet18 --batch-size 32",
     "dvc exp show --only-changed",
     "dvc metrics diff",
+    "oak plan budget",
     "oak plan imagenet",
 ]
 
