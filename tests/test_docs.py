@@ -88,7 +88,7 @@ COUNTS = {  # what a statement says (its id): its pattern, and the plan's number
     ),
     "imagenet runs in the README": (r"with their recipes \((\d+) runs\)", lambda: numbers(planned_runs("imagenet"))),
     "imagenet runs smoke-tested": (r"runs all (\d+) runs of the imagenet profile", lambda: numbers(planned_runs("imagenet"))),
-    "published runs in the README": (r"the released weights the rows name \((\d+) runs\)", lambda: numbers(planned_runs("published"))),
+    "published runs in the README": (r"the released weights the rows name \((\d+) runs;", lambda: numbers(planned_runs("published"))),
     "published runs and rows": (
         r"(\d+) runs for the (\d+) rows that name weights",
         lambda: numbers(planned_runs("published"), rows_with_a_run("published")),
