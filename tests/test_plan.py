@@ -195,7 +195,7 @@ def test_a_plan_file_without_a_profile_is_one_error_saying_to_regenerate_it(tmp_
     with pytest.raises(OakError, match=r"plan.yaml: expected a mapping"):
         planned_profile(plan)
     plan.write_text("runs: {}\n")
-    with pytest.raises(OakError, match=r"plan.yaml: no profile among demo, imagenet, published; run `oak plan`"):
+    with pytest.raises(OakError, match=r"plan.yaml: no profile among demo, imagenet, published, budget; run `oak plan`"):
         planned_profile(plan)
 
 
@@ -216,7 +216,7 @@ def test_a_plan_file_behind_the_studies_is_an_error(tmp_path: Path) -> None:
     plan.write_text(render_plan(load_studies(folder), "demo"))
     assert current_runs(plan, folder)[0] == "demo"
     (folder / "b.yaml").write_text(STUDY + "  - {label: B, model: resnet34, paper: 1}\n")
-    with pytest.raises(OakError, match=r"plan.yaml does not match pipelines/studies/; run `oak plan`"):
+    with pytest.raises(OakError, match=r"plan.yaml does not match pipelines/studies/; run `oak plan demo` to regenerate it"):
         current_runs(plan, folder)
 
 

@@ -162,9 +162,9 @@ def test_a_comparison_is_judged_against_the_sampling_noise_of_the_papers_numbers
 
 def test_a_comparison_of_oaks_runs_says_which_way_the_data_resolves_it_and_at_which_scale() -> None:
     def scored(top1: float) -> dict:
-        return {"top1": top1, "top5": 1.0, "samples": 300}
+        return {"top1": top1, "top5": 100.0, "samples": 300}
 
-    measured = {"plain18": scored(0.60), "plain34": scored(0.40), "resnet18a": scored(0.62), "resnet34a": scored(0.30)}
+    measured = {"plain18": scored(60.0), "plain34": scored(40.0), "resnet18a": scored(62.0), "resnet34a": scored(30.0)}
     claims = comparison_claims(STUDIES["table1"], DEMO_RUNS, measured, {}, "oak-demo (synthetic)")
     claims = [claim for claim in claims if "Oak's runs" in claim.evidence]
     verdicts = {claim.text.split(": ")[0]: claim.verdict for claim in claims}

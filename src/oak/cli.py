@@ -97,7 +97,7 @@ def _plan(config: DictConfig, args: argparse.Namespace) -> None:
     profile = args.profile or "demo"  # not the current plan's: `make repro` runs the demo unless told otherwise
     with pipeline_changes("oak plan", config):  # not while stages that read the plan run
         studies = load_studies()
-        planned = plan_rows(studies, profile)
+        planned = plan_rows(studies, profile, args.params)
         check_settings(planned, args.params)
         write_atomic(PLAN_FILE, render_plan(studies, profile))
         write_atomic(PLOTS_FILE, render_plots(studies, planned, Layout.of(config).curves_folder))

@@ -24,6 +24,7 @@ from oak.report.claims import claims_table, comparison_claims, published_claims,
 from oak.report import speed
 from oak.report.cost import cost_runs_table, cost_table, read_devices, study_runs
 from oak.report.figures import accuracy_vs_throughput, figure_files, scaling_figure, training_curves
+from oak.report.differences import differences_page
 from oak.report.index import index
 from oak.report.paper import calculation_table, g1_table, seed_mean, study_table
 from oak.report.results import result_rows, results_outputs
@@ -81,6 +82,7 @@ def write_report(config: DictConfig) -> list[Path]:
     claims += published_claims(inputs.studies, inputs.published)
     claims += [speed.speed_claim(points, m["device"], setting) for m, setting, points in speed_comparisons(inputs).values()]
     outputs[layout.reports / "claims.md"] = to_markdown(claims_table(claims))
+    outputs[layout.reports / "differences.md"] = differences_page(PARAMS_FILE)
     device_names = {slug: measurement["device"] for slug, measurement in inputs.devices.items()}
     outputs[layout.reports / "README.md"] = index(tables, inputs.studies, device_names, inputs.profile, inputs.data_label)
     replace_folder(layout.reports, outputs)  # a kill leaves the previous report or this one, never a mix of both

@@ -42,6 +42,7 @@ def index(tables: dict[str, Table], studies: list[Study], device_names: dict[str
         ),
         *(f"- [{table.title}](tables/{name}.md) (also `tables/{name}.csv`, `tables/{name}.tex`)" for name, table in tables.items()),
         "- [claims.md](claims.md): the paper's claims, checked against the models and measurements.",
+        "- [differences.md](differences.md): every way each recipe differs from the paper it follows, with the source and why.",
         "",
     ]
     return "\n".join(lines)

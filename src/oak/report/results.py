@@ -99,7 +99,7 @@ def results_outputs(
 ) -> dict[Path, str | bytes]:
     """The results files by path, in the report's folder: results.md, headed by the report's own title at level 1,
     has a table per study; results.csv one row per run, for scripts."""
-    page = "\n".join([f"# {title}", "", *data_lines(info), "", PROTOCOL, ""])
+    page = "\n".join([f"# {title}", "", *data_lines(info), "", PROTOCOL, "", ""])
     page += "\n".join(to_markdown(table, level=2) for table in study_tables(rows, study_titles))
     figure = top1_vs_params(rows, title=f"{title}: {info.label}")
     csv = Table(title, list(COLUMNS), [[str(row[column]) for column in COLUMNS] for row in rows])  # keys, not headings: for scripts

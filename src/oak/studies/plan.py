@@ -154,7 +154,7 @@ def current_runs(path: Path = PLAN_FILE, studies_dir: Path = STUDIES_DIR) -> tup
     profile = planned_profile(path)
     studies = load_studies(studies_dir)
     if not path.exists() or path.read_text() != render_plan(studies, profile):
-        raise OakError(f"{path} does not match pipelines/studies/; run `oak plan` (or `make repro`) to regenerate it")
+        raise OakError(f"{path} does not match pipelines/studies/; run `oak plan {profile}` to regenerate it")
     return profile, plan_rows(studies, profile)
 
 
