@@ -104,5 +104,5 @@ def test_oak_plan_leaves_the_plan_alone_while_oak_repro_runs(repository: Path, c
 
 def test_oak_submit_submits_nothing_while_oak_repro_runs(repository: Path) -> None:
     with repository_lock("oak repro"), pytest.raises(OakError, match=r"^oak repro \(pid \d+ on .+\) is running in this repository"):
-        submit(load_config(PARAMS), PARAMS, None, [], dry_run=False)
+        submit(load_config(PARAMS), PARAMS, None, [], dry_run=False, verbose=False)
     assert not (repository / "logs").exists()

@@ -77,7 +77,7 @@ def test_evaluation_counts_every_val_sample(trained) -> None:
     config, _, eval_metrics = trained
     assert json.loads(Layout.of(config).eval_metrics(MODEL).read_text()) == eval_metrics
     assert eval_metrics["samples"] == 20
-    assert 0 <= eval_metrics["top1"] <= eval_metrics["top5"] <= 1
+    assert 0 <= eval_metrics["top1"] <= eval_metrics["top5"] <= 100  # per cent
     assert eval_metrics["top1"] * 20 == pytest.approx(round(eval_metrics["top1"] * 20))  # a whole number correct
     assert eval_metrics["params"] > 0
 
@@ -291,7 +291,7 @@ def test_a_recipe_with_every_regulariser_trains_and_evaluates_its_ema_weights(tm
     state = torch.load(Layout.of(config).run_folder("resnet18") / CHECKPOINT_FILE, weights_only=True)["state_dict"]
     assert any(name.startswith("ema.module.") for name in state)
     metrics = evaluate(config, "resnet18")
-    assert metrics["samples"] == 20 and 0.0 <= metrics["top1"] <= 1.0
+    assert metrics["samples"] == 20 and 0.0 <= metrics["top1"] <= 100.0
 
 
 def test_oak_evaluation_equals_a_plain_pytorch_loop_over_the_image_folder(trained, demo_tree: Path) -> None:
@@ -318,7 +318,7 @@ def test_oak_evaluation_equals_a_plain_pytorch_loop_over_the_image_folder(traine
             correct += int((logits.argmax(1) == targets).sum())
             loss_sum += float(torch.nn.functional.cross_entropy(logits, targets, reduction="sum"))
     assert eval_metrics["samples"] == len(folder)
-    assert round(eval_metrics["top1"] * len(folder)) == correct
+    assert round(eval_metrics["top1"] / 100 * len(folder)) == correct
     assert eval_metrics["loss"] == pytest.approx(loss_sum / len(folder), rel=1e-5)
 
 
