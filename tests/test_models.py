@@ -165,6 +165,24 @@ def test_one_dimension_scalings_change_that_dimension_alone() -> None:
     assert [s[0].conv1.out_channels for s in wide_stages] == [round(1.5 * s[0].conv1.out_channels) for s in stages]
 
 
+def test_fig4s_width_line_has_a_2x_point_and_fig3s_chain_an_se_step_without_resnet_d() -> None:
+    with torch.device("meta"):
+        resnet50, wide, resnet200, with_se, rs200 = (
+            create_model(name, num_classes=1000) for name in ("resnet50", "resnet50_w2", "resnet200", "resnet200_se", "resnetrs200")
+        )
+    stages = ("layer1", "layer2", "layer3", "layer4")
+    assert [getattr(wide, s)[0].conv1.out_channels for s in stages] == [2 * getattr(resnet50, s)[0].conv1.out_channels for s in stages]
+    assert 3.5 < model_facts("resnet50_w2", 224).macs / model_facts("resnet50", 224).macs < 4.5
+    # ResNet-200's stem and depth, each block squeezed and excited at ratio 0.25 as ResNet-RS-200's
+    assert [len(getattr(with_se, s)) for s in stages] == [len(getattr(resnet200, s)) for s in stages]
+    assert with_se.conv1.out_channels == resnet200.conv1.out_channels == 64 and not isinstance(with_se.conv1, torch.nn.Sequential)
+    assert isinstance(rs200.conv1, torch.nn.Sequential)  # ResNet-D's deep stem is what ResNet-RS adds after it
+    se = with_se.layer1[0].se
+    assert se.fc1.out_channels == 256 // 4 and type(se) is type(rs200.layer1[0].se)
+    params = {name: sum(p.numel() for p in model.parameters()) for name, model in (("se", with_se), ("rs", rs200))}
+    assert params["se"] == pytest.approx(params["rs"], rel=0.002)
+
+
 def test_each_scaling_costs_about_what_it_is_compared_with() -> None:
     macs = {name: model_facts(name, resolution).macs for name, resolution in [
         ("resnet34", 224), ("resnet18_w1_5", 224), ("resnet101", 224), ("resnet50_w1_5", 224),

@@ -138,10 +138,13 @@ def test_efficientnet_tensorflow_rmsprop_per_update_staircase_decay_and_batchnor
 
 
 def test_efficientnet_evaluates_a_bicubic_centre_crop_padded_by_32_pixels(shards: Path) -> None:
-    config = recipe_config("efficientnet", "train.image_size=300", "train.eval_crop_pct=0.9036", shards=shards)
-    datamodule = datamodule_for(config, batch_size=2, num_workers=0)
-    resize, crop = datamodule.eval_transform.transform.transforms[:2]
-    assert (resize.size, crop.size, resize.interpolation.value) == (332, (300, 300), "bicubic")  # 300 + 32
+    # tensorflow/tpu's preprocessing.py crops size / (size + 32) of the shorter side: B1's 240 px resizes to 272, where
+    # the fraction rounded to four places (0.8824) would resize to 271
+    for size in (240, 300, 600):
+        config = recipe_config("efficientnet", f"train.image_size={size}", shards=shards)
+        datamodule = datamodule_for(config, batch_size=2, num_workers=0)
+        resize, crop = datamodule.eval_transform.transform.transforms[:2]
+        assert (resize.size, crop.size, resize.interpolation.value) == (size + 32, (size, size), "bicubic")
     assert any(isinstance(t, AutoAugment) for t in datamodule.train_transform.transform.transforms)
 
 

@@ -78,6 +78,15 @@ ZOO: dict[str, ModelCard] = {
         [None, None],
         "none published",
     ),
+    **_cards(["resnet50_w2"], LARGE, 2016, "He et al. 2016's ResNet-50, every stage 2x wider (Oak's, for Fig. 4)", [None], "none published"),
+    **_cards(
+        ["resnet200_se"],
+        LARGE,
+        2021,
+        "He et al. 2016's ResNet-200 with ResNet-RS's squeeze-and-excitation (Oak's, for Fig. 3/6; Bello et al. 2021)",
+        [None],
+        "none published",
+    ),
     **_cards(
         list(EFFICIENTNET_B0_SCALINGS),
         LIGHT,

@@ -2,7 +2,12 @@
 
 - Fig. 4 (depth versus width): `resnet18_w1_5` and `resnet50_w1_5` widen every stage 1.5 times
   and keep the depth, which costs about the MACs of doubling the depth (`resnet34`, `resnet101`):
-  the two ways of scaling compared at equal cost.
+  the two ways of scaling compared at equal cost. `resnet50_w2` widens every stage 2 times (about 4x
+  ResNet-50's MACs), the last point of Bello et al. 2021's width lines (multipliers 1, 1.5 and 2).
+- Fig. 3/6 (training methods versus architecture): `resnet200_se` is ResNet-200 with ResNet-RS's
+  squeeze-and-excitation blocks (ratio 0.25, as timm's resnetrs and Bello et al. 2021, section 4.1) and
+  without its ResNet-D stem and downsampling: the chain's "+ squeeze-and-excitation" step (82.9), between
+  ResNet-200 with every training method (82.2) and ResNet-RS-200 (+ ResNet-D, 83.4).
 - Fig. 9 (one dimension versus compound scaling): `efficientnet_b0_w<m>` and `efficientnet_b0_d<m>`
   are EfficientNet-B0 with only its width, or only its depth, multiplied by m, made by the
   generator timm builds B0 to B7 with (B1 is B0 at depth x1.1): width x1.4, x2 and x2.6, depth x2,
@@ -12,12 +17,15 @@
   size) and, nearly, EfficientNet-B3, the compound-scaled model of that cost.
 """
 
+from functools import partial
+
+from timm.layers import get_attn
 from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
 from timm.models.efficientnet import EfficientNet, _gen_efficientnet
 from timm.models.resnet import BasicBlock, Bottleneck, ResNet, _cfg
 
-WIDER = 1.5  # the width multiplier of the wider ResNets
-RESNET_CHANNELS = tuple(round(WIDER * channels) for channels in (64, 128, 256, 512))
+RESNET_STAGE_CHANNELS = (64, 128, 256, 512)
+RESNET_SE_RATIO = 0.25  # ResNet-RS's squeeze-and-excitation reduction (timm's resnetrs: rd_ratio=0.25)
 # EfficientNet-B0 scaled in one dimension: name -> (width multiplier, depth multiplier)
 EFFICIENTNET_B0_SCALINGS = {
     "efficientnet_b0_w1_4": (1.4, 1.0),
@@ -32,22 +40,43 @@ default_cfgs = generate_default_cfgs(
     {
         "resnet18_w1_5.untrained": _cfg(),
         "resnet50_w1_5.untrained": _cfg(),
+        "resnet50_w2.untrained": _cfg(),
+        "resnet200_se.untrained": _cfg(),
     }
     | {f"{name}.untrained": _cfg(interpolation="bicubic") for name in EFFICIENTNET_B0_SCALINGS}
 )
 
 
+def _wider(multiplier: float) -> tuple[int, ...]:
+    return tuple(round(multiplier * channels) for channels in RESNET_STAGE_CHANNELS)
+
+
 @register_model
 def resnet18_w1_5(pretrained: bool = False, **kwargs) -> ResNet:
     return build_model_with_cfg(
-        ResNet, "resnet18_w1_5", pretrained, block=BasicBlock, layers=(2, 2, 2, 2), channels=RESNET_CHANNELS, **kwargs
+        ResNet, "resnet18_w1_5", pretrained, block=BasicBlock, layers=(2, 2, 2, 2), channels=_wider(1.5), **kwargs
     )
 
 
 @register_model
 def resnet50_w1_5(pretrained: bool = False, **kwargs) -> ResNet:
     return build_model_with_cfg(
-        ResNet, "resnet50_w1_5", pretrained, block=Bottleneck, layers=(3, 4, 6, 3), channels=RESNET_CHANNELS, **kwargs
+        ResNet, "resnet50_w1_5", pretrained, block=Bottleneck, layers=(3, 4, 6, 3), channels=_wider(1.5), **kwargs
+    )
+
+
+@register_model
+def resnet50_w2(pretrained: bool = False, **kwargs) -> ResNet:
+    return build_model_with_cfg(
+        ResNet, "resnet50_w2", pretrained, block=Bottleneck, layers=(3, 4, 6, 3), channels=_wider(2), **kwargs
+    )
+
+
+@register_model
+def resnet200_se(pretrained: bool = False, **kwargs) -> ResNet:
+    squeeze_excite = partial(get_attn("se"), rd_ratio=RESNET_SE_RATIO)
+    return build_model_with_cfg(
+        ResNet, "resnet200_se", pretrained, block=Bottleneck, layers=(3, 24, 36, 3), block_args=dict(attn_layer=squeeze_excite), **kwargs
     )
 
 
