@@ -82,8 +82,26 @@ def test_the_committed_smoke_record_vouches_for_every_run_the_imagenet_profile_t
     assert not uncovered, f"metrics/smoke/imagenet.json does not vouch for {len(uncovered)} of {len(runs)} planned runs: {uncovered}"
 
 
+def test_a_smoke_entry_outlives_a_change_of_numbers_but_not_of_what_the_run_builds() -> None:
+    from oak.config.load import load_config
+    from oak.studies.binding import smoke_fingerprint
+
+    def fingerprint(*overrides: str) -> str:
+        return smoke_fingerprint(load_config(REPO / "params.yaml", ["recipe=resnet_rs", *overrides]), "resnet50")
+
+    tested = fingerprint()
+    # numbers: a learning rate, a weight decay, RandAugment's magnitude, a crop fraction, an EMA's decay
+    for numbers in (["train.lr=0.2"], ["train.weight_decay=1e-5"], ["train.auto_augment=rand-m15-n2-mmax15"],
+                    ["train.eval_crop_padding=null", "train.eval_crop_pct=0.9"], ["train.ema_decay=0.999"]):  # fmt: skip
+        assert fingerprint(*numbers) == tested, numbers
+    # what it builds or runs: the model's modules, the optimizer, the precision, the batch, the pipeline
+    for built in (["train.drop_path_rate=0.1"], ["train.ema_decay=null", "train.bn_momentum=0.1"], ["train.optimizer=adamw"], ["train.batch_size=64"],
+                  ["trainer.precision=32-true"], ["train.auto_augment=null"], ["train.image_size=192"]):  # fmt: skip
+        assert fingerprint(*built) != tested, built
+
+
 def test_a_smoke_entry_stops_vouching_for_a_run_whose_settings_changed(tmp_path: Path) -> None:
-    from oak.studies.binding import settings_fingerprint
+    from oak.studies.binding import smoke_fingerprint
     from oak.studies.plan import plan_runs, run_config
     from oak.studies.study import load_studies
     from oak.training.smoke import uncovered_runs
@@ -94,7 +112,7 @@ def test_a_smoke_entry_stops_vouching_for_a_run_whose_settings_changed(tmp_path:
     entry = {"run": "resnet50", "model": "resnet50", "recipe": run.recipe, "image_size": config.train.image_size, "status": "ok"}
     entry |= {"precision": config.trainer.precision, "recipe_batch": config.train.batch_size}
     record = tmp_path / "imagenet.json"
-    for fingerprint, vouches in ((settings_fingerprint(config, "resnet50"), True), ("0" * 16, False)):
+    for fingerprint, vouches in ((smoke_fingerprint(config, "resnet50"), True), ("0" * 16, False)):
         record.write_text(json.dumps({"runs": [entry | {"fingerprint": fingerprint}]}))
         assert ("resnet50" not in uncovered_runs(record, {"resnet50": run}, params)) == vouches
     record.write_text(json.dumps({"runs": [entry | {"image_size": 160}]}))  # an entry from before fingerprints: its fields decide

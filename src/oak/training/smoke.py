@@ -29,7 +29,7 @@ from pathlib import Path
 
 from oak.errors import OakError
 from oak.files import write_json
-from oak.studies.binding import settings_fingerprint, smoke_fingerprint
+from oak.studies.binding import smoke_fingerprint
 from oak.studies.plan import Run, run_config
 
 PROCESSES = 2  # DDP ranks, gloo on the CPU
@@ -112,7 +112,7 @@ def smoke_run(run: Run, params: Path, shards: Path, work: Path) -> SmokeResult:
         None,
         "",
         note,
-        settings_fingerprint(config, run.model),
+        smoke_fingerprint(config, run.model),
     )
     folder = work / run.name
     overrides = [
@@ -264,7 +264,7 @@ def _alike(runs: list[Run], params: Path) -> list[list[Run]]:
 
 
 def _fingerprint(run: Run, params: Path) -> str:
-    return settings_fingerprint(run_config(params, run), run.model)
+    return smoke_fingerprint(run_config(params, run), run.model)
 
 
 def uncovered_runs(record: Path, runs: dict[str, Run], params: Path) -> dict[str, str]:
@@ -283,7 +283,7 @@ def uncovered_runs(record: Path, runs: dict[str, Run], params: Path) -> dict[str
             uncovered[name] = "never smoke-tested"
         elif entry["status"] != "ok":
             uncovered[name] = f"failed: {entry['status']}"
-        elif entry.get("fingerprint") and entry["fingerprint"] != settings_fingerprint(config, run.model):
+        elif entry.get("fingerprint") and entry["fingerprint"] != smoke_fingerprint(config, run.model):
             uncovered[name] = "tested with other settings than the plan gives it now"
         elif (entry["model"], entry["recipe"], entry["image_size"], entry["precision"], entry["recipe_batch"]) != planned:
             uncovered[name] = "tested with another model, recipe, resolution, precision or batch than the plan gives it now"
