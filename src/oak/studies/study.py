@@ -41,7 +41,8 @@ in its interval:
       demo: {recipe: demo, seeds: 3}
 
 A study of one of the paper's scaling figures (top-1 against MACs) names it in `scaling` and puts
-each row on the figure's lines; the paper's figures give no numbers, so their rows have no `paper`:
+each row on the figure's lines; a row has a `paper` value only where a table of the cited paper gives
+that point's number (Fig. 9's ~4x-FLOPs points, Tan and Le 2019, Table 7), none where the figure alone plots it:
 
     scaling: "Fig. 4"
     rows:
