@@ -8,10 +8,15 @@ another one):
   augmented by the training transform (timm's RandomResizedCrop and flip) at each training size in `sizes`;
 - the network alone: a training step (forward, loss, backward, SGD) at each size, on `device`.
 The best round counts and the spread (slowest against best) is printed beside it, so a noisy
-neighbour shows. A training runs at about the slower of its loader (times its cores) and its network.
+neighbour shows. Then the gains, as ratios taken within each round (each contender against the full-size
+shards, or the network, at the first size, timed in the same round): their median over the rounds and
+their range. A load that drifts over minutes moves both sides of a ratio, where it moves a best-of-rounds
+rate; the range says how far the rounds agree. A training runs at about the slower of its loader
+(times its cores) and its network.
 """
 
 import os
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -53,8 +58,16 @@ def bench_resolution(*, images: int, caps: list[int], sizes: list[int], model: s
         network = {name: rates[name] for name, _, folder in contenders if not folder}
     result = {"images": images, "source": f"{WIDTH}x{HEIGHT} q{QUALITY}", "model": model, "batch_size": batch_size, "device": str(device)}
     result |= {"rounds": rounds, "kilobytes_per_image": kilobytes, "loader_images_per_second": loader, "network_images_per_second": network}
+    result["loader_gain"] = {name: _per_round(rates, loader[f"full size @ {sizes[0]}"]) for name, rates in loader.items()}
+    result["network_gain"] = {name: _per_round(rates, network[str(sizes[0])]) for name, rates in network.items()}
     print(format_table(result, list(shard_sets), sizes))
+    print(format_gains(result, list(shard_sets), sizes))
     return result
+
+
+def _per_round(rates: list[float], reference: list[float]) -> list[float]:
+    """Each round's rate over the reference's rate in the same round."""
+    return [rate / base for rate, base in zip(rates, reference, strict=True)]
 
 
 def _shards(tree: Path, out: Path, conversion: Conversion) -> Path:
@@ -115,3 +128,18 @@ def format_table(result: dict, shard_sets: list[str], sizes: list[int]) -> str:
     width = max(map(len, rows))
     head = f"{'images/s, best of ' + str(result['rounds']) + ' rounds':<{width}}" + "".join(f"{size} px".rjust(22) for size in sizes)
     return "\n".join([head, *(f"{label:<{width}}" + "".join(_best(rates).rjust(22) for rates in cells) for label, cells in rows.items())])
+
+
+def _median_and_range(ratios: list[float]) -> str:
+    return f"{statistics.median(ratios):.2f}x [{min(ratios):.2f}-{max(ratios):.2f}]"
+
+
+def format_gains(result: dict, shard_sets: list[str], sizes: list[int]) -> str:
+    """The same rows as ratios to the first column's full-size loader (or network), per round: median [range]."""
+    loader, network = result["loader_gain"], result["network_gain"]
+    rows = {f"loader, {name}": [loader[f"{name} @ {size}"] for size in sizes] for name in shard_sets}
+    rows[f"{result['model']} training step"] = [network[str(size)] for size in sizes]
+    title = f"gain over full size at {sizes[0]} px, median of {result['rounds']} rounds [range]"
+    width = max(map(len, [title, *rows]))
+    head = f"{title:<{width}}" + "".join(f"{size} px".rjust(22) for size in sizes)
+    return "\n".join([head, *(f"{label:<{width}}" + "".join(_median_and_range(r).rjust(22) for r in cells) for label, cells in rows.items())])
