@@ -172,6 +172,23 @@ def test_resnet_rs_regularisation_reaches_the_model_and_data(shards: Path) -> No
     assert (train_crop, eval_crop) == ((160, 160), (160, 160))  # the configs evaluate at the training size
 
 
+def test_resnet_rs_randaugment_applies_every_chosen_op_at_the_configs_magnitude_as_tensorflow(shards: Path) -> None:
+    """distort_image_with_randaugment applies its selected op every time at magnitude/10 of the op's range, unclamped:
+    timm clamps at 10 and applies each op with p=0.5 unless the policy says mmax and p."""
+    from oak.studies.plan import plan_runs
+    from oak.studies.study import load_studies
+
+    runs = plan_runs(load_studies(ROOT / "pipelines" / "studies"), "imagenet", PARAMS)
+    m15 = next(run for run in runs.values() if "rand-m15" in str(run.study_settings()))  # RS-101 at 192 px and larger
+    config = load_config(PARAMS, [f"paths.shards={shards}"], study=m15.study_settings())
+    assert config.train.auto_augment == "rand-m15-n2-mmax15-p1.0"
+    for auto_augment, magnitude in ((config.train.auto_augment, 15), (recipe_config("resnet_rs").train.auto_augment, 10)):
+        step_config = recipe_config("resnet_rs", f"train.auto_augment={auto_augment}", shards=shards)
+        transforms = datamodule_for(step_config, batch_size=2, num_workers=0).train_transform.transform.transforms
+        ops = next(t for t in transforms if isinstance(t, RandAugment)).ops
+        assert {(op.magnitude, op.magnitude_max or 10, op.prob) for op in ops} == {(magnitude, max(magnitude, 10), 1.0)}
+
+
 def test_inception_recipe_keeps_the_papers_lr_per_image_dropout_and_auxiliary_loss(shards: Path) -> None:
     config = recipe_config("inception_szegedy2016", "train.aux_loss_weight=0.4", "trainer.accumulate_grad_batches=2", shards=shards)
     classifier, _ = build(config, "inception_v3")
