@@ -458,3 +458,9 @@ def test_a_run_says_in_its_tags_and_params_when_its_global_batch_is_not_its_sour
     assert run_params(one_device, "resnet50", info)["train.global_batch_size"] == 128
     sources_batch = recipe_config("resnet_rs", "trainer.devices=32", shards=shards)
     assert "global_batch" not in run_tags(sources_batch, "train", info, "resnet50")
+
+
+@pytest.mark.parametrize("recipe", ["resnet_rs", "efficientnet"])
+def test_tensorflow_recipes_crop_at_least_the_tenth_of_the_image_min_object_covered_asks(recipe: str) -> None:
+    """sample_distorted_bounding_box(min_object_covered=0.1, area_range=(0.08, 1.0)) over the whole image: 0.1 to 1."""
+    assert recipe_config(recipe).train.scale_min == 0.1
