@@ -28,7 +28,7 @@ from oak.report.differences import differences_page
 from oak.report.index import index
 from oak.report.paper import calculation_table, g1_table, seed_mean, study_table
 from oak.report.results import result_rows, results_outputs
-from oak.report.scaling import scaling_panels
+from oak.report.scaling import PAPER_PANEL, scaling_panels, scaling_reference, scaling_title
 from oak.report.steps import paper_steps, run_steps, steps_figure
 from oak.report.tables import Table, table_files, to_markdown
 from oak.studies.budget import BUDGET, load_budget
@@ -80,7 +80,10 @@ def write_report(config: DictConfig) -> list[Path]:
         judged = comparison_claims(study, inputs.planned, inputs.measured, inputs.published, inputs.data_label, inputs.curves)
         claims += budget_scale(judged, study, budget) if budget else judged
     claims += published_claims(inputs.studies, inputs.published)
-    claims += [speed.speed_claim(points, m["device"], setting) for m, setting, points in speed_comparisons(inputs).values()]
+    claims += [
+        speed.speed_claim(points, m["device"], setting, unjudged=speed.judgeable(m))
+        for m, setting, points in speed_comparisons(inputs).values()
+    ]
     outputs[layout.reports / "claims.md"] = to_markdown(claims_table(claims))
     outputs[layout.reports / "differences.md"] = differences_page(PARAMS_FILE)
     device_names = {slug: measurement["device"] for slug, measurement in inputs.devices.items()}
@@ -189,7 +192,7 @@ def report_figures(inputs: Inputs) -> Iterator[tuple[str, Figure]]:
             yield f"{study.name}_steps", study_steps(study, inputs)
     yield "top1_vs_throughput", throughput_figure(inputs)
     for slug, (measurement, setting, points) in speed_comparisons(inputs).items():
-        yield f"fig5_speed_{slug}", speed.speed_figure(points, measurement["device"], setting)
+        yield f"fig5_speed_{slug}", speed.speed_figure(points, measurement["device"], setting, unjudged=speed.judgeable(measurement))
 
 
 def study_curves(study: Study, inputs: Inputs) -> Figure:
@@ -203,9 +206,9 @@ def study_curves(study: Study, inputs: Inputs) -> Figure:
 
 def study_scaling(study: Study, inputs: Inputs) -> Figure:
     """The paper's scaling figure for the study, drawn from Oak's runs of its rows."""
-    title = f"{study.title.split(':')[0]}: top-1 against MACs\n{inputs.data_label}"
+    title = f"{scaling_title(study)}: top-1 against MACs\n{inputs.data_label}"
     panels = scaling_panels(study, inputs.planned, inputs.trained, inputs.measured, inputs.paper_sizes)
-    return scaling_figure(panels, title=title)
+    return scaling_figure(panels, title=title, reference=scaling_reference(study) if PAPER_PANEL in panels else None)
 
 
 def throughput_figure(inputs: Inputs) -> Figure:

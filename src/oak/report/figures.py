@@ -141,10 +141,13 @@ def series_styles(names: list[str]) -> dict[str, dict]:
     return styles
 
 
-def scaling_figure(panels: dict[str, dict[str, list[tuple[float, float, str]]]], *, title: str) -> Figure:
+def scaling_figure(
+    panels: dict[str, dict[str, list[tuple[float, float, str]]]], *, title: str, reference: tuple[float, str] | None = None
+) -> Figure:
     """One panel per training length (and one of the paper's values, where it gives them): top-1 against
     GMACs, a line per way of scaling, each point labelled once (the base model starts several lines), and one
-    legend for every panel, under them."""
+    legend for every panel, under them. `reference` (top-1, words) is a level the paper reads off its figure, drawn
+    across the first panel (the paper's values, where there are any)."""
     names = sorted({series for lines in panels.values() for series in lines})
     styles = series_styles(names)
     figure = Figure(figsize=(max(6, 4.5 * len(panels)), 5), dpi=120)
@@ -157,6 +160,12 @@ def scaling_figure(panels: dict[str, dict[str, list[tuple[float, float, str]]]],
         axes.set_title(panel)
         axes.grid(True, alpha=0.3)
         axes.set_ylabel("top-1 accuracy (%)")
+    if reference and panels:
+        level, words = reference
+        axes_list[0].axhline(level, color="0.5", linestyle=":", linewidth=1)
+        axes_list[0].annotate(
+            words, (0.02, level), xycoords=("axes fraction", "data"), xytext=(0, 3), textcoords="offset points", fontsize=7, color="0.4"
+        )
     handles = [Line2D([], [], label=name, **styles[name]) for name in names]
     figure.legend(handles=handles, loc="lower center", ncols=min(len(names), 4), fontsize=8, frameon=False)
     figure.suptitle(title)

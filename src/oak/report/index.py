@@ -1,5 +1,6 @@
 """The report's README.md: a line for each file it writes, saying what it shows."""
 
+from oak.report.scaling import scaling_caption
 from oak.report.tables import Table
 from oak.studies.study import METRICS, Study
 
@@ -20,7 +21,7 @@ def index(tables: dict[str, Table], studies: list[Study], device_names: dict[str
             for study in studies
         ),
         *(
-            f"- [figures/{study.name}_scaling.png](figures/{study.name}_scaling.png) (and `.svg`): the paper's {study.scaling}: "
+            f"- [figures/{study.name}_scaling.png](figures/{study.name}_scaling.png) (and `.svg`): {scaling_caption(study)}: "
             "top-1 of its runs against their MACs at the resolution they trained at, a line per way of scaling, a panel per "
             "training length"
             for study in studies
@@ -37,7 +38,8 @@ def index(tables: dict[str, Table], studies: list[Study], device_names: dict[str
         *(
             f"- [figures/fig5_speed_{slug}.png](figures/fig5_speed_{slug}.png) (and `.svg`): the paper's Fig. 5, ResNet-RS "
             f"against EfficientNet: the paper's top-1 against the training speed measured on {device} at one batch and "
-            "precision, each family's Pareto front, the planned points not timed there listed"
+            "precision (a batch halved where it did not fit, as Bello et al. time), each family's memory format and Pareto front, the "
+            "planned points not timed there listed"
             for slug, device in device_names.items()
         ),
         *(f"- [{table.title}](tables/{name}.md) (also `tables/{name}.csv`, `tables/{name}.tex`)" for name, table in tables.items()),

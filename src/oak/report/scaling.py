@@ -23,6 +23,34 @@ def gmacs(model: str, image_size: int) -> float:
 
 PAPER_PANEL = "the paper's values (ImageNet)"
 
+# The paper's Fig. 5 is Bello et al.'s speed-accuracy comparison of ResNet-RS with EfficientNet (oak.report.speed
+# draws it, fig5_speed_<device>); the Fig. 5 study's top-1 against MACs holds only the ResNet-RS points of that
+# curve, so it is titled for what it shows, never as the paper's figure.
+NOT_THE_PAPERS_FIGURE = {"Fig. 5": "ResNet-RS scaling in depth and resolution (Bello et al. 2021)"}
+
+
+# A level the paper reads off its figure, drawn across the paper's panel: Zhao 2024 on Fig. 9, "the accuracy rate is
+# saturate when it reaches around 80%" (Tan and Le's single-dimension curves; compound scaling passes it).
+REFERENCE_LEVELS = {"Fig. 9": (80.0, "about 80%: where one dimension saturates (Zhao 2024)")}
+
+
+def scaling_reference(study: Study) -> tuple[float, str] | None:
+    """The (top-1, words) level the paper reads off the study's figure, if it names one."""
+    return REFERENCE_LEVELS.get(study.scaling or "")
+
+
+def scaling_title(study: Study) -> str:
+    """What a study's top-1-against-MACs figure is: the paper's figure ("Fig. 4"), or what it shows where the
+    paper's figure of that number is another comparison."""
+    return NOT_THE_PAPERS_FIGURE.get(study.scaling or "", study.title.split(":")[0])
+
+
+def scaling_caption(study: Study) -> str:
+    """The index's words for the figure: "the paper's Fig. 4" or, where it is not the paper's figure, what it is."""
+    if study.scaling in NOT_THE_PAPERS_FIGURE:
+        return f"{NOT_THE_PAPERS_FIGURE[study.scaling]}, not the paper's {study.scaling} (its speed comparison is fig5_speed_<device>)"
+    return f"the paper's {study.scaling}"
+
 
 def scaling_panels(
     study: Study,
