@@ -391,6 +391,40 @@ def test_the_differences_page_lists_every_declared_difference_and_each_global_ba
     assert "train.global_batch_size" not in page.split("## `demo`")[1].split("## ")[0]  # the demo has no source batch
 
 
+def test_the_differences_page_lists_each_studys_declared_differences_after_the_recipes() -> None:
+    from oak.studies.study import load_studies
+
+    page = differences_page(PARAMS)
+    recipes, studies = page.split("# Differences of the studies")
+    declaring = [study for study in load_studies(ROOT / "pipelines" / "studies") if study.differences]
+    assert {"fig3_training_methods", "fig4_depth_width", "table2"} <= {study.name for study in declaring}
+    for study in declaring:
+        section = studies.split(f"## `{study.name}`: ")[1].split("\n## ")[0]
+        for difference in study.differences:
+            assert all(text.replace("|", "\\|") in section for text in (difference.source_value, difference.oak_value, difference.cited)), difference
+    assert "30, 60 and 80 of 90" in studies.split("## `fig3_training_methods`")[1].split("\n## ")[0]
+
+
+def test_a_study_difference_without_a_field_or_with_an_unknown_one_is_one_error_naming_the_file(tmp_path: Path) -> None:
+    from oak.studies.study import load_study
+
+    study = "title: T\nsource: s\nmetric: top1\nrows:\n  - {label: A, model: resnet18}\ndifferences:\n  - %s\n"
+    cases = [
+        ("{setting: train.schedule, source_value: steps, oak_value: cosine, cited: Sec. 4}", "t.yaml: difference 1 ('train.schedule'): no 'why'"),
+        ("{setting: train.schedule, source_value: s, oak_value: o, why: w, cited: c, paper: 1}", "t.yaml: difference 1: unknown field 'paper'"),
+        ("{setting: train.shedule, source_value: s, oak_value: o, why: w, cited: c}", "no setting 'train.shedule'"),
+    ]
+    for entry, message in cases:
+        path = tmp_path / "t.yaml"
+        path.write_text(study % entry)
+        with pytest.raises(OakError, match=re.escape(message)) as error:
+            load_study(path)
+        assert "\n" not in str(error.value)
+    path.write_text("title: T\nsource: s\nmetric: top1\nrows:\n  - {label: A, model: resnet18}\ndifferences: {setting: x}\n")
+    with pytest.raises(OakError, match=r"t\.yaml: 'differences' must be a list"):
+        load_study(path)
+
+
 @pytest.mark.parametrize(
     "difference, message",
     [

@@ -2,7 +2,9 @@
 
 A recipe declares `source:` (the paper and reference code it follows) and `differences:`, a list of
 {setting, source_value, oak_value, why, cited} (oak.config.schema.Difference), checked as the recipe
-loads and rendered for every recipe on one page of the report (oak.report.differences).
+loads and rendered for every recipe on one page of the report (oak.report.differences). A study
+declares the differences of its own runs or rows (a schedule it sets, a subset the paper scored) the
+same way, checked as the study loads (oak.studies.study).
 """
 
 from dataclasses import fields
@@ -25,12 +27,16 @@ def recipe_notes(recipe: DictConfig, path: Path) -> RecipeNotes:
     source = recipe.get("source")
     if source is not None and not isinstance(source, str):
         raise OakError(f"{path}: 'source' is {source!r}; cite the paper and reference code as one line of text")
-    entries = recipe.get("differences")
+    return RecipeNotes(source, declared_differences(recipe.get("differences"), path))
+
+
+def declared_differences(entries: object, path: Path) -> list[Difference]:
+    """A file's `differences:` list (a recipe's or a study's) as the schema types it, or one error naming the file and the entry."""
     if entries is None:
-        entries = []
-    elif not OmegaConf.is_list(entries):
+        return []
+    if not OmegaConf.is_list(entries):
         raise OakError(f"{path}: 'differences' must be a list of {{{', '.join(FIELDS)}}}")
-    return RecipeNotes(source, [_difference(entry, number, path) for number, entry in enumerate(entries, 1)])
+    return [_difference(entry, number, path) for number, entry in enumerate(entries, 1)]
 
 
 def _difference(entry: object, number: int, path: Path) -> Difference:

@@ -1,10 +1,11 @@
-"""`reports/differences.md`: every recipe's differences from the source it follows, on one page.
+"""`reports/differences.md`: every recipe's differences from the source it follows, then every study's, on one page.
 
 Each recipe declares its source and its differences as data (`source:` and `differences:`, checked
 as the recipe loads: oak.config.notes). The page lists them recipe by recipe, with a row of its own
 where the global batch the repository's settings give a run differs from the source's: the lr is
 rescaled for it and the EMA's decay per update too (oak.config.resolve), but the number of updates,
-and with it the noise of each, is not the source's.
+and with it the noise of each, is not the source's. A study declares the differences of its own
+settings or rows the same way (oak.studies.study); they follow the recipes, one section per study.
 """
 
 from pathlib import Path
@@ -14,7 +15,8 @@ from omegaconf import DictConfig
 from oak.config.load import load_config, read_yaml
 from oak.config.notes import recipe_notes
 from oak.config.schema import Difference
-from oak.layout import RECIPES_DIR
+from oak.layout import RECIPES_DIR, STUDIES_DIR
+from oak.studies.study import Study, load_studies
 
 COLUMNS = ("setting", "source", "Oak", "why", "where the source says so")
 
@@ -23,13 +25,20 @@ def differences_page(params: Path) -> str:
     """The page's Markdown for the recipes beside `params` (pipelines/recipes/), with the batch its settings give."""
     recipes = sorted((params.parent / RECIPES_DIR).glob("*.yaml"))
     sections = [_section(path, load_config(params, [f"recipe={path.stem}"])) for path in recipes]
+    studies = [_study_section(study) for study in load_studies(params.parent / STUDIES_DIR) if study.differences]
     intro = (
         "# Differences from the sources\n\n"
         "Every way a training recipe departs from the paper or reference code it follows, as the recipe declares it "
         f"(`differences:` in `{RECIPES_DIR}/<recipe>.yaml`). The global batch is the one this repository's settings "
         "(params.yaml's trainer: devices, nodes, gradient accumulation) give each run; a study may change it per run.\n"
     )
-    return "\n".join([intro, *sections])
+    if studies:
+        studies.insert(0, (
+            "# Differences of the studies\n\n"
+            "Where a study's own settings or rows depart from the paper it cites, beyond its recipes' differences above, "
+            f"as the study declares it (`differences:` in `{STUDIES_DIR}/<study>.yaml`).\n"
+        ))
+    return "\n".join([intro, *sections, *studies])
 
 
 def _section(path: Path, config: DictConfig) -> str:
@@ -40,6 +49,13 @@ def _section(path: Path, config: DictConfig) -> str:
         return "\n".join([*lines, "No differences declared.\n"])
     lines += ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     lines += ["| " + " | ".join(_cell(value) for value in _row(row)) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def _study_section(study: Study) -> str:
+    lines = [f"## `{study.name}`: {study.title}\n", f"Source: {study.source}.\n"]
+    lines += ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    lines += ["| " + " | ".join(_cell(value) for value in _row(row)) + " |" for row in study.differences]
     return "\n".join(lines) + "\n"
 
 

@@ -40,6 +40,16 @@ in its interval:
     profiles:
       demo: {recipe: demo, seeds: 3}
 
+Where a study's runs depart from the paper beyond what their recipes declare (a schedule the study sets,
+a subset of images the paper scored), the study declares it as a recipe does, and the report lists it:
+
+    differences:
+      - setting: train.schedule
+        source_value: "x0.1 at 30, 60 and 80 of 90 epochs"
+        oak_value: "x0.1 at 30 and 60"
+        why: "timm's step schedule decays at a fixed interval"
+        cited: "tensorflow/tpu models/official/resnet/resnet_main.py (get_lr_schedule)"
+
 A study of one of the paper's scaling figures (top-1 against MACs) names it in `scaling` and puts
 each row on the figure's lines; a row has a `paper` value only where a table of the cited paper gives
 that point's number (Fig. 9's ~4x-FLOPs points, Tan and Le 2019, Table 7), none where the figure alone plots it:
@@ -59,6 +69,8 @@ from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from oak.config.load import PROFILES, Layer, merged, read_yaml, translated
+from oak.config.notes import declared_differences
+from oak.config.schema import Difference
 from oak.errors import OakError
 from oak.layout import STUDIES_DIR
 from oak.models import check_model_name
@@ -137,16 +149,23 @@ class Study:
     curves: str | None = None  # the paper's figure of the runs' per-epoch curves, where it has one
     scaling: str | None = None  # the paper's figure of top-1 against cost, one line per row `series`, where it has one
     steps: str | None = None  # the paper's figure of the rows as successive steps, coloured by each row's `series` (its kind)
+    # how the study's runs or rows depart from the paper it cites beyond their recipes' own differences (a schedule the
+    # study sets, a subset of images the paper scored), as a recipe declares them (oak.config.notes); read when loaded
+    differences: list[Difference] = field(default_factory=list)
     name: str = ""  # the file's stem, set when read
 
 
 def load_study(path: Path) -> Study:
+    text = read_yaml(path)
+    # checked by oak.config.notes, as a recipe's are: one error naming the file and the entry's missing or unknown field
+    differences = declared_differences(text.pop("differences", None), path)
     try:
-        declared = OmegaConf.merge(OmegaConf.structured(Study), read_yaml(path))
+        declared = OmegaConf.merge(OmegaConf.structured(Study), text)
     except OmegaConfBaseException as error:
         raise translated(error, str(path), "the study schema (src/oak/studies/study.py)") from None
     study: Study = OmegaConf.to_object(declared)
     study.name = path.stem
+    study.differences = differences
     labels = [row.label for row in study.rows]
     repeated = next((label for label in labels if labels.count(label) > 1), None)
     if repeated is not None:
