@@ -98,7 +98,8 @@ class TrainConfig:
     # Evaluation preprocessing, one per recipe (so one per study row's protocol), never a model's timm default:
     eval_crop_pct: float | None = 0.875  # resize the shorter side to eval_image_size / eval_crop_pct, then centre-crop
     # Or a rule (with eval_crop_pct null): the crop fraction is eval size / (eval size + eval_crop_padding), as
-    # tensorflow/tpu's preprocessing crops (CROP_PADDING 32: 0.833 at 160 px, 0.909 at 320); eval_crop_pct is resolved to it
+    # tensorflow/tpu's preprocessing cropped when ResNet-RS and EfficientNet were released (CROP_PADDING 32 at
+    # tensorflow/tpu@8b3e577 and @80c0773: 0.833 at 160 px, 0.909 at 320); eval_crop_pct is resolved to it
     eval_crop_padding: int | None = None
     eval_crops: int = 1  # 1: the centre crop; 10: the 4 corners and centre and their mirror images, softmax averaged
     interpolation: str = "bilinear"  # bilinear or bicubic, for both training crops and evaluation resizes
