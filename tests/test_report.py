@@ -91,9 +91,10 @@ def test_a_figures_point_has_no_paper_value_and_the_notes_say_so() -> None:
     measured = {"efficientnet_b0_w2": {"top1": 30, "top5": 80, "samples": 100}}
     table = study_table(STUDIES["fig9_single_dimension"], DEMO_RUNS, facts, measured, "demo data")
     rows = {row[0]: row for row in table.rows}
-    assert rows["B0 width x2"][2:5] == ["`efficientnet_b0_w2`", DASH, "30.00 ± 8.84"]
+    assert rows["B0 width x2"][2:5] == ["`efficientnet_b0_w2`", "78.9", "30.00 ± 8.84"]  # Tan and Le 2019, Table 7
+    assert rows["B0 width x1.4"][3] == DASH  # a point of their Fig. 3 without a number
     assert any(
-        note.startswith(f"{DASH} in the paper's column: its figure shows these points without numbers: EfficientNet-B0,")
+        note.startswith(f"{DASH} in the paper's column: its figure shows these points without numbers: B0 width x1.4,")
         for note in table.notes
     )
 
