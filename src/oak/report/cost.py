@@ -11,7 +11,6 @@ from the same measurement, each epoch at its own size, the images/s scaled by th
 size over its MACs at that size (oak.models.facts) where the two differ, which the table marks.
 """
 
-from collections import Counter
 from functools import cache
 from pathlib import Path
 
@@ -205,28 +204,3 @@ def cost_runs_table(planned: dict[str, Run | str], devices: dict[str, dict]) -> 
         *_stale_notes(devices),
     ]
     return Table("Cost to reproduce, per run (ImageNet, imagenet profile)", headings, rows, notes)
-
-
-def common_setting(measurement: dict) -> tuple[int, str]:
-    """The (batch, precision) most of a device's runs were timed at: speeds compare only at one setting, since the
-    batch alone can double a GPU's images/s (ResNet-200 on an H200: 594 at 32, 1185 at 128)."""
-    settings = Counter((run["batch_size"], run["precision"]) for run in measurement["runs"].values())
-    return max(settings, key=lambda setting: (settings[setting], setting))
-
-
-def paper_speed_accuracy(studies: list[Study], planned: dict[str, Run | str], measurement: dict) -> dict[str, tuple[float, float]]:
-    """(measured training images/s, the paper's top-1) of each imagenet-profile run a top-1 study row names, by row label,
-    for the runs timed at the device's common batch and precision: one point per run, labelled by the first row that
-    names it (Fig. 5's ResNet-RS-420-320 is Table 6's ResNet-RS)."""
-    setting = common_setting(measurement)
-    measured = {name: run for name, run in measurement["runs"].items() if (run["batch_size"], run["precision"]) == setting}
-    points, drawn = {}, set()
-    for study in studies:
-        if study.metric != "top1":
-            continue
-        for row in study.rows:
-            run = planned[row_key(study, row)]
-            if row.paper is not None and isinstance(run, Run) and run.name in measured and run.name not in drawn:
-                points[row.label] = (measured[run.name]["images_per_second"], row.paper)
-                drawn.add(run.name)
-    return points
