@@ -37,6 +37,18 @@ def test_a_run_is_timed_as_its_recipe_trains_and_written_after_each_run(tmp_path
     assert (result["device_kind"], result["batch_size_cap"]) == ("cpu", 2)  # what a reader compares the batch and precision with
 
 
+def test_a_measurement_keeps_the_runs_it_does_not_measure_again_and_each_profile_has_its_own_file(tmp_path: Path) -> None:
+    from oak.layout import cost_file
+
+    config = load_config(REPO / "params.yaml", ["recipe=resnet_he2016", "train.image_size=32", "train.epochs=3"])
+    out = tmp_path / "cost.json"
+    out.write_text(json.dumps({"runs": {"resnet200": {"model": "resnet200", "images_per_second": 1185.0}}}))  # hours of a GPU
+    result = bench_cost({"resnet18": ("resnet18", config)}, out, device=torch.device("cpu"), batch_size=2, steps=1, warmup=1)
+    assert set(result["runs"]) == {"resnet200", "resnet18"} and result["runs"]["resnet200"]["images_per_second"] == 1185.0
+    # a budget run has its imagenet run's name: measuring the budget profile must not replace the imagenet entries
+    assert {cost_file("imagenet"), cost_file("budget")} == {"cost.json", "cost-budget.json"}
+
+
 def test_hours_are_epochs_times_imagenet_over_throughput() -> None:
     assert run_hours({"epochs": 90, "images_per_second": IMAGENET_TRAIN_IMAGES / 3600}) == pytest.approx(90)
 

@@ -125,3 +125,9 @@ def check_run_name(run: str) -> str:
             "at most 100 characters (it names the run's folder and files)"
         )
     return run
+
+
+def cost_file(profile: str) -> str:
+    """The name of a device's `oak bench cost` file for `profile`: cost.json for imagenet (the report's), else
+    cost-<profile>.json, since profiles name their runs alike (a budget run has its imagenet run's name)."""
+    return "cost.json" if profile == "imagenet" else f"cost-{profile}.json"

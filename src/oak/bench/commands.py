@@ -125,6 +125,7 @@ def _g1(config: DictConfig, args: argparse.Namespace) -> None:
 
 def _cost(config: DictConfig, args: argparse.Namespace) -> None:
     from oak.bench.cost import bench_cost, device_slug
+    from oak.layout import cost_file
     from oak.studies.plan import plan_runs, run_config
     from oak.studies.study import load_studies
 
@@ -136,8 +137,8 @@ def _cost(config: DictConfig, args: argparse.Namespace) -> None:
     chosen = {name: run for name, run in runs.items() if not args.model or run.model in args.model}
     # Each run is timed with its planned recipe and settings, as the pipeline's `oak train` runs it
     configs = {name: (run.model, run_config(args.params, run)) for name, run in chosen.items()}
-    out = Layout.of(config).devices / device_slug(device) / "cost.json"
-    bench_cost(configs, out, device=device, batch_size=batch_size, steps=steps, warmup=warmup, update=bool(args.model))
+    out = Layout.of(config).devices / device_slug(device) / cost_file(args.profile)
+    bench_cost(configs, out, device=device, batch_size=batch_size, steps=steps, warmup=warmup)
     print(f"wrote {out}")
 
 
@@ -244,14 +245,15 @@ def add_bench_commands(verbs: Subcommands) -> None:
         _cost,
         "training throughput of each planned run on this device, for the report's cost to reproduce",
         "Training throughput of each planned run on this device, for the report's cost to reproduce: writes "
-        "metrics/devices/<device>/cost.json. On a GPU each run is timed for 20 steps after 5 warm-up steps at its "
+        "metrics/devices/<device>/cost.json (cost-<profile>.json for another profile than imagenet), keeping the runs it "
+        "does not measure again. On a GPU each run is timed for 20 steps after 5 warm-up steps at its "
         "recipe's batch, halved while it does not fit in the GPU's memory; on a CPU for 2 steps after 1, at a batch "
         "of at most 2.",
     )
     cost.add_argument(
         "--profile", choices=PROFILES, default="imagenet", help="the profile whose planned runs to measure (default: %(default)s)"
     )
-    cost.add_argument("--model", action="append", help="only this model's runs (repeatable), added to the device's file beside the others")
+    cost.add_argument("--model", action="append", help="only this model's runs (repeatable)")
     cost.add_argument("--device", help=DEVICE_HELP)
     cost.add_argument("--steps", type=positive, help="timed steps per run (default: 20 on a GPU, 2 on a CPU)")
     cost.add_argument("--batch-size", type=positive, help="at most this batch (default: the recipe's on a GPU, 2 on a CPU)")

@@ -99,14 +99,14 @@ def bench_cost(
     batch_size: int | None,
     steps: int,
     warmup: int,
-    update: bool = False,
 ) -> dict:
     """Each run's throughput on `device`, from `runs`: name -> (model, resolved config).
 
-    `out` is rewritten after each run, so a measurement cut short keeps the runs it finished (the
-    report shows a dash for the others). With `update`, the runs already in `out` are kept.
+    The runs already in `out` are kept, each until it is measured again (hours of GPU time, which a second
+    measurement cut short must not lose); `out` is rewritten after each run, so a measurement cut short keeps
+    the runs it finished. A kept entry whose settings the plan has since changed is shown as stale.
     """
-    kept = json.loads(out.read_text())["runs"] if update and out.exists() else {}
+    kept = json.loads(out.read_text())["runs"] if out.exists() else {}
     # what a reader compares each entry's settings with (oak.studies.binding): where the device, or the cap, sets them
     result = {"device": device_name(device), "device_kind": device.type, "batch_size_cap": batch_size, "torch": torch.__version__}
     result |= {"steps": steps, "warmup": warmup, "runs": kept}

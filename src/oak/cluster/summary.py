@@ -5,6 +5,7 @@ from collections import Counter
 from pathlib import Path
 
 from oak.cluster.jobs import Job
+from oak.layout import cost_file
 from oak.report.cost import read_devices, run_hours
 from oak.studies.plan import Run
 
@@ -18,7 +19,7 @@ def summary(jobs: list[Job], profile: str, runs: dict[str, Run], *, devices: Pat
         lines.append(f"GPUs: {sum(gpus)} requested in all, at most {max(gpus)} by one job")
     trainings = [runs[job.stage.partition("@")[2]] for job in jobs if job.stage.startswith("train@")]
     if trainings:
-        lines += _estimates({run.name: run for run in trainings}, devices, params)
+        lines += _estimates({run.name: run for run in trainings}, profile, devices, params)
     return "\n".join(lines)
 
 
@@ -29,16 +30,16 @@ def _size(job: Job) -> str:
     return f"{nodes} x {job.tasks_per_node} task{'s' if job.tasks_per_node > 1 else ''}, no GPU"
 
 
-def _estimates(trainings: dict[str, Run], devices: Path, params: Path) -> list[str]:
+def _estimates(trainings: dict[str, Run], profile: str, devices: Path, params: Path) -> list[str]:
     """One line per measured device: the trainings' device-hours at its measured images/s, and how many it did not measure."""
     lines = []
-    for slug, measurement in read_devices(devices, trainings, params).items():
+    for slug, measurement in read_devices(devices, trainings, params, profile).items():
         measured = [measurement["runs"][name] for name in trainings if name in measurement["runs"]]
         if measured:
             hours = sum(run_hours(entry) for entry in measured)
             unestimated = len(trainings) - len(measured)
             lines.append(
                 f"estimated: {hours:,.0f} device-hours on {measurement['device']} for {len(measured)} of the {len(trainings)} trainings "
-                f"(metrics/devices/{slug}/cost.json)" + (f"; {unestimated} unestimated, not measured with their settings" if unestimated else "")
+                f"(metrics/devices/{slug}/{cost_file(profile)})" + (f"; {unestimated} unestimated, not measured with their settings" if unestimated else "")
             )
     return lines or [f"estimated: none of the {len(trainings)} trainings was measured with its settings (`oak bench cost` on a device)"]

@@ -20,6 +20,7 @@ from oak.loading.progressive import image_size_at
 from oak.report.paper import DASH
 from oak.report.tables import Table
 from oak.studies.binding import cost_differences, cost_settings
+from oak.layout import cost_file
 from oak.studies.plan import Run, row_key, run_config
 from oak.studies.study import Study
 
@@ -27,12 +28,12 @@ IMAGENET_TRAIN_IMAGES = 1_281_167  # ILSVRC-2012's training set (Russakovsky et 
 SCALED = "†"  # marks budget hours whose images/s were scaled by MACs from another size than measured
 
 
-def read_devices(folder: Path, runs: dict[str, Run], params: Path) -> dict[str, dict]:
-    """Each device's measurement, by its folder's name (`nvidia-h200`), keeping in `runs` only the entries taken with
-    the settings `runs` (the imagenet plan) gives their run now; the others go to `stale`, with how they differ."""
+def read_devices(folder: Path, runs: dict[str, Run], params: Path, profile: str = "imagenet") -> dict[str, dict]:
+    """Each device's measurement of `profile`'s runs, by its folder's name (`nvidia-h200`), keeping in `runs` only the
+    entries taken with the settings `runs` gives their run now; the others go to `stale`, with how they differ."""
     planned = {name: cost_settings(run_config(params, run), run.model) for name, run in runs.items()}
     devices = {}
-    for path in sorted(folder.glob("*/cost.json")):
+    for path in sorted(folder.glob(f"*/{cost_file(profile)}")):
         measurement = read_json(path, "measured by `oak bench cost` on that device: measure it again there, or restore the file from git")
         current, stale = {}, {}
         for name, entry in measurement["runs"].items():
