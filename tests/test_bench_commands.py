@@ -62,3 +62,10 @@ def test_counts_must_be_positive(capsys: pytest.CaptureFixture) -> None:
     with pytest.raises(SystemExit):
         main(["bench", "prepare", "--images", "0"])
     assert "must be at least 1" in capsys.readouterr().err
+
+
+def test_a_model_no_planned_run_trains_is_one_clear_error_and_writes_nothing(tmp_path, capsys: pytest.CaptureFixture) -> None:
+    assert main(["bench", "cost", "--profile", "budget", "--model", "resnet18", "--device", "cpu", f"paths.metrics={tmp_path}"]) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and "--model resnet18: no run of the budget profile trains it; its models: " in error[0] and "resnet18a" in error[0]
+    assert not any(tmp_path.iterdir())

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from omegaconf import DictConfig
 
 from oak.config.load import PROFILES
+from oak.errors import OakError
 from oak.layout import Layout
 
 if TYPE_CHECKING:
@@ -135,6 +136,9 @@ def _cost(config: DictConfig, args: argparse.Namespace) -> None:
     steps, warmup, batch_size = args.steps or (2 if cpu else 20), 1 if cpu else 5, args.batch_size or (2 if cpu else None)
     runs = plan_runs(load_studies(), args.profile)
     chosen = {name: run for name, run in runs.items() if not args.model or run.model in args.model}
+    if not chosen:
+        models = ", ".join(sorted({run.model for run in runs.values()}))
+        raise OakError(f"--model {' '.join(args.model)}: no run of the {args.profile} profile trains it; its models: {models}")
     # Each run is timed with its planned recipe and settings, as the pipeline's `oak train` runs it
     configs = {name: (run.model, run_config(args.params, run)) for name, run in chosen.items()}
     out = Layout.of(config).devices / device_slug(device) / cost_file(args.profile)
