@@ -75,7 +75,7 @@ def test_the_committed_smoke_record_vouches_for_every_run_the_imagenet_profile_t
     # `oak smoke imagenet --run NAME` for each run named (the file keeps the other entries) and commit the file.
     from oak.studies.plan import plan_runs
     from oak.studies.study import load_studies
-    from oak.training.smoke import uncovered_runs
+    from oak.training.smoke_record import uncovered_runs
 
     runs = {name: run for name, run in plan_runs(load_studies(REPO / "pipelines" / "studies"), "imagenet").items() if not run.weights}
     uncovered = uncovered_runs(REPO / "metrics" / "smoke" / "imagenet.json", runs, REPO / "params.yaml")
@@ -104,7 +104,7 @@ def test_a_smoke_entry_stops_vouching_for_a_run_whose_settings_changed(tmp_path:
     from oak.studies.binding import smoke_fingerprint
     from oak.studies.plan import plan_runs, run_config
     from oak.studies.study import load_studies
-    from oak.training.smoke import uncovered_runs
+    from oak.training.smoke_record import uncovered_runs
 
     params = REPO / "params.yaml"
     run = plan_runs(load_studies(REPO / "pipelines" / "studies"), "imagenet")["resnet50"]
@@ -129,7 +129,7 @@ def test_the_committed_smoke_record_vouches_for_every_run_the_budget_profile_tra
     # As the imagenet record's test above: `oak smoke budget --run NAME` for each run named, and commit the file.
     from oak.studies.plan import plan_runs
     from oak.studies.study import load_studies
-    from oak.training.smoke import uncovered_runs
+    from oak.training.smoke_record import uncovered_runs
 
     runs = plan_runs(load_studies(REPO / "pipelines" / "studies"), "budget", REPO / "params.yaml")
     uncovered = uncovered_runs(BUDGET_RECORD, runs, REPO / "params.yaml")

@@ -24,13 +24,14 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from oak.errors import OakError
 from oak.files import write_json
 from oak.studies.binding import smoke_fingerprint
 from oak.studies.plan import Run, run_config
+from oak.training.smoke_record import SmokeResult, earlier_results, fingerprint, result_line
 
 PROCESSES = 2  # DDP ranks, gloo on the CPU
 STEPS = 2  # per run: the checkpoint after the first, the kill, the resumed second
@@ -44,24 +45,6 @@ BYTES_PER_ACTIVATION = 12
 # also serialises them into a checkpoint: ResNet-RS-420 (192M) was killed for memory here without this.
 BYTES_PER_PARAMETER = 32
 MEMORY_SHARE = 0.7  # of the memory available when a run starts, split between the ranks
-
-
-@dataclass
-class SmokeResult:
-    run: str
-    model: str
-    recipe: str
-    image_size: int
-    precision: str
-    recipe_batch: int  # per device
-    batch: int  # per device, as run here
-    steps: int
-    seconds_per_step: float | None  # the resumed process's fit: its one step, validating 8 images, the final checkpoint
-    peak_memory_mb: int | None  # the largest process's resident memory
-    status: str  # ok, or the error
-    batch_note: str = ""
-    fingerprint: str = ""  # the run's settings as planned (oak.studies.binding); empty in entries made before it was recorded
-    smoked_as: str = ""  # the run whose smoke test stands for this one, which trains alike in it (see above); empty: itself
 
 
 def make_data(folder: Path) -> Path:
@@ -161,25 +144,9 @@ def smoke_run(run: Run, params: Path, shards: Path, work: Path) -> SmokeResult:
     return result
 
 
-def _earlier_results(out: Path, profile: str, rerun: set[str]) -> list[SmokeResult]:
-    if not out.exists() or json.loads(out.read_text())["profile"] != profile:
-        return []
-    return [SmokeResult(**entry) for entry in json.loads(out.read_text())["runs"] if entry["run"] not in rerun]
-
-
 def _write(out: Path, profile: str, results: list[SmokeResult], *, seconds: float) -> None:
     summary = {"profile": profile, "processes": PROCESSES, "steps": STEPS, "seconds_of_last_invocation": round(seconds)}
     write_json(out, summary | {"runs": [asdict(result) for result in results]})
-
-
-def _line(result: SmokeResult) -> str:
-    seconds = f"{result.seconds_per_step:.1f}" if result.seconds_per_step is not None else "-"
-    note = f" ({result.batch_note})" if result.batch_note else ""
-    note += f" (as {result.smoked_as})" if result.smoked_as else ""
-    return (
-        f"{result.run:42} {result.recipe:22} {result.image_size:>4} {result.precision:10} {result.batch:>5} {result.steps:>5}"
-        f" {seconds:>7} {result.peak_memory_mb or '-':>8}  {result.status}{note}"
-    )
 
 
 def _start_ranks(command: list[str], out) -> list[subprocess.Popen]:
@@ -263,33 +230,6 @@ def _alike(runs: list[Run], params: Path) -> list[list[Run]]:
     return list(groups.values())
 
 
-def _fingerprint(run: Run, params: Path) -> str:
-    return smoke_fingerprint(run_config(params, run), run.model)
-
-
-def uncovered_runs(record: Path, runs: dict[str, Run], params: Path) -> dict[str, str]:
-    """The planned runs the smoke record does not vouch for, each with why: no entry, not ok, or other settings.
-
-    An entry vouches for a run while it was taken with the settings the plan gives the run now: the same
-    fingerprint, or, for entries made before fingerprints were recorded, the same model, recipe, resolution,
-    precision and per-device batch (what those entries hold).
-    """
-    entries = {entry["run"]: entry for entry in json.loads(record.read_text())["runs"]} if record.exists() else {}
-    uncovered = {}
-    for name, run in runs.items():
-        config, entry = run_config(params, run), entries.get(name)
-        planned = (run.model, run.recipe, config.train.image_size, config.trainer.precision, config.train.batch_size)
-        if entry is None:
-            uncovered[name] = "never smoke-tested"
-        elif entry["status"] != "ok":
-            uncovered[name] = f"failed: {entry['status']}"
-        elif entry.get("fingerprint") and entry["fingerprint"] != smoke_fingerprint(config, run.model):
-            uncovered[name] = "tested with other settings than the plan gives it now"
-        elif (entry["model"], entry["recipe"], entry["image_size"], entry["precision"], entry["recipe_batch"]) != planned:
-            uncovered[name] = "tested with another model, recipe, resolution, precision or batch than the plan gives it now"
-    return uncovered
-
-
 def lightest_per_recipe(runs: list[Run], params: Path) -> list[Run]:
     """Of each recipe's runs, the one with the fewest MACs per step (its model at its resolution, times its batch)."""
     from oak.models.facts import model_facts
@@ -311,7 +251,7 @@ def smoke(profile: str, params: Path, out: Path, *, runs: list[Run], update: boo
     With `update`, `out` keeps its other runs' entries (from an earlier sweep of the same profile).
     """
     start = time.perf_counter()
-    earlier = _earlier_results(out, profile, {run.name for run in runs}) if update else []
+    earlier = earlier_results(out, profile, {run.name for run in runs}) if update else []
     results = list(earlier)
     with tempfile.TemporaryDirectory(prefix="oak-smoke-") as folder:
         print(f"oak smoke {profile}: making {CLASSES} classes of 500x375 JPEGs", flush=True)
@@ -320,10 +260,10 @@ def smoke(profile: str, params: Path, out: Path, *, runs: list[Run], update: boo
         for alike in _alike(runs, params):
             result = smoke_run(alike[0], params, shards, Path(folder) / "runs")
             for run in alike:
-                same = result if run is alike[0] else replace(result, run=run.name, fingerprint=_fingerprint(run, params))
+                same = result if run is alike[0] else replace(result, run=run.name, fingerprint=fingerprint(run, params))
                 same.smoked_as = "" if run is alike[0] else result.run
                 results.append(same)
-                print(_line(same), flush=True)
+                print(result_line(same), flush=True)
             # after each test, so that a stopped sweep keeps the lines it has
             _write(out, profile, results, seconds=time.perf_counter() - start)
     seconds = time.perf_counter() - start
