@@ -3,9 +3,12 @@
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
+
+from oak.errors import OakError
 
 REPO = Path(__file__).parents[1]
 
@@ -146,3 +149,15 @@ def test_runs_that_differ_only_in_length_share_one_smoke_test_and_runs_of_other_
     runs = [planned[resnet101.format(epochs, size)] for size in (224, 128) for epochs in (350, 100, 10)]
     groups = [[run.name for run in group] for group in _alike(runs, REPO / "params.yaml")]
     assert groups == [[run.name for run in runs[:3]], [run.name for run in runs[3:]]]  # 16, 5 and 1 epochs alike; 224 px apart
+
+
+def test_a_hung_invocation_is_killed_and_reported_not_waited_for(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import oak.training.smoke as smoke
+
+    monkeypatch.setattr(smoke, "HANG_SECONDS", 1)
+    log = tmp_path / "resumed.log"
+    started = time.monotonic()
+    with log.open("w") as out, pytest.raises(OakError, match="resumed: still running after .* min, killed \\(a hang\\)"):
+        ranks = smoke._start_ranks([sys.executable, "-c", "print('stuck', flush=True); import time; time.sleep(60)"], out)
+        smoke._wait(ranks, lambda: False, log)
+    assert time.monotonic() - started < 30 and all(rank.poll() is not None for rank in ranks)

@@ -45,6 +45,10 @@ BYTES_PER_ACTIVATION = 12
 # also serialises them into a checkpoint: ResNet-RS-420 (192M) was killed for memory here without this.
 BYTES_PER_PARAMETER = 32
 MEMORY_SHARE = 0.7  # of the memory available when a run starts, split between the ranks
+# An invocation (a training of two steps, or an evaluation) that has not ended by then hangs: the longest here took
+# about 5 min (ResNet-50 2x wide at 320 px). A DataLoader worker once stuck in fork (2026-12-06, 1 of some 400
+# invocations) and held the whole sweep; now it is that run's failure line, and the sweep goes on.
+HANG_SECONDS = 30 * 60
 
 
 def make_data(folder: Path) -> Path:
@@ -171,11 +175,18 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-def _wait(ranks: list[subprocess.Popen], kill_when: Callable[[], bool]) -> tuple[int, int]:
+def _wait(ranks: list[subprocess.Popen], kill_when: Callable[[], bool], log: Path) -> tuple[int, int]:
     """Wait for every rank, killing the group once `kill_when()` holds or a rank fails (the others would wait
-    for it for good); the first non-zero exit status (else 0) and the largest peak RSS in KiB."""
+    for it for good); the first non-zero exit status (else 0) and the largest peak RSS in KiB. Ranks still
+    running after HANG_SECONDS are killed and reported as a hang."""
     pending, codes, peaks, killed = {rank.pid for rank in ranks}, [], [], False
+    deadline = time.monotonic() + HANG_SECONDS
     while pending:
+        if time.monotonic() > deadline:
+            os.killpg(ranks[0].pid, signal.SIGKILL)
+            for rank in ranks:
+                rank.wait()
+            raise OakError(f"{log.stem}: still running after {HANG_SECONDS / 60:g} min, killed (a hang); its last line: {_last_error(log)}")
         for pid in sorted(pending):
             done, status, usage = os.wait4(pid, os.WNOHANG)
             if done:
@@ -194,7 +205,7 @@ def _wait(ranks: list[subprocess.Popen], kill_when: Callable[[], bool]) -> tuple
 def _killed_at_first_checkpoint(command: list[str], checkpoint: Path, log: Path) -> int:
     """Start `command`, SIGKILL its ranks once `checkpoint` exists (as a node failure would); the largest peak RSS in KiB."""
     with log.open("w") as out:
-        code, peak = _wait(_start_ranks(command, out), kill_when=checkpoint.exists)
+        code, peak = _wait(_start_ranks(command, out), checkpoint.exists, log)
     if not checkpoint.exists():
         raise OakError(f"training ended (status {code}) before its mid-epoch checkpoint: {_last_error(log)}")
     return peak
@@ -202,7 +213,7 @@ def _killed_at_first_checkpoint(command: list[str], checkpoint: Path, log: Path)
 
 def _run(command: list[str], log: Path) -> tuple[int, str]:
     with log.open("w") as out:
-        code, peak = _wait(_start_ranks(command, out), kill_when=lambda: False)
+        code, peak = _wait(_start_ranks(command, out), lambda: False, log)
     if code < 0:
         raise OakError(f"{log.stem}: killed by {signal.Signals(-code).name} (out of memory?); its last line: {_last_error(log)}")
     if code != 0:
