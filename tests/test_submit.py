@@ -133,7 +133,7 @@ def test_a_dry_run_summarises_the_jobs_and_the_device_hours_measured_and_lists_t
     measured |= {"precision": "32-true", "channels_last": config.train.channels_last, "epochs": config.train.epochs}
     measured |= {"images_per_second": 0.5}
     write_json(
-        repo / "metrics" / "devices" / "a-cpu" / "cost.json",
+        repo / "metrics" / "devices" / "a-cpu" / "cost-demo.json",  # the demo profile's measurements (`oak bench cost --profile demo`)
         {"device": "a CPU", "device_kind": "cpu", "batch_size_cap": None, "runs": {"resnet18": measured}},
     )
     assert submitting(repo, monkeypatch, "--dry-run") == 0
@@ -142,7 +142,7 @@ def test_a_dry_run_summarises_the_jobs_and_the_device_hours_measured_and_lists_t
     assert lines == [
         "10 jobs for the demo profile: 6 other on 1 node x 1 task, no GPU, 2 train on 1 node x 1 GPU, 2 evaluate on 1 node x 1 GPU",
         "GPUs: 4 requested in all, at most 1 by one job",
-        f"estimated: {hours} device-hours on a CPU for 1 of the 2 trainings (metrics/devices/a-cpu/cost.json); "
+        f"estimated: {hours} device-hours on a CPU for 1 of the 2 trainings (metrics/devices/a-cpu/cost-demo.json); "
         "1 unestimated, not measured with their settings",
         "a dry run: nothing submitted; `oak submit --dry-run -v` lists the jobs",
     ]
