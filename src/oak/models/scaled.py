@@ -36,40 +36,31 @@ EFFICIENTNET_B0_SCALINGS = {
     "efficientnet_b0_d8": (1.0, 8.0),
 }
 
+# The wider ResNets: name -> (block, blocks per stage, width multiplier of every stage)
+WIDER_RESNETS = {
+    "resnet18_w1_5": (BasicBlock, (2, 2, 2, 2), 1.5),
+    "resnet50_w1_5": (Bottleneck, (3, 4, 6, 3), 1.5),
+    "resnet50_w2": (Bottleneck, (3, 4, 6, 3), 2.0),
+}
+
 default_cfgs = generate_default_cfgs(
-    {
-        "resnet18_w1_5.untrained": _cfg(),
-        "resnet50_w1_5.untrained": _cfg(),
-        "resnet50_w2.untrained": _cfg(),
-        "resnet200_se.untrained": _cfg(),
-    }
+    {f"{name}.untrained": _cfg() for name in [*WIDER_RESNETS, "resnet200_se"]}
     | {f"{name}.untrained": _cfg(interpolation="bicubic") for name in EFFICIENTNET_B0_SCALINGS}
 )
 
 
-def _wider(multiplier: float) -> tuple[int, ...]:
-    return tuple(round(multiplier * channels) for channels in RESNET_STAGE_CHANNELS)
+def _register_wider_resnet(name: str, block: type, layers: tuple[int, ...], width: float) -> None:
+    channels = tuple(round(width * stage) for stage in RESNET_STAGE_CHANNELS)
+
+    def build(pretrained: bool = False, **kwargs) -> ResNet:
+        return build_model_with_cfg(ResNet, name, pretrained, block=block, layers=layers, channels=channels, **kwargs)
+
+    build.__name__ = name  # timm registers a model under its function's name
+    register_model(build)
 
 
-@register_model
-def resnet18_w1_5(pretrained: bool = False, **kwargs) -> ResNet:
-    return build_model_with_cfg(
-        ResNet, "resnet18_w1_5", pretrained, block=BasicBlock, layers=(2, 2, 2, 2), channels=_wider(1.5), **kwargs
-    )
-
-
-@register_model
-def resnet50_w1_5(pretrained: bool = False, **kwargs) -> ResNet:
-    return build_model_with_cfg(
-        ResNet, "resnet50_w1_5", pretrained, block=Bottleneck, layers=(3, 4, 6, 3), channels=_wider(1.5), **kwargs
-    )
-
-
-@register_model
-def resnet50_w2(pretrained: bool = False, **kwargs) -> ResNet:
-    return build_model_with_cfg(
-        ResNet, "resnet50_w2", pretrained, block=Bottleneck, layers=(3, 4, 6, 3), channels=_wider(2), **kwargs
-    )
+for _name, (_block, _layers, _width) in WIDER_RESNETS.items():
+    _register_wider_resnet(_name, _block, _layers, _width)
 
 
 @register_model
