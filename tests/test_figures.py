@@ -8,7 +8,7 @@ import pytest
 
 from oak.report.claims import FAILS, HOLDS, UNCHECKED, UNRESOLVED
 from oak.report.scaling import PAPER_PANEL, scaling_caption, scaling_panels, scaling_reference, scaling_title
-from oak.report.speed import EFFICIENTNET, NAMED_PAIR, RESNET_RS, SpeedPoint, judgeable, speed_claim, speed_figure, speed_points
+from oak.report.speed import EFFICIENTNET, NAMED_PAIR, RESNET_RS, SpeedPoint, why_unjudgeable, speed_claim, speed_figure, speed_points
 from oak.report.steps import KIND_COLOURS, paper_steps, run_steps, steps_figure
 from oak.studies.plan import Run, plan_rows, row_key
 from oak.studies.study import load_studies
@@ -90,9 +90,9 @@ def test_fig5s_claim_is_not_checked_where_the_papers_pair_was_not_both_timed() -
 def test_timings_of_a_capped_batch_or_a_few_steps_judge_no_speed_claim() -> None:
     """The CPU's file: 2 steps after 1 warm-up at a batch capped at 2; its speeds are drawn, never judged."""
     cpu = {"device": "a CPU", "device_kind": "cpu", "batch_size_cap": 2, "steps": 2, "warmup": 1}
-    reason = judgeable(cpu)
+    reason = why_unjudgeable(cpu)
     assert "batch capped at 2" in reason and "2 timed steps after 1 warm-up, no repeats" in reason
-    assert judgeable({"device": "a GPU", "device_kind": "cuda", "batch_size_cap": None, "steps": 20, "warmup": 5}) == ""
+    assert why_unjudgeable({"device": "a GPU", "device_kind": "cuda", "batch_size_cap": None, "steps": 20, "warmup": 5}) == ""
     points = [point(B7, EFFICIENTNET, 84.4, 1.0, batch=2), point(RS420, RESNET_RS, 84.4, 0.5, batch=2)]
     claim = speed_claim(points, "a CPU", (2, "32-true"), unjudged=reason)
     assert claim.verdict == UNCHECKED and claim.evidence.startswith("not judged: batch capped at 2")

@@ -81,7 +81,7 @@ def write_report(config: DictConfig) -> list[Path]:
         claims += budget_scale(judged, study, budget) if budget else judged
     claims += published_claims(inputs.studies, inputs.published)
     claims += [
-        speed.speed_claim(points, m["device"], setting, unjudged=speed.judgeable(m))
+        speed.speed_claim(points, m["device"], setting, unjudged=speed.why_unjudgeable(m))
         for m, setting, points in speed_comparisons(inputs).values()
     ]
     outputs[layout.reports / "claims.md"] = to_markdown(claims_table(claims))
@@ -192,7 +192,7 @@ def report_figures(inputs: Inputs) -> Iterator[tuple[str, Figure]]:
             yield f"{study.name}_steps", study_steps(study, inputs)
     yield "top1_vs_throughput", throughput_figure(inputs)
     for slug, (measurement, setting, points) in speed_comparisons(inputs).items():
-        yield f"fig5_speed_{slug}", speed.speed_figure(points, measurement["device"], setting, unjudged=speed.judgeable(measurement))
+        yield f"fig5_speed_{slug}", speed.speed_figure(points, measurement["device"], setting, unjudged=speed.why_unjudgeable(measurement))
 
 
 def study_curves(study: Study, inputs: Inputs) -> Figure:

@@ -116,7 +116,7 @@ def _comparable(measured: dict, setting: tuple[int, str]) -> bool:
     return measured["precision"] == precision and (measured["batch_size"] == batch or halved)
 
 
-def judgeable(measurement: dict) -> str:
+def why_unjudgeable(measurement: dict) -> str:
     """Why the device's timings cannot judge a speed claim, or "" where they can (MIN_TIMED_STEPS)."""
     reasons = []
     if measurement.get("batch_size_cap"):
@@ -124,10 +124,8 @@ def judgeable(measurement: dict) -> str:
         reasons.append(f"batch capped at {cap} to bound the time, not each recipe's (Bello et al. time at 128, halved until it fits)")
     steps = measurement.get("steps")
     if steps is not None and steps < MIN_TIMED_STEPS:
-        repeats = measurement.get("repeats", 1)
-        repeated = "no repeats" if repeats == 1 else f"{repeats} repeats"
         warmup = measurement.get("warmup", 0)
-        reasons.append(f"{steps} timed steps after {warmup} warm-up, {repeated} (at least {MIN_TIMED_STEPS} steps needed)")
+        reasons.append(f"{steps} timed steps after {warmup} warm-up, no repeats (at least {MIN_TIMED_STEPS} steps needed)")
     return "; ".join(reasons)
 
 
@@ -174,7 +172,7 @@ def setting_words(points: list[SpeedPoint], device: str, setting: tuple[int, str
 def speed_claim(points: list[SpeedPoint], device: str, setting: tuple[int, str], *, unjudged: str = "") -> Claim:
     """Bello et al.'s "ResNet-RS trains faster than EfficientNet at similar accuracy", on one device's timings, judged
     on the pair the paper names (NAMED_PAIR); the other pairs of similar top-1 are listed beside it. `unjudged` says
-    why the device's timings cannot judge it (`judgeable`), if they cannot."""
+    why the device's timings cannot judge it (`why_unjudgeable`), if they cannot."""
     where = setting_words(points, device, setting)
     text = f"at similar top-1, ResNet-RS trains faster than EfficientNet (1.7x-2.7x on TPU v3 in Bello et al.); timed {where}"
     if unjudged:
